@@ -1,0 +1,55 @@
+"""Errors the migrator reports, each carrying the exit code of the command-line contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_LOCK_TIMEOUT = 3
+
+
+class MigratorError(Exception):
+    """Base class: the message is one line meant for a human operator."""
+
+    exit_code = EXIT_FAILED
+
+
+class InputError(MigratorError):
+    """Bad input or usage: nothing was changed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ParseError(InputError):
+    """A migration file that goose's grammar rejects, located by file and line."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None):
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.reason = message
+        super().__init__(self._render())
+
+    def located(self, path: Path) -> ParseError:
+        return ParseError(self.reason, path=path, line=self.line)
+
+    def _render(self) -> str:
+        where = self.path.name if self.path is not None else "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+class DatabaseError(MigratorError):
+    """The database could not be reached or refused a command outside any migration."""
+
+
+class MigrationFailed(MigratorError):
+    """A migration's statement failed; the message says what remains applied."""
+
+
+class LockTimeout(MigratorError):
+    """The goose advisory lock was not acquired in time; nothing was changed."""
+
+    exit_code = EXIT_LOCK_TIMEOUT

@@ -1,0 +1,59 @@
+"""goose's session advisory lock, polled until it is free or the deadline passes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import psycopg
+
+from migrator.errors import LockTimeout
+
+# goose's lock.DefaultLockID: the migrator and goose (as a library) exclude each other.
+GOOSE_LOCK_ID = 4097083626
+_FIRST_POLL_SECONDS = 0.05
+_MAX_POLL_SECONDS = 1.0
+
+
+def _try_lock(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (GOOSE_LOCK_ID,)).fetchone()
+    return bool(row and row[0])
+
+
+def _holder(conn: psycopg.Connection) -> str:
+    # A one-bigint advisory key is stored as classid (high 32 bits) and objid (low 32 bits).
+    row = conn.execute(
+        "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l"
+        " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.database ="
+        " (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (GOOSE_LOCK_ID >> 32, GOOSE_LOCK_ID & 0xFFFFFFFF),
+    ).fetchone()
+    if row is None:
+        return "another session"
+    pid, application = row
+    return f"backend pid {pid}" + (f" ({application})" if application else "")
+
+
+@contextmanager
+def migration_lock(conn: psycopg.Connection, timeout_seconds: float) -> Iterator[None]:
+    """Hold the goose lock on ``conn``'s session for the duration of the block."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = _FIRST_POLL_SECONDS
+    while not _try_lock(conn):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LockTimeout(
+                f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {timeout_seconds:g}s:"
+                f" held by {_holder(conn)}; another migrator or goose is running. Nothing was changed"
+            )
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, _MAX_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        # A lost session has already released the lock; the original error matters more.
+        with suppress(psycopg.Error):
+            conn.execute("SELECT pg_advisory_unlock(%s)", (GOOSE_LOCK_ID,))

@@ -1,0 +1,223 @@
+"""The goose SQL migration grammar, reproduced statement for statement.
+
+A file is read line by line. ``-- +goose`` annotations (case-insensitive, no leading
+whitespace) open the Up and Down sections, wrap multi-statement bodies in
+StatementBegin/StatementEnd, switch off the transaction or switch environment
+substitution on and off. Outside a StatementBegin block a statement ends on a line whose
+last word before any ``--`` comment ends with ``;``. Comments and blank lines before a
+statement are dropped; inside a statement they are kept. Each statement is trimmed.
+
+Where goose silently drops SQL (a statement line straight after an empty
+StatementBegin/StatementEnd block) this parser refuses the file instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from migrator.envsub import SubstitutionError, substitute
+from migrator.errors import ParseError
+
+# Go's unicode.IsSpace set, which goose's TrimSpace and word splitting use; Python's own
+# notion of whitespace also takes in \x1c-\x1f, which Go does not.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_GO_WORDS = re.compile(f"[^{re.escape(_GO_SPACE)}]+")
+
+# goose reads with a bufio.Scanner whose buffer is 4 MiB; a longer line fails there.
+MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
+class Direction(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class _Annotation(StrEnum):
+    UP = "Up"
+    DOWN = "Down"
+    STATEMENT_BEGIN = "StatementBegin"
+    STATEMENT_END = "StatementEnd"
+    NO_TRANSACTION = "NO TRANSACTION"
+    ENVSUB_ON = "ENVSUB ON"
+    ENVSUB_OFF = "ENVSUB OFF"
+
+
+_ANNOTATIONS = {a.value.casefold(): a for a in _Annotation}
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    line: int  # where the statement's first line stands in its file
+
+
+@dataclass(frozen=True)
+class ParsedMigration:
+    statements: tuple[Statement, ...]
+    use_tx: bool
+
+
+def go_trim(text: str) -> str:
+    return text.strip(_GO_SPACE)
+
+
+def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
+    """Split a migration's text into the statements of one direction, as goose does."""
+    return _Parser(direction, os.environ if env is None else env).run(text)
+
+
+def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ParseError("not valid UTF-8", path=path, line=line) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        return parse_sql(text, direction, env)
+    except ParseError as exc:
+        raise exc.located(path) from None
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """Lines as Go's bufio.ScanLines yields them: split on LF, one trailing CR dropped."""
+    parts = text.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    for number, line in enumerate(parts, start=1):
+        if len(line) * 4 > MAX_LINE_BYTES and len(line.encode()) > MAX_LINE_BYTES:
+            raise ParseError("line longer than goose's 4 MiB limit", line=number)
+        yield number, line.removesuffix("\r")
+
+
+def _ends_statement(line: str) -> bool:
+    last = ""
+    for word in _GO_WORDS.findall(line):
+        if word.startswith("--"):
+            break
+        last = word
+    return last.endswith(";")
+
+
+def _annotation(line: str, number: int) -> _Annotation:
+    if line.startswith((" ", "\t")):
+        raise ParseError(f"annotation {line.strip()!r} must not be indented", line=number)
+    command = line.replace("--", "").replace("+goose", "", 1)
+    if "+goose" in command:
+        raise ParseError(f"more than one '+goose' annotation on the line: {line!r}", line=number)
+    command = go_trim(command)
+    if not command:
+        raise ParseError("empty '-- +goose' annotation", line=number)
+    found = _ANNOTATIONS.get(command.casefold())
+    if found is None:
+        known = ", ".join(a.value for a in _Annotation)
+        raise ParseError(f"unknown annotation {command!r} (known: {known})", line=number)
+    return found
+
+
+class _Parser:
+    def __init__(self, direction: Direction, env: Mapping[str, str]):
+        self.direction = direction
+        self.env = env
+        self.section: Direction | None = None
+        self.block_start: int | None = None  # line of the open StatementBegin
+        self.empty_block_end: int | None = None  # see _take_sql
+        self.use_tx = True
+        self.envsub = False
+        self.buffer: list[str] = []
+        self.buffer_start = 0
+        self.statements: list[Statement] = []
+
+    def run(self, text: str) -> ParsedMigration:
+        for number, line in _lines(text):
+            if self.section is None and not go_trim(line):
+                continue
+            if go_trim(line).startswith("--") and "+goose" in line:
+                self._apply(_annotation(line, number), number)
+            elif self.buffer or not (line == "" or go_trim(line).startswith("--")):
+                self._take_sql(line, number)
+        if self.section is None:
+            raise ParseError("no '-- +goose Up' annotation: every migration must start with one")
+        if self.block_start is not None:
+            raise ParseError(f"'-- +goose StatementBegin' at line {self.block_start} has no '-- +goose StatementEnd'")
+        self._refuse_unfinished("end of file")
+        return ParsedMigration(tuple(self.statements), self.use_tx)
+
+    def _apply(self, annotation: _Annotation, number: int) -> None:
+        match annotation:
+            case _Annotation.UP:
+                if self.section is not None:
+                    raise ParseError("duplicate '-- +goose Up' annotation", line=number)
+                self.section = Direction.UP
+            case _Annotation.DOWN:
+                if self.section is not Direction.UP or self.block_start is not None:
+                    raise ParseError(
+                        "'-- +goose Down' must follow '-- +goose Up' and stand outside any StatementBegin block",
+                        line=number,
+                    )
+                self._refuse_unfinished("'-- +goose Down'")
+                self.section = Direction.DOWN
+                self.empty_block_end = None
+            case _Annotation.STATEMENT_BEGIN:
+                if self.section is None or self.block_start is not None:
+                    raise ParseError(
+                        "'-- +goose StatementBegin' must follow '-- +goose Up' or '-- +goose Down' "
+                        "and cannot be nested",
+                        line=number,
+                    )
+                self.block_start = number
+                self.empty_block_end = None
+            case _Annotation.STATEMENT_END:
+                if self.block_start is None:
+                    raise ParseError("'-- +goose StatementEnd' without a '-- +goose StatementBegin'", line=number)
+                self.block_start = None
+                if self.buffer:
+                    self._emit()
+                else:
+                    self.empty_block_end = number
+            case _Annotation.NO_TRANSACTION:
+                self.use_tx = False
+            case _Annotation.ENVSUB_ON:
+                self.envsub = True
+            case _Annotation.ENVSUB_OFF:
+                self.envsub = False
+
+    def _take_sql(self, line: str, number: int) -> None:
+        if self.section is None:
+            raise ParseError("SQL before the '-- +goose Up' annotation", line=number)
+        if self.empty_block_end is not None and self.section is self.direction:
+            # goose would drop this line without a word and run an empty statement instead.
+            raise ParseError(
+                f"this line follows the empty StatementBegin/StatementEnd block that ends at line "
+                f"{self.empty_block_end}; goose would silently skip it. Remove the empty block",
+                line=number,
+            )
+        if self.envsub:
+            try:
+                line = substitute(line, self.env)
+            except SubstitutionError as exc:
+                raise ParseError(f"ENVSUB: {exc}", line=number) from None
+        if self.section is not self.direction:
+            return
+        if not self.buffer:
+            self.buffer_start = number
+        self.buffer.append(line)
+        if self.block_start is None and _ends_statement(line):
+            self._emit()
+
+    def _emit(self) -> None:
+        self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start))
+        self.buffer.clear()
+
+    def _refuse_unfinished(self, where: str) -> None:
+        if self.buffer and go_trim("\n".join(self.buffer)):
+            raise ParseError(
+                f"statement is not terminated by a semicolon before {where} (missing ';'?)",
+                line=self.buffer_start,
+            )

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from tests import pgserver
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> None:
+    """A missing tool skips a test on a workstation and fails it in CI."""
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    try:
+        server = pgserver.start()
+    except pgserver.ServerUnavailable as exc:
+        unavailable(str(exc))
+        return
+    try:
+        yield server.admin_dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield conninfo.make_conninfo(pg_admin_dsn, dbname=name)
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass
+class MigrationDir:
+    path: Path
+
+    def add(self, filename: str, body: str) -> Path:
+        target = self.path / filename
+        target.write_text(body)
+        return target
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> MigrationDir:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    return MigrationDir(directory)
+
+
+def run_migrator(
+    *args: str,
+    dsn: str | None = None,
+    directory: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m migrator`` as a separate process, as Nomad runs it."""
+    child_env = {k: v for k, v in os.environ.items() if k not in {"POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING"}}
+    child_env["PYTHONPATH"] = str(REPO)
+    if dsn is not None:
+        child_env["POSTGRES_CONNECTION_STRING"] = dsn
+    if directory is not None:
+        child_env["GOOSE_MIGRATION_DIR"] = str(directory)
+    child_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "migrator", *args],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def tables(dsn: str) -> set[str]:
+    rows = query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {str(r[0]) for r in rows}
+
+
+def versions(dsn: str, table: str = "_migrations") -> list[int]:
+    return [int(r[0]) for r in query(dsn, f"SELECT version_id FROM {table} ORDER BY id")]  # type: ignore[call-overload]

@@ -54,8 +54,8 @@ def _pg_reason(exc: psycopg.Error) -> str:
     diag = exc.diag
     if diag.message_primary:
         reason = f"{diag.severity or 'ERROR'}: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
-        if diag.detail:
-            reason += f" DETAIL: {diag.detail}"
+        if diag.message_detail:
+            reason += f" DETAIL: {diag.message_detail}"
         return " ".join(reason.split())
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -120,22 +120,22 @@ class Runner:
         self, *, target: int | None = None, by_one: bool = False, allow_missing: bool = False, lock_timeout: float
     ) -> int:
         with migration_lock(self.conn, lock_timeout):
-            self.store.ensure()
-            return self._execute(self.plan_up(target=target, by_one=by_one, allow_missing=allow_missing))
+            steps = self.plan_up(target=target, by_one=by_one, allow_missing=allow_missing)
+            return self._execute(steps)
 
     def down(self, *, target: int | None = None, lock_timeout: float) -> int:
         with migration_lock(self.conn, lock_timeout):
-            self.store.ensure()
             return self._execute(self.plan_down(target=target))
 
     def redo(self, *, lock_timeout: float) -> int:
         with migration_lock(self.conn, lock_timeout):
-            self.store.ensure()
             down = self.plan_down()
             up = [self._step(step.migration, Direction.UP) for step in down]
             return self._execute(down + up)
 
     def _execute(self, steps: list[Step]) -> int:
+        """Run planned steps; every file was parsed by the planner before this point."""
+        self.store.ensure()
         if not steps:
             current = self.status().current
             self.out(f"migrator: no migrations to run. current version: {current}")

@@ -98,7 +98,7 @@ def run_migrator(
 
 def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+        cursor = conn.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
 

@@ -1,0 +1,265 @@
+"""Every command of the contract, run as a real process against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+USERS = """-- +goose Up
+CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);
+CREATE INDEX users_name_idx ON users (name);
+
+-- +goose Down
+DROP TABLE users;
+"""
+POSTS = """-- +goose Up
+-- +goose StatementBegin
+CREATE TABLE posts (id int PRIMARY KEY, user_id int REFERENCES users (id), body text);
+CREATE FUNCTION post_count() RETURNS bigint AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM posts);
+END;
+$$ LANGUAGE plpgsql;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION post_count();
+DROP TABLE posts;
+"""
+TAGS = """-- +goose NO TRANSACTION
+-- +goose Up
+CREATE TABLE tags (id int PRIMARY KEY, label text);
+CREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);
+
+-- +goose Down
+DROP INDEX CONCURRENTLY tags_label_idx;
+DROP TABLE tags;
+"""
+
+SCHEMA_SNAPSHOT = """
+SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relname <> '_migrations' AND c.relname NOT LIKE '\\_migrations%%'
+UNION ALL
+SELECT p.proname, 'f', '', pg_get_function_identity_arguments(p.oid), false
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+ORDER BY 1, 2, 3
+"""
+
+
+def three(migrations: MigrationDir) -> MigrationDir:
+    migrations.add("00001_users.sql", USERS)
+    migrations.add("00002_posts.sql", POSTS)
+    migrations.add("00003_tags.sql", TAGS)
+    return migrations
+
+
+def schema(dsn: str) -> list[tuple[object, ...]]:
+    return query(dsn, SCHEMA_SNAPSHOT)
+
+
+def test_up_applies_everything_with_goose_output(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [re.sub(r"\(.*\)", "(D)", line) for line in lines] == [
+        "OK   00001_users.sql (D)",
+        "OK   00002_posts.sql (D)",
+        "OK   00003_tags.sql (D)",
+        "migrator: successfully migrated database to version: 3",
+    ]
+    assert all(re.search(r"\(\d+\.\d\dm?s\)$", line) for line in lines[:3])
+    assert versions(dsn) == [0, 1, 2, 3]
+    assert {"users", "posts", "tags", "_migrations"} <= tables(dsn)
+    assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'tags_label_idx'::regclass") == [(True,)]
+
+
+def test_second_up_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    before = query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id")
+    again = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert again.returncode == 0
+    assert again.stdout.strip() == "migrator: no migrations to run. current version: 3"
+    assert query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id") == before
+
+
+def test_up_by_one_and_up_to(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0, 1]
+    assert run_migrator("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0, 1, 2]
+    bad = run_migrator("up-to", "two", dsn=dsn, directory=migrations.path)
+    assert bad.returncode == 2 and "VERSION must be a non-negative integer" in bad.stderr
+
+
+def test_down_redo_and_reset_restore_the_schema(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    empty = schema(dsn)
+    run_migrator("up-to", "2", dsn=dsn, directory=migrations.path)
+    after_two = schema(dsn)
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    full = schema(dsn)
+
+    down = run_migrator("down", dsn=dsn, directory=migrations.path)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines()[-1] == "migrator: successfully migrated database to version: 2"
+    assert schema(dsn) == after_two and versions(dsn) == [0, 1, 2]
+
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    redo = run_migrator("redo", dsn=dsn, directory=migrations.path)
+    assert redo.returncode == 0, redo.stderr
+    assert [line.split()[1] for line in redo.stdout.splitlines()[:2]] == ["00003_tags.sql", "00003_tags.sql"]
+    assert schema(dsn) == full and versions(dsn)[-1] == 3
+
+    assert run_migrator("down-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0, 1]
+    assert run_migrator("reset", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0] and schema(dsn) == empty
+
+
+def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    plan_fresh = run_migrator("plan", "--json", dsn=dsn, directory=migrations.path)
+    assert plan_fresh.returncode == 0, plan_fresh.stderr
+    assert "_migrations" not in tables(dsn), "plan must change nothing"
+    pending = json.loads(plan_fresh.stdout)["pending"]
+    assert [(p["version"], p["transaction"], len(p["statements"])) for p in pending] == [
+        (1, True, 2),
+        (2, True, 1),
+        (3, False, 2),
+    ]
+
+    run_migrator("up-to", "2", dsn=dsn, directory=migrations.path)
+    status = run_migrator("--json", "status", dsn=dsn, directory=migrations.path)  # option before the command
+    document = json.loads(status.stdout)
+    assert document["table"] == "_migrations" and document["current"] == 2
+    assert document["pending"] == [3] and document["unknown_applied"] == []
+    assert [(m["version"], m["name"], m["applied"]) for m in document["migrations"]] == [
+        (1, "00001_users.sql", True),
+        (2, "00002_posts.sql", True),
+        (3, "00003_tags.sql", False),
+    ]
+    assert document["migrations"][0]["applied_at"] and document["migrations"][2]["applied_at"] is None
+
+    text = run_migrator("status", dsn=dsn, directory=migrations.path).stdout
+    assert re.search(r"^    Pending\s+-- 00003_tags.sql$", text, re.M)
+    assert re.search(r"^    \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} -- 00001_users.sql$", text, re.M)
+    assert run_migrator("version", dsn=dsn, directory=migrations.path).stdout.strip() == "migrator: version 2"
+
+    plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert [p["version"] for p in plan["pending"]] == [3]
+
+
+def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
+    three(migrations)
+    shown = json.loads(run_migrator("show", "00003_tags.sql", "--json", directory=migrations.path).stdout)
+    assert shown == {
+        "statements": [
+            "CREATE TABLE tags (id int PRIMARY KEY, label text);",
+            "CREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);",
+        ],
+        "transaction": False,
+    }
+    down = json.loads(run_migrator("show", str(migrations.path / "00002_posts.sql"), "--down", "--json").stdout)
+    assert down == {"statements": ["DROP FUNCTION post_count();", "DROP TABLE posts;"], "transaction": True}
+
+    assert run_migrator("validate", directory=migrations.path).returncode == 0
+    created = run_migrator("create", "AddAuditLog", directory=migrations.path)
+    assert created.returncode == 0, created.stderr
+    stamped = [p for p in migrations.path.glob("*_add_audit_log.sql")]
+    assert len(stamped) == 1 and re.fullmatch(r"\d{14}_add_audit_log\.sql", stamped[0].name)
+    assert run_migrator("validate", directory=migrations.path).returncode == 0
+
+    template = stamped[0].read_text()
+    fixed = run_migrator("fix", directory=migrations.path)
+    assert fixed.returncode == 0
+    assert fixed.stdout.strip() == f"RENAMED {stamped[0].name} => 00004_add_audit_log.sql"
+    assert (migrations.path / "00004_add_audit_log.sql").read_text() == template
+    assert not stamped[0].exists()
+    sequential = run_migrator("create", "-s", "next one", directory=migrations.path)
+    assert sequential.returncode == 0 and (migrations.path / "00005_next_one.sql").is_file()
+
+
+def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    # Exactly what goose leaves behind after applying 1 and 2.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE _migrations (id integer PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,"
+            " version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now())"
+        )
+        conn.execute("INSERT INTO _migrations (version_id, is_applied) VALUES (0, true), (1, true), (2, true)")
+        conn.execute(USERS.split("-- +goose Up\n")[1].split("-- +goose Down", maxsplit=1)[0])
+        conn.execute(
+            "CREATE TABLE posts (id int PRIMARY KEY);"
+            " CREATE FUNCTION post_count() RETURNS int AS 'SELECT 1' LANGUAGE sql"
+        )
+    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["current"] == 2 and status["pending"] == [3]
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("OK   00003_tags.sql")
+    assert query(dsn, "SELECT version_id, is_applied FROM _migrations ORDER BY id") == [
+        (0, True), (1, True), (2, True), (3, True),
+    ]  # fmt: skip
+    assert run_migrator("down", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_rows_of_old_goose_rollbacks_count_as_not_applied(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    run_migrator("up-to", "1", dsn=dsn, directory=migrations.path)
+    query(dsn, "INSERT INTO _migrations (version_id, is_applied) VALUES (2, true), (2, false)")
+    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["current"] == 1 and status["pending"] == [2, 3]
+
+
+def test_pending_file_older_than_current_needs_allow_missing(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    (migrations.path / "00002_posts.sql").rename(migrations.path / "posts.hold")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    (migrations.path / "posts.hold").rename(migrations.path / "00002_posts.sql")
+
+    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00002_posts.sql" in refused.stderr and "--allow-missing" in refused.stderr
+    assert versions(dsn) == [0, 1, 3]
+    assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
+
+    allowed = run_migrator("up", "--allow-missing", dsn=dsn, directory=migrations.path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert versions(dsn) == [0, 1, 3, 2]
+    assert "posts" in tables(dsn)
+
+
+def test_schema_qualified_table_from_goose_table_env(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    query(dsn, "CREATE SCHEMA ops")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"GOOSE_TABLE": "ops.Goose_Versions"})
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn, "ops.goose_versions") == [0, 1, 2, 3]
+    assert "_migrations" not in tables(dsn)
+
+
+def test_the_shipped_migrations_apply_and_roll_back(dsn: str) -> None:
+    shipped = REPO / "migrations"
+    before = schema(dsn)
+    assert run_migrator("up", dsn=dsn, directory=shipped).returncode == 0
+    assert {"conversations", "conversation_messages"} <= tables(dsn)
+    query(dsn, "INSERT INTO conversations (team_id, title) VALUES (gen_random_uuid(), 'hello')")
+    query(
+        dsn,
+        "INSERT INTO conversation_messages (conversation_id, role, content) SELECT id, 'user', 'hi' FROM conversations",
+    )
+    assert run_migrator("reset", dsn=dsn, directory=shipped).returncode == 0
+    assert schema(dsn) == before
+    assert all(Path(p).suffix == ".sql" for p in shipped.iterdir())

@@ -1,0 +1,163 @@
+"""Bad input and failures: a clear one-line error, the contract's exit code, nothing half done."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import psycopg
+from psycopg import conninfo
+
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+GOOD = "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"
+FAILS_AT_THREE = """-- +goose Up
+CREATE TABLE b (id int PRIMARY KEY);
+INSERT INTO b VALUES (1);
+
+INSERT INTO b VALUES (1);
+-- +goose Down
+DROP TABLE b;
+"""
+
+
+def error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got {stderr!r}"
+    return lines[0]
+
+
+def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", GOOD)
+    migrations.add("00002_b.sql", FAILS_AT_THREE)
+    migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id int);\n")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    message = error_line(result.stderr)
+    assert "00002_b.sql (up): statement 3 (line 5) failed" in message
+    assert "duplicate key value" in message and "23505" in message
+    assert "nothing of this file was applied" in message
+    assert result.stdout.startswith("OK   00001_a.sql")
+    assert versions(dsn) == [0, 1]
+    assert tables(dsn) == {"_migrations", "a"}
+
+
+def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add(
+        "00001_idx.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE n (id int);\nCREATE TABLE m (id int);\n"
+        "CREATE INDEX CONCURRENTLY n_missing_idx ON n (missing);\n",
+    )
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    message = error_line(result.stderr)
+    assert "00001_idx.sql (up): statement 3 (line 5) failed in a NO TRANSACTION migration" in message
+    assert "statements 1 (line 3), 2 (line 4) ran and were NOT rolled back" in message
+    assert "version 1 was not recorded" in message
+    assert {"n", "m"} <= tables(dsn) and versions(dsn) == [0]
+
+
+def test_parse_error_anywhere_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", GOOD)
+    migrations.add("00002_open.sql", "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 2
+    assert error_line(result.stderr) == (
+        "migrator: error: 00002_open.sql: '-- +goose StatementBegin' at line 2 has no '-- +goose StatementEnd'"
+    )
+    assert "a" not in tables(dsn)
+
+
+def test_file_without_up_is_refused(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_noup.sql", "CREATE TABLE x (id int);\n")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 2
+    assert "00001_noup.sql:1: SQL before the '-- +goose Up' annotation" in error_line(result.stderr)
+    validate = run_migrator("validate", directory=migrations.path)
+    assert validate.returncode == 2 and "00001_noup.sql:1" in validate.stderr
+    assert tables(dsn) == set()
+
+
+def test_bad_file_names_and_duplicates(migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", GOOD)
+    migrations.add("1_again.sql", GOOD)
+    duplicate = run_migrator("validate", directory=migrations.path)
+    assert duplicate.returncode == 2 and "1_again.sql: duplicate version 1" in duplicate.stderr
+    (migrations.path / "1_again.sql").unlink()
+    migrations.add("create_things.sql", GOOD)
+    malformed = run_migrator("validate", directory=migrations.path)
+    assert malformed.returncode == 2 and "create_things.sql: not a migration file name" in malformed.stderr
+    (migrations.path / "create_things.sql").unlink()
+    migrations.add("00002_go.go", "package migrations\n")
+    go = run_migrator("validate", directory=migrations.path)
+    assert go.returncode == 2 and "00002_go.go: Go migrations are not supported" in go.stderr
+
+
+def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:
+    result = run_migrator("up", dsn=dsn, directory=migrations.path / "nope")
+    assert result.returncode == 2
+    assert "migrations directory does not exist" in error_line(result.stderr)
+
+
+def test_no_dsn_is_a_usage_error(migrations: MigrationDir) -> None:
+    result = run_migrator("status", directory=migrations.path)
+    assert result.returncode == 2 and "no database" in error_line(result.stderr)
+
+
+def test_unreachable_database(migrations: MigrationDir) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dsn = f"postgresql://app:hunter2-secret@127.0.0.1:{port}/app"
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    message = error_line(result.stderr)
+    assert f"cannot connect to app on 127.0.0.1:{port}" in message
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_wrong_password_is_never_printed(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", GOOD)
+    params = conninfo.conninfo_to_dict(dsn)
+    wrong = "Wr0ng-Pa55word-7f3a"
+    url = f"postgresql://{params['user']}:{wrong}@{params['host']}:{params['port']}/{params['dbname']}"
+    for candidate in (url, conninfo.make_conninfo(dsn, password=wrong)):
+        result = run_migrator("up", dsn=candidate, directory=migrations.path)
+        assert result.returncode == 1
+        assert "password authentication failed" in error_line(result.stderr)
+        assert wrong not in result.stderr + result.stdout
+    assert tables(dsn) == set()
+
+
+def test_malformed_dsn_does_not_echo_the_password(migrations: MigrationDir) -> None:
+    result = run_migrator("status", dsn="host=127.0.0.1 password=S3cretValue nonsense", directory=migrations.path)
+    assert result.returncode == 2
+    assert "S3cretValue" not in result.stderr and "invalid database connection string" in result.stderr
+
+
+def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", GOOD)
+    migrations.add("00002_slow.sql", "-- +goose Up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n")
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "migrator", "up", "--dir", str(migrations.path), "--dsn", dsn],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'"
+            ).fetchone()
+            if row:
+                watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                break
+            time.sleep(0.05)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    message = error_line(stderr)
+    assert "00002_slow.sql (up): statement 2 (line 3) failed" in message
+    assert "terminat" in message
+    assert versions(dsn) == [0, 1] and "slow" not in tables(dsn)
+    assert query(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]

@@ -1,0 +1,54 @@
+"""goose's advisory lock: concurrent migrators serialise, a held lock times out with exit 3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+
+from migrator.lock import GOOSE_LOCK_ID
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+
+def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations: MigrationDir) -> None:
+    for version in range(1, 11):
+        migrations.add(
+            f"{version:05d}_t{version}.sql",
+            f"-- +goose Up\nCREATE TABLE t{version} (id int);\nSELECT pg_sleep(0.02);\n"
+            f"-- +goose Down\nDROP TABLE t{version};\n",
+        )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "migrator", "--dir", str(migrations.path), "--dsn", dsn, "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for _ in range(8)
+    ]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in outcomes] == [0] * 8, [err for _, _, err in outcomes]
+    assert versions(dsn) == list(range(0, 11))
+    applied_lines = [line for _, out, _ in outcomes for line in out.splitlines() if line.startswith("OK")]
+    assert len(applied_lines) == 10, "each migration is applied by exactly one process"
+
+
+def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    with psycopg.connect(dsn, autocommit=True, application_name="goose-holder") as holder:
+        assert holder.execute("SELECT pg_try_advisory_lock(%s)", (GOOSE_LOCK_ID,)).fetchone() == (True,)
+        result = run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path)
+        assert result.returncode == 3
+        assert "not acquired within 2s" in result.stderr and "goose-holder" in result.stderr
+        assert tables(dsn) == set()
+        # Reads take no lock.
+        assert run_migrator("status", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
+    assert query(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:
+    result = run_migrator("up", "--lock-timeout", "soon", dsn="host=127.0.0.1", directory=migrations.path)
+    assert result.returncode == 2 and "invalid duration 'soon'" in result.stderr

@@ -1,0 +1,148 @@
+"""goose's own parser test vectors, reproduced byte for byte, and the parser's error contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from migrator.errors import ParseError
+from migrator.parser import Direction, parse_file, parse_sql
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "goose-sqlparser"
+ENVSUB_ENV = {"GOOSE_ENV_REGION": "us_east_", "GOOSE_ENV_SET_BUT_EMPTY_VALUE": "", "GOOSE_ENV_NAME": "foo"}
+# Statement counts from the vectors' README, so a lost golden file cannot pass unnoticed.
+EXPECTED_COUNTS = {
+    ("valid-up", "test01", "up"): 3, ("valid-up", "test02", "up"): 1, ("valid-up", "test03", "up"): 1,
+    ("valid-up", "test04", "up"): 3, ("valid-up", "test05", "up"): 2, ("valid-up", "test06", "up"): 5,
+    ("valid-up", "test07", "up"): 1, ("valid-up", "test08", "up"): 6, ("valid-up", "test09", "up"): 1,
+    ("envsub", "test01", "up"): 4, ("envsub", "test01", "down"): 1,
+    ("envsub", "test02", "up"): 3, ("envsub", "test02", "down"): 0,
+    ("envsub", "test03", "up"): 1, ("envsub", "test03", "down"): 0,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vectors_present() -> None:
+    assert VECTORS.is_dir(), f"goose conformance vectors missing at {VECTORS}"
+
+
+@pytest.mark.parametrize(("group", "case", "direction"), sorted(EXPECTED_COUNTS))
+def test_valid_vectors_reproduce_goose_byte_for_byte(group: str, case: str, direction: str) -> None:
+    folder = VECTORS / group / case
+    parsed = parse_file(folder / "input.sql", Direction(direction), env=ENVSUB_ENV)
+    goldens = sorted(folder.glob(f"*.{direction}.golden.sql"))
+    assert len(goldens) == EXPECTED_COUNTS[(group, case, direction)]
+    assert [s.sql.encode() for s in parsed.statements] == [g.read_bytes() for g in goldens]
+
+
+@pytest.mark.parametrize("name", ["a.sql", "b.sql", "c.sql", "d.sql"])
+def test_invalid_vectors_are_rejected_with_file_and_line(name: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_file(VECTORS / "invalid" / "up" / name, Direction.UP)
+    assert caught.value.path is not None and caught.value.path.name == name
+    assert caught.value.line is not None
+    assert "semicolon" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "use_tx"),
+    [("00001_create_users_table.sql", True), ("00002_rename_root.sql", True), ("00003_no_transaction.sql", False)],
+)
+def test_transaction_mode_vectors(name: str, use_tx: bool) -> None:
+    assert parse_file(VECTORS / "valid-txn" / name, Direction.UP).use_tx is use_tx
+
+
+def test_required_variable_names_variable_and_message() -> None:
+    text = "-- +goose ENVSUB ON\n-- +goose Up\nSELECT '${SOME_UNSET_VAR?required env var not set}';\n"
+    with pytest.raises(ParseError) as caught:
+        parse_sql(text, Direction.UP, env={})
+    assert "SOME_UNSET_VAR" in str(caught.value)
+    assert "required env var not set" in str(caught.value)
+    assert caught.value.line == 3
+
+
+def test_envsub_off_by_default_keeps_dollars() -> None:
+    text = "-- +goose Up\nSELECT '$HOME ${HOME}';\n"
+    assert parse_sql(text, Direction.UP, env={"HOME": "/root"}).statements[0].sql == "SELECT '$HOME ${HOME}';"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "line"),
+    [
+        ("", "no '-- +goose Up'", None),
+        ("-- just a comment\n\n", "no '-- +goose Up'", None),
+        ("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n", "StatementBegin' at line 2 has no", None),
+        ("-- +goose Up\n-- +goose StatementEnd\n", "without a '-- +goose StatementBegin'", 2),
+        ("-- +goose Up\n-- +goose Up\n", "duplicate", 2),
+        ("-- +goose Down\nSELECT 1;\n", "must follow '-- +goose Up'", 1),
+        ("-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementBegin\n", "cannot be nested", 3),
+        ("-- +goose Up\n  -- +goose StatementBegin\n", "must not be indented", 2),
+        ("-- +goose Up\n-- +goose Sideways\n", "unknown annotation 'Sideways'", 2),
+        ("-- +goose Up\n-- +goose\n", "empty", 2),
+        ("-- +goose Up -- +goose Down\n", "more than one", 1),
+        ("SELECT 0;\n-- +goose Up\n", "before the '-- +goose Up'", 1),
+        ("-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementEnd\nSELECT 1;\n", "goose would silently skip", 4),
+    ],
+)
+def test_bad_input_names_the_cause_and_line(text: str, fragment: str, line: int | None) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_sql(text, Direction.UP, env={})
+    assert fragment in str(caught.value)
+    assert caught.value.line == line
+
+
+def test_annotations_are_case_insensitive_and_comment_lines_are_kept_inside_statements() -> None:
+    text = (
+        "-- +GOOSE up is a comment, not an annotation\n-- +goose UP\n--   +goose no transaction\nSELECT 1 -- one\n  ;\n"
+    )
+    parsed = parse_sql(text, Direction.UP, env={})
+    assert parsed.use_tx is False
+    assert [s.sql for s in parsed.statements] == ["SELECT 1 -- one\n  ;"]
+    assert parsed.statements[0].line == 4
+
+
+def test_semicolon_inside_trailing_comment_does_not_end_statement() -> None:
+    text = "-- +goose Up\nSELECT 1 -- not the end;\n, 2;\n"
+    assert [s.sql for s in parse_sql(text, Direction.UP, env={}).statements] == ["SELECT 1 -- not the end;\n, 2;"]
+
+
+def test_crlf_line_endings_parse_like_lf() -> None:
+    crlf = "-- +goose Up\r\nCREATE TABLE t (id int);\r\n-- +goose Down\r\nDROP TABLE t;\r\n"
+    assert [s.sql for s in parse_sql(crlf, Direction.DOWN, env={}).statements] == ["DROP TABLE t;"]
+
+
+def test_invalid_utf8_is_a_located_parse_error(tmp_path: Path) -> None:
+    path = tmp_path / "1_bad.sql"
+    path.write_bytes(b"-- +goose Up\nSELECT '\xff';\n")
+    with pytest.raises(ParseError) as caught:
+        parse_file(path, Direction.UP)
+    assert caught.value.line == 2 and "UTF-8" in str(caught.value)
+
+
+# Lines built from the grammar's own pieces reach far more states than random text.
+_PIECES = st.sampled_from(
+    [
+        "-- +goose Up", "-- +goose Down", "-- +goose StatementBegin", "-- +goose StatementEnd",
+        "-- +goose NO TRANSACTION", "-- +goose ENVSUB ON", "-- +goose ENVSUB OFF", "-- +goose up",
+        " -- +goose Up", "-- +goose bogus", "", "  ", "-- comment", "SELECT 1;", "SELECT 1", ");",
+        "SELECT '$X ${Y:-d} ${Z?no} $$ \\$ ${W:1:2} $' ;", "$$ LANGUAGE plpgsql;", "${", "$1", "x -- y;",
+    ]
+)  # fmt: skip
+_LINES = st.lists(st.one_of(_PIECES, st.text(max_size=30)), max_size=25)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=_LINES, direction=st.sampled_from(list(Direction)), ending=st.sampled_from(["\n", "\r\n", ""]))
+def test_parser_returns_statements_or_its_own_error(lines: list[str], direction: Direction, ending: str) -> None:
+    text = "\n".join(lines) + ending
+    try:
+        parsed = parse_sql(text, direction, env={"X": "x", "Y": ""})
+    except ParseError as exc:
+        assert str(exc)
+        return
+    for statement in parsed.statements:
+        assert statement.sql == statement.sql.strip(" \t\n\r")
+        assert 1 <= statement.line <= max(1, text.count("\n") + 1)

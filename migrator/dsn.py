@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import unquote, urlsplit
 
@@ -12,6 +13,8 @@ from migrator.errors import DatabaseError, InputError
 
 APPLICATION_NAME = "migrator"
 CONNECT_TIMEOUT_SECONDS = 10
+# In the Nomad task, the template says in this variable that the Nomad Variable is missing.
+MISSING_DATABASE_ENV = "MIGRATOR_MISSING_DATABASE"
 
 
 def secrets_in(dsn: str) -> list[str]:
@@ -50,11 +53,12 @@ def describe(dsn: str) -> str:
     return f"{params.get('dbname') or params.get('user') or '?'} on {host}:{port}"
 
 
-def connect(dsn: str, *, read_only: bool = False) -> psycopg.Connection:
+def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int = CONNECT_TIMEOUT_SECONDS) -> psycopg.Connection:
     if not dsn:
-        raise InputError("no database: pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)")
+        hint = "pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)"
+        raise InputError(f"no database: {os.environ.get(MISSING_DATABASE_ENV) or hint}")
     try:
-        params = conninfo.make_conninfo(dsn, application_name=APPLICATION_NAME, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        params = conninfo.make_conninfo(dsn, application_name=APPLICATION_NAME, connect_timeout=timeout_seconds)
         conn = psycopg.connect(params, autocommit=True)
         if read_only:
             conn.execute("SET default_transaction_read_only = on")

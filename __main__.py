@@ -1,0 +1,36 @@
+"""Pulumi program: the migrator image, the Nomad job that runs it, and what it applied."""
+
+from pathlib import Path
+
+import pulumi
+
+from infra import config as stack_config
+from infra.api_job import ApiJob
+from infra.migration_status import MigrationStatus, pending_migrations
+from infra.migrator_image import MigratorImage
+from infra.registry import Registry
+
+ROOT = Path(__file__).resolve().parent
+
+config = stack_config.load()
+registry = Registry("registry", config)
+image = MigratorImage("db-migrator", ROOT, registry)
+job = ApiJob("api", config, migrator_image=image.digest)
+
+pulumi.export("migrationsHash", image.content_hash)
+pulumi.export("migratorImage", image.digest)
+pulumi.export("registryUrl", registry.url)
+pulumi.export("apiJobId", job.job_id)
+
+if config.report_migrations:
+    pulumi.export("pendingMigrations", pulumi.Output.unsecret(pending_migrations(config.database_url, ROOT)))
+    status = MigrationStatus(
+        "migration-status",
+        database_url=config.database_url,
+        migrations_hash=image.content_hash,
+        job_id=job.job_id,
+        opts=pulumi.ResourceOptions(depends_on=[job]),
+    )
+    status.error.apply(lambda error: error and pulumi.log.warn(f"migration status: {error}"))
+    pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))
+    pulumi.export("latestMigration", pulumi.Output.unsecret(status.latest))

@@ -12,6 +12,12 @@ from infra.registry import Registry
 
 ROOT = Path(__file__).resolve().parent
 
+
+def warn_if_unread(error: str | None) -> None:
+    if error:
+        pulumi.log.warn(f"migration status: {error}")
+
+
 config = stack_config.load()
 registry = Registry("registry", config)
 image = MigratorImage("db-migrator", ROOT, registry)
@@ -31,6 +37,6 @@ if config.report_migrations:
         job_id=job.job_id,
         opts=pulumi.ResourceOptions(depends_on=[job]),
     )
-    status.error.apply(lambda error: error and pulumi.log.warn(f"migration status: {error}"))
+    status.error.apply(warn_if_unread)
     pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))
     pulumi.export("latestMigration", pulumi.Output.unsecret(status.latest))

@@ -1,0 +1,169 @@
+"""The migrator image, built from the real Dockerfile, run against PostgreSQL and pushed.
+
+Needs a Docker engine (``DOCKER_HOST``), a local base image with python3
+(``MIGRATOR_TEST_BASE_IMAGE``, made by .ci/run with debootstrap) and a registry to push
+to (``TEST_REGISTRY``); .ci/run starts all three and stops them by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from migrator.content import content_hash, image_files
+from tests.conftest import REPO, query, tables, unavailable, versions
+
+BROKEN = """-- +goose Up
+CREATE TABLE broken_half (id int);
+INSERT INTO no_such_table VALUES (1);
+-- +goose Down
+DROP TABLE broken_half;
+"""
+
+
+def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@dataclass(frozen=True)
+class Engine:
+    base_image: str
+    registry: str
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    base, registry = os.environ.get("MIGRATOR_TEST_BASE_IMAGE"), os.environ.get("TEST_REGISTRY")
+    if shutil.which("docker") is None:
+        unavailable("the docker client is not installed")
+    if not base or not registry:
+        unavailable("MIGRATOR_TEST_BASE_IMAGE and TEST_REGISTRY are not set (bash .ci/run sets them)")
+    assert base and registry
+    if docker("info", check=False, timeout=30).returncode != 0:
+        unavailable("no Docker engine answers at DOCKER_HOST")
+    return Engine(base, registry)
+
+
+def copy_context(destination: Path) -> Path:
+    for name in image_files(REPO):
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return destination
+
+
+def build(engine: Engine, context: Path) -> str:
+    """Build as Pulumi does (tag = content hash, same build args), on the local base."""
+    tag = f"{engine.registry}/db-migrator:{content_hash(context)}"
+    latest = max(int(p.name.split("_")[0]) for p in (context / "migrations").glob("*.sql"))
+    docker(
+        "build", "--network", "host", "-q", "-t", tag, "-f", str(context / "migrator" / "Dockerfile"),
+        "--build-arg", f"BASE_IMAGE={engine.base_image}",
+        "--build-arg", f"MIGRATIONS_HASH={content_hash(context)}",
+        "--build-arg", f"LATEST_MIGRATION={latest}",
+        str(context),
+    )  # fmt: skip
+    return tag
+
+
+def run_image(tag: str, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return docker("run", "--rm", "--network", "host", "-e", f"POSTGRES_CONNECTION_STRING={dsn}", tag, *args,
+                  check=False, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tag = build(engine, copy_context(tmp_path_factory.mktemp("context")))
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+def test_image_metadata(image: str) -> None:
+    config = json.loads(docker("inspect", image).stdout)[0]["Config"]
+    labels = config["Labels"]
+    assert labels["io.e2b.migrations.hash"] == content_hash(REPO) == image.rsplit(":", 1)[1]
+    assert labels["io.e2b.migrations.latest"] == "20251027000000"
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["python3", "-m", "migrator"] and config["Cmd"] == ["up"]
+    assert "GOOSE_MIGRATION_DIR=/app/migrations" in config["Env"]
+    assert not [e for e in config["Env"] if e.startswith(("POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING"))]
+
+
+def test_image_holds_exactly_the_hashed_files(image: str) -> None:
+    listing = docker("run", "--rm", "--entrypoint", "sh", image, "-c", "cd /app && find migrator migrations -type f")
+    in_image = sorted(listing.stdout.split())
+    hashed = [name for name in image_files(REPO) if name.startswith(("migrator/", "migrations/"))]
+    assert in_image == hashed
+
+
+def test_runs_every_migration_then_nothing(image: str, dsn: str) -> None:
+    first = run_image(image, dsn)
+    assert first.returncode == 0, first.stderr
+    assert "OK   20251027000000_add_conversations.sql" in first.stdout
+    assert {"conversations", "conversation_messages"} <= tables(dsn)
+    recorded = query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id")
+    second = run_image(image, dsn)
+    assert second.returncode == 0, second.stderr
+    assert "no migrations to run. current version: 20251027000000" in second.stdout
+    assert query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id") == recorded
+
+
+def test_broken_migration_exits_1_with_nothing_half_applied(engine: Engine, tmp_path: Path, dsn: str) -> None:
+    context = copy_context(tmp_path / "context")
+    (context / "migrations" / "20251101000000_broken.sql").write_text(BROKEN)
+    tag = build(engine, context)
+    try:
+        result = run_image(tag, dsn)
+    finally:
+        docker("rmi", "-f", tag, check=False)
+    assert result.returncode == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1
+    assert "20251101000000_broken.sql (up): statement 2 (line 3) failed" in errors[0]
+    assert 'relation "no_such_table" does not exist' in errors[0]
+    assert versions(dsn) == [0, 20251027000000]
+    assert "broken_half" not in tables(dsn)
+
+
+def test_push_and_resolve_digest(engine: Engine, image: str) -> None:
+    docker("push", image)
+    repo_digest = [
+        d for d in json.loads(docker("inspect", image).stdout)[0]["RepoDigests"] if d.startswith(engine.registry)
+    ]
+    assert len(repo_digest) == 1 and "@sha256:" in repo_digest[0]
+    tag = image.rsplit(":", 1)[1]
+    request = urllib.request.Request(
+        f"http://{engine.registry}/v2/db-migrator/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Docker-Content-Digest"] == repo_digest[0].split("@", 1)[1]
+    by_digest = docker("pull", repo_digest[0])
+    assert by_digest.returncode == 0
+
+
+def test_unchanged_content_rebuilds_to_the_same_tag(engine: Engine, image: str, tmp_path: Path) -> None:
+    context = copy_context(tmp_path / "again")
+    later = time.time() + 7200
+    for name in image_files(context):
+        os.utime(context / name, (later, later))
+    assert build(engine, context) == image
+
+
+def test_no_secret_or_database_setting_in_image_layers(image: str) -> None:
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert "POSTGRES_CONNECTION_STRING" not in history and "GOOSE_DBSTRING" not in history
+    assert "password" not in history.lower()

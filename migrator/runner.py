@@ -2,20 +2,24 @@
 
 Every file a command will run is parsed before anything is changed, so bad input never
 leaves a database half migrated. Writing commands hold goose's advisory lock, read the
-applied versions under it, and apply each file with its version row in one transaction
-(unless the file says NO TRANSACTION).
+applied versions under it, refuse to go on over an applied file that was edited or
+removed, and apply each file with its version row in one transaction (unless the file
+says NO TRANSACTION) under a short ``lock_timeout``, retrying a file that a lock blocked.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from migrator.errors import InputError, MigrationFailed
+from migrator.ledger import Entry, Ledger, State, file_sha256
 from migrator.lock import migration_lock
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.source import Migration
@@ -40,10 +44,33 @@ class Status:
     current: int
     migrations: list[MigrationState]
     unknown_applied: list[int]  # versions recorded in the table with no file
+    edited: list[Migration] = field(default_factory=list)  # applied, and the file changed since
+    vanished: list[Entry] = field(default_factory=list)  # applied with a checksum, file gone
+    interrupted: list[Entry] = field(default_factory=list)  # NO TRANSACTION run that died part-way
+    unrecorded: list[Migration] = field(default_factory=list)  # applied before checksums existed
 
     @property
     def pending(self) -> list[Migration]:
         return [s.migration for s in self.migrations if s.applied_at is None]
+
+
+@dataclass(frozen=True)
+class Safety:
+    """Timeouts every migration runs under, and how often a lock-blocked file is retried."""
+
+    lock_timeout: float = 5.0
+    statement_timeout: float = 3600.0
+    lock_retries: int = 5
+    first_backoff: float = 1.0
+    max_backoff: float = 30.0
+
+    def set_statements(self, *, local: bool) -> str:
+        """One round trip that sets both timeouts, for the transaction or the session."""
+        command = "SET LOCAL" if local else "SET"
+        return (
+            f"{command} lock_timeout = '{round(self.lock_timeout * 1000)}ms';"
+            f" {command} statement_timeout = '{round(self.statement_timeout * 1000)}ms'"
+        )
 
 
 def format_duration(seconds: float) -> str:
@@ -60,6 +87,31 @@ def _pg_reason(exc: psycopg.Error) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _blocked_relation(exc: psycopg.Error) -> str | None:
+    diag = exc.diag
+    if diag.table_name:
+        return f"{diag.schema_name}.{diag.table_name}" if diag.schema_name else diag.table_name
+    found = re.search(r'relation "([^"]+)"', diag.context or "")
+    return found.group(1) if found else None
+
+
+def describe_interruption(entry: Entry) -> str:
+    doing = "applying" if entry.state is State.APPLYING else "rolling back"
+    return (
+        f"{doing} {entry.filename} (NO TRANSACTION) was interrupted after {entry.statements_done} of"
+        f" {entry.statements_total} statement(s)"
+    )
+
+
+class _Blocked(Exception):
+    """A transactional file hit lock_timeout; it was rolled back and may be retried."""
+
+    def __init__(self, number: int, cause: psycopg.Error):
+        super().__init__(str(cause))
+        self.number = number
+        self.cause = cause
+
+
 class Runner:
     def __init__(
         self,
@@ -69,27 +121,65 @@ class Runner:
         *,
         env: Mapping[str, str] | None = None,
         out: Callable[[str], None] = print,
+        safety: Safety | None = None,
     ):
         self.conn = conn
         self.store = Store(conn, table)
+        self.ledger = Ledger(conn, table)
         self.migrations = migrations
         self.by_version = {m.version: m for m in migrations}
         self.env = env
         self.out = out
+        self.safety = safety or Safety()
 
     # -- reading ---------------------------------------------------------------------
 
     def status(self) -> Status:
         applied = self.store.applied()
+        entries = self.ledger.entries()
+        edited, vanished, unrecorded = [], [], []
+        for version in sorted(applied):
+            entry, migration = entries.get(version), self.by_version.get(version)
+            if entry is None:
+                if migration is not None:
+                    unrecorded.append(migration)
+            elif entry.state is not State.APPLIED:
+                continue  # an interrupted rollback: reported as interrupted
+            elif migration is None:
+                vanished.append(entry)
+            elif file_sha256(migration.path) != entry.sha256:
+                edited.append(migration)
         return Status(
             current=max(applied, default=0),
             migrations=[MigrationState(m, applied.get(m.version)) for m in self.migrations],
             unknown_applied=sorted(v for v in applied if v not in self.by_version),
+            edited=edited,
+            vanished=vanished,
+            interrupted=[e for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
+            unrecorded=unrecorded,
         )
 
-    def plan_up(self, *, target: int | None = None, by_one: bool = False, allow_missing: bool = False) -> list[Step]:
-        """The files ``up`` would apply, parsed, in order; refuses out-of-order files."""
-        status = self.status()
+    def refuse_drift(self, status: Status) -> None:
+        problems = [f"{m.filename} was edited after it was applied" for m in status.edited]
+        problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in status.vanished]
+        if problems:
+            raise InputError(
+                "; ".join(problems) + ". Restore the applied file(s), or pass --allow-edited to accept the change"
+            )
+
+    def plan_up(
+        self,
+        *,
+        target: int | None = None,
+        by_one: bool = False,
+        allow_missing: bool = False,
+        allow_edited: bool = False,
+        status: Status | None = None,
+    ) -> list[Step]:
+        """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
+        status = status or self.status()
+        if not allow_edited:
+            self.refuse_drift(status)
         pending = [m for m in status.pending if target is None or m.version <= target]
         missing = [m for m in pending if m.version < status.current]
         if missing and not allow_missing:
@@ -117,11 +207,24 @@ class Runner:
     # -- writing ---------------------------------------------------------------------
 
     def up(
-        self, *, target: int | None = None, by_one: bool = False, allow_missing: bool = False, lock_timeout: float
+        self,
+        *,
+        target: int | None = None,
+        by_one: bool = False,
+        allow_missing: bool = False,
+        allow_edited: bool = False,
+        lock_timeout: float,
     ) -> int:
         with migration_lock(self.conn, lock_timeout):
-            steps = self.plan_up(target=target, by_one=by_one, allow_missing=allow_missing)
-            return self._execute(steps)
+            status = self.status()
+            steps = self.plan_up(
+                target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
+            )
+            rerun = {step.migration.version for step in steps}
+            for entry in status.interrupted:
+                what = "running it again from the start" if entry.version in rerun else "see status"
+                self.out(f"migrator: {describe_interruption(entry)}; {what}")
+            return self._execute(steps, adopt=status.unrecorded)
 
     def down(self, *, target: int | None = None, lock_timeout: float) -> int:
         with migration_lock(self.conn, lock_timeout):
@@ -133,9 +236,15 @@ class Runner:
             up = [self._step(step.migration, Direction.UP) for step in down]
             return self._execute(down + up)
 
-    def _execute(self, steps: list[Step]) -> int:
+    def _execute(self, steps: list[Step], adopt: list[Migration] | None = None) -> int:
         """Run planned steps; every file was parsed by the planner before this point."""
         self.store.ensure()
+        self.ledger.ensure()
+        if adopt:
+            with self.conn.transaction():
+                for migration in adopt:
+                    self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), State.APPLIED)
+            self.out(f"migrator: recorded checksums of {len(adopt)} migration(s) applied before checksums existed")
         if not steps:
             current = self.status().current
             self.out(f"migrator: no migrations to run. current version: {current}")
@@ -145,7 +254,7 @@ class Runner:
             self._apply(step)
             label = "OK  " if step.parsed.statements else "EMPTY"
             self.out(f"{label} {step.migration.filename} ({format_duration(time.perf_counter() - started)})")
-        current = self.status().current
+        current = max(self.store.applied(), default=0)
         self.out(f"migrator: successfully migrated database to version: {current}")
         return current
 
@@ -156,20 +265,48 @@ class Runner:
             self._apply_without_transaction(step)
 
     def _track(self, step: Step) -> None:
+        migration = step.migration
         if step.direction is Direction.UP:
-            self.store.record(step.migration.version)
+            self.store.record(migration.version)
+            self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), State.APPLIED)
         else:
-            self.store.forget(step.migration.version)
+            self.store.forget(migration.version)
+            self.ledger.remove(migration.version)
 
     def _apply_in_transaction(self, step: Step) -> None:
+        backoff = self.safety.first_backoff
+        for attempt in range(1, self.safety.lock_retries + 2):
+            try:
+                self._attempt_in_transaction(step)
+                return
+            except _Blocked as blocked:
+                if attempt > self.safety.lock_retries:
+                    relation = _blocked_relation(blocked.cause)
+                    on = f" on {relation}" if relation else ""
+                    raise MigrationFailed(
+                        f"{self._where(step, blocked.number)} was blocked by a lock{on}: it waited longer than"
+                        f" lock_timeout ({self.safety.lock_timeout:g}s) {attempt} time(s). Rolled back: nothing of"
+                        " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun"
+                    ) from None
+                self.out(
+                    f"migrator: {self._where(step, blocked.number)} blocked by a lock (attempt {attempt} of"
+                    f" {self.safety.lock_retries + 1}); rolled back, retrying in {backoff:g}s"
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.safety.max_backoff)
+
+    def _attempt_in_transaction(self, step: Step) -> None:
         number = 0  # 0 while the version row is written
         try:
             with self.conn.transaction():
+                self.conn.execute(self.safety.set_statements(local=True))
                 for index, statement in enumerate(step.parsed.statements, start=1):
                     number = index
                     self.conn.execute(statement.sql)
                 number = 0
                 self._track(step)
+        except pg_errors.LockNotAvailable as exc:
+            raise _Blocked(number, exc) from None
         except psycopg.Error as exc:
             raise MigrationFailed(
                 f"{self._where(step, number)} failed: {_pg_reason(exc)};"
@@ -178,11 +315,19 @@ class Runner:
             ) from None
 
     def _apply_without_transaction(self, step: Step) -> None:
-        for number, statement in enumerate(step.parsed.statements, start=1):
+        migration, statements = step.migration, step.parsed.statements
+        state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
+        try:
+            self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), state, len(statements))
+            self.conn.execute(self.safety.set_statements(local=False))
+        except psycopg.Error as exc:
+            raise MigrationFailed(f"{migration.filename}: preparing the run failed: {_pg_reason(exc)}") from None
+        for number, statement in enumerate(statements, start=1):
             try:
                 self.conn.execute(statement.sql)
+                self.ledger.progress(migration.version, number)
             except psycopg.Error as exc:
-                ran = step.parsed.statements[: number - 1]
+                ran = statements[: number - 1]
                 done = (
                     "statements "
                     + ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
@@ -192,16 +337,17 @@ class Runner:
                 )
                 raise MigrationFailed(
                     f"{self._where(step, number)} failed in a NO TRANSACTION migration: {_pg_reason(exc)};"
-                    f" {done}; version {step.migration.version} was not"
+                    f" {done}; version {migration.version} was not"
                     f" {'recorded' if step.direction is Direction.UP else 'removed'}."
                     " Repair by hand, then rerun"
                 ) from None
         try:
-            self._track(step)
+            self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+            with self.conn.transaction():
+                self._track(step)
         except psycopg.Error as exc:
             raise MigrationFailed(
-                f"{step.migration.filename}: all statements ran but the version row could not be written:"
-                f" {_pg_reason(exc)}"
+                f"{migration.filename}: all statements ran but the version row could not be written: {_pg_reason(exc)}"
             ) from None
 
     @staticmethod

@@ -41,15 +41,19 @@ class TableName:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
+def table_exists(conn: psycopg.Connection, table: TableName) -> bool:
+    """Whether the name resolves to a relation, as an unqualified name resolves by search_path."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.identifier.as_string(conn),)).fetchone()
+    return bool(row and row[0])
+
+
 class Store:
     def __init__(self, conn: psycopg.Connection, table: TableName):
         self.conn = conn
         self.table = table
 
     def exists(self) -> bool:
-        quoted = self.table.identifier.as_string(self.conn)
-        row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (quoted,)).fetchone()
-        return bool(row and row[0])
+        return table_exists(self.conn, self.table)
 
     def ensure(self) -> bool:
         """Create the table as goose does unless it exists; True when it was created."""

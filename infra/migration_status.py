@@ -17,6 +17,8 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 
 from migrator.dsn import connect, redact
 from migrator.errors import MigratorError
+from migrator.lint import find_config, lint, squawk_binary
+from migrator.parser import Direction, parse_file
 from migrator.runner import Runner
 from migrator.source import Migration, collect
 from migrator.store import DEFAULT_TABLE, TableName
@@ -97,6 +99,19 @@ class MigrationStatus(pulumi.dynamic.Resource):
         super().__init__(MigrationStatusProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
 
 
+def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
+    """squawk's findings on the files the next ``up`` applies, one line each."""
+    if not pending:
+        return []
+    if squawk_binary() is None:
+        return ["migration lint: squawk is not installed here, pending migrations were not linted"]
+    try:
+        files = [(m, parse_file(m.path, Direction.UP)) for m in pending]
+        return [f"migration lint: {finding}" for finding in lint(files, find_config(directory))]
+    except MigratorError as exc:
+        return [f"migration lint: {exc}"]
+
+
 def pending_migrations(database_url: pulumi.Output[str], root: Path) -> pulumi.Output[list[int]]:
     """Versions the next ``up`` will apply, logged one line per file; [] if unreadable."""
     migrations = collect(root / "migrations")
@@ -108,6 +123,8 @@ def pending_migrations(database_url: pulumi.Output[str], root: Path) -> pulumi.O
             return []
         for migration in reading.pending:
             pulumi.log.info(f"pending migration: {migration.filename}")
+        for warning in lint_warnings(reading.pending, root / "migrations"):
+            pulumi.log.warn(warning)
         return [m.version for m in reading.pending]
 
     return database_url.apply(report)

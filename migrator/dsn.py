@@ -60,6 +60,10 @@ def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int = CONNECT
     try:
         params = conninfo.make_conninfo(dsn, application_name=APPLICATION_NAME, connect_timeout=timeout_seconds)
         conn = psycopg.connect(params, autocommit=True)
+        if conn.info.server_version >= 140000:
+            # A killed migrator's statement is cancelled, and its advisory lock freed, within a
+            # second, instead of when the statement would have ended.
+            conn.execute("SET client_connection_check_interval = '1s'")
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
         return conn

@@ -1,0 +1,179 @@
+"""Checksums of applied files, squawk lint, and lock-safe DDL, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psycopg
+import pytest
+
+from infra.migration_status import lint_warnings
+from migrator.lint import squawk_binary
+from migrator.source import collect
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
+B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"
+
+
+@pytest.fixture
+def squawk() -> None:
+    if squawk_binary() is None:
+        pytest.fail("squawk (squawk-cli) is a dev dependency and must be installed", pytrace=False)
+
+
+# -- checksums -------------------------------------------------------------------------
+
+
+def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: MigrationDir) -> None:
+    first = migrations.add("00001_a.sql", A)
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    ledger = query(dsn, "SELECT version_id, filename, state FROM _migrations_ledger")
+    assert ledger == [(1, "00001_a.sql", "applied")]
+
+    first.write_text(A.replace("bigint", "bigint NOT NULL"))
+    migrations.add("00002_b.sql", B)
+    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00001_a.sql was edited after it was applied" in refused.stderr and "--allow-edited" in refused.stderr
+    assert versions(dsn) == [0, 1]
+
+    validate = run_migrator("validate", dsn=dsn, directory=migrations.path)
+    assert validate.returncode == 2 and "00001_a.sql was edited" in validate.stderr
+    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["edited"] == [1] and status["migrations"][0]["edited"] is True
+    assert "(EDITED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
+    assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
+
+    allowed = run_migrator("up", "--allow-edited", dsn=dsn, directory=migrations.path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) -> None:
+    first = migrations.add("00001_a.sql", A)
+    migrations.add("00002_b.sql", B)
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    first.unlink()
+    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
+    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["vanished"] == [1] and status["unknown_applied"] == [1]
+    assert (
+        "00001_a.sql (file REMOVED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
+    )
+
+
+def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    columns = query(
+        dsn,
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_name = '_migrations' ORDER BY ordinal_position",
+    )
+    assert columns == [
+        ("id", "integer", "NO"),
+        ("version_id", "bigint", "NO"),
+        ("is_applied", "boolean", "NO"),
+        ("tstamp", "timestamp without time zone", "NO"),
+    ]
+
+
+# -- lint ------------------------------------------------------------------------------
+
+
+def test_shipped_migrations_pass_lint(squawk: None) -> None:
+    result = run_migrator("lint", "--all", directory=REPO / "migrations")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lint found nothing in 1 file(s)" in result.stdout
+
+
+def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add(
+        "00002_risky.sql",
+        "-- +goose Up\n-- adds a column\nALTER TABLE a\n    ADD COLUMN email text NOT NULL;\n\n"
+        "CREATE INDEX a_id_idx ON a (id);\n",
+    )
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    result = run_migrator("lint", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith("00002_risky.sql: statement 1 (line 4): warning adding-required-field") for line in lines
+    ), lines
+    assert any(
+        line.startswith("00002_risky.sql: statement 2 (line 6): warning require-concurrent-index-creation")
+        for line in lines
+    ), lines
+    assert not any(line.startswith("00001_a.sql") for line in lines), "applied files are not linted"
+    assert not any("require-lock-timeout" in line for line in lines), ".squawk.toml excludes it"
+
+    plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    rules = {finding["rule"] for finding in plan["pending"][0]["lint"]}
+    assert {"adding-required-field", "require-concurrent-index-creation"} <= rules
+
+    warnings = lint_warnings(collect(migrations.path)[1:], migrations.path)
+    assert any("00002_risky.sql: statement 1 (line 4)" in w and "adding-required-field" in w for w in warnings)
+
+
+# -- lock-safe DDL ---------------------------------------------------------------------
+
+
+def test_each_migration_runs_with_lock_and_statement_timeouts(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add(
+        "00001_settings.sql",
+        "-- +goose Up\nCREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock,"
+        " current_setting('statement_timeout') AS statement;\n",
+    )
+    migrations.add(
+        "00002_session.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO seen SELECT current_setting('lock_timeout'),"
+        " current_setting('statement_timeout');\n",
+    )
+    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "90s"})
+    assert result.returncode == 0, result.stderr
+    assert query(dsn, "SELECT lock, statement FROM seen") == [("5s", "90s"), ("5s", "90s")]
+    flagged = run_migrator("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
+    assert flagged.returncode == 0, flagged.stderr
+    assert ("750ms", "1h") in query(dsn, "SELECT lock, statement FROM seen")
+
+
+def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add(
+        "00002_alter.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\nALTER TABLE a ADD COLUMN note text;\n"
+    )
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")  # an open transaction reading a
+        result = run_migrator(
+            "up", "--db-lock-timeout", "200ms", "--lock-retries", "2", dsn=dsn, directory=migrations.path
+        )
+    assert result.returncode == 1
+    assert result.stdout.count("blocked by a lock (attempt") == 2
+    error = result.stderr.strip()
+    assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock" in error
+    assert "lock_timeout (0.2s) 3 time(s)" in error and "nothing of this file was applied" in error
+    assert versions(dsn) == [0, 1] and "c" not in tables(dsn)
+
+
+def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add("00002_alter.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\n")
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    holder = psycopg.connect(dsn)
+    holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
+    release = threading.Timer(1.5, holder.close)
+    release.start()
+    started = time.monotonic()
+    result = run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
+    release.join()
+    assert result.returncode == 0, result.stderr
+    assert "blocked by a lock (attempt 1 of 6)" in result.stdout
+    assert time.monotonic() - started >= 1.5
+    assert versions(dsn) == [0, 1, 2]

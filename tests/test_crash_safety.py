@@ -1,0 +1,88 @@
+"""The migrator killed with SIGKILL mid-migration, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+SLOW_TX = "-- +goose Up\nCREATE TABLE half (id bigint);\nSELECT pg_sleep(60);\nCREATE TABLE other (id bigint);\n"
+SLOW_NO_TX = (
+    "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE IF NOT EXISTS first_part (id bigint);\n"
+    "SELECT pg_sleep(60);\nCREATE TABLE IF NOT EXISTS second_part (id bigint);\n"
+)
+
+
+def start_up(dsn: str, migrations: MigrationDir) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "migrator", "up", "--dir", str(migrations.path), "--dsn", dsn],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+
+
+def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(condition).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {condition}")
+
+
+def kill_during_sleep(dsn: str, migrations: MigrationDir) -> None:
+    process = start_up(dsn, migrations)
+    wait_until(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'", dsn
+    )
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    # client_connection_check_interval lets the server notice the dead client and let go.
+    wait_until("SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory'", dsn, seconds=15)
+
+
+def test_sigkill_mid_transaction_leaves_nothing_and_the_next_run_applies(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_slow.sql", SLOW_TX)
+    kill_during_sleep(dsn, migrations)
+    assert "half" not in tables(dsn)
+    assert versions(dsn) == [0]
+
+    migrations.add("00001_slow.sql", SLOW_TX.replace("pg_sleep(60)", "pg_sleep(0)"))
+    rerun = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {"half", "other"} <= tables(dsn) and versions(dsn) == [0, 1]
+
+
+def test_interrupted_no_transaction_migration_is_reported(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_slow.sql", SLOW_NO_TX)
+    kill_during_sleep(dsn, migrations)
+    assert "first_part" in tables(dsn) and "second_part" not in tables(dsn)
+
+    status = run_migrator("status", dsn=dsn, directory=migrations.path)
+    assert status.returncode == 0
+    assert (
+        "applying 00001_slow.sql (NO TRANSACTION) was interrupted after 1 of 3 statement(s)."
+        " Its statements are not rolled back" in status.stdout
+    )
+    assert "repair by hand, then run `up`" in status.stdout
+    document = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert document["interrupted"] == [
+        {"version": 1, "name": "00001_slow.sql", "state": "applying", "statements_done": 1, "statements_total": 3}
+    ]
+    assert document["pending"] == [1]
+
+    migrations.add("00001_slow.sql", SLOW_NO_TX.replace("pg_sleep(60)", "pg_sleep(0)"))
+    rerun = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "interrupted after 1 of 3 statement(s); running it again from the start" in rerun.stdout
+    assert "second_part" in tables(dsn) and versions(dsn) == [0, 1]
+    after = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert after["interrupted"] == [] and query(dsn, "SELECT state FROM _migrations_ledger") == [("applied",)]

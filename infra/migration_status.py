@@ -42,7 +42,7 @@ def read_database(database_url: str, migrations: list[Migration], table: str = D
         return Reading([], [], redact(str(exc), database_url))
     except Exception as exc:  # any driver failure must stay a warning, and stay redacted
         return Reading([], [], redact(f"{type(exc).__name__}: {exc}", database_url))
-    applied = sorted(s.migration.version for s in status.migrations if s.applied_at) + status.unknown_applied
+    applied = sorted(s.migration.version for s in status.migrations if s.applied) + status.unknown_applied
     return Reading(sorted(applied), status.pending, None)
 
 

@@ -150,7 +150,7 @@ def _print_status(status: Status, settings: Settings) -> None:
                     {
                         "version": s.migration.version,
                         "name": s.migration.filename,
-                        "applied": s.applied_at is not None,
+                        "applied": s.applied,
                         "applied_at": s.applied_at.isoformat() if s.applied_at else None,
                         "edited": s.migration.version in edited,
                     }
@@ -279,9 +279,10 @@ def _validate(settings: Settings) -> None:
 
 def _run_with_database(settings: Settings) -> None:
     _, writes = COMMANDS[settings.command]
-    migrations = collect(settings.directory)
+    if not settings.directory.is_dir():
+        collect(settings.directory)  # says that the directory does not exist, before connecting
     with connect(settings.dsn, read_only=not writes) as conn:
-        runner = Runner(conn, migrations, settings.table, safety=settings.safety)
+        runner = Runner(conn, settings.directory, settings.table, safety=settings.safety)
         timeout = settings.lock_timeout
         missing, edited = settings.allow_missing, settings.allow_edited
         match settings.command:

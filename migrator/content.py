@@ -6,7 +6,9 @@ tag changes exactly when the image's content does: never for timestamps or file 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import os
 from pathlib import Path
 
 # Keep in step with .dockerignore; tests/test_image.py builds the image and compares.
@@ -17,24 +19,42 @@ IMAGE_FILES = (
     "migrator/Dockerfile",
     "migrator/requirements.txt",
 )
-_CHUNK = 1 << 20
 
 
 def image_files(root: Path) -> list[str]:
     """Relative POSIX paths of every file the image holds, sorted."""
-    found = {path.relative_to(root).as_posix() for pattern in IMAGE_FILES for path in root.glob(pattern)}
-    return sorted(name for name in found if (root / name).is_file())
+    found: set[str] = set()
+    listings: dict[str, list[str]] = {}
+    for pattern in IMAGE_FILES:
+        folder, _, name_pattern = pattern.rpartition("/")
+        if folder not in listings:
+            try:
+                listings[folder] = [e.name for e in os.scandir(root / folder) if e.is_file()]
+            except FileNotFoundError:
+                listings[folder] = []
+        prefix = f"{folder}/" if folder else ""
+        found.update(prefix + name for name in fnmatch.filter(listings[folder], name_pattern))
+    return sorted(found)
 
 
 def content_hash(root: Path) -> str:
-    """SHA-256 over each file's path and bytes, length-prefixed so no two trees collide."""
+    """SHA-256 over each file's path and bytes, length-prefixed so no two trees collide.
+
+    Plain file descriptors, not ``Path.open``: at 10,000 files the per-file overhead is
+    what separates this from ``sha256sum`` over the same files.
+    """
     digest = hashlib.sha256()
+    base = str(root)
     for name in image_files(root):
         encoded = name.encode()
-        digest.update(len(encoded).to_bytes(8, "big") + encoded)
-        path = root / name
-        digest.update(path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
+        descriptor = os.open(os.path.join(base, name), os.O_RDONLY)
+        try:
+            size = os.fstat(descriptor).st_size
+            digest.update(len(encoded).to_bytes(8, "big") + encoded + size.to_bytes(8, "big"))
+            remaining = size
+            while remaining > 0 and (chunk := os.read(descriptor, min(remaining, 1 << 20))):
                 digest.update(chunk)
+                remaining -= len(chunk)
+        finally:
+            os.close(descriptor)
     return digest.hexdigest()

@@ -9,13 +9,16 @@ many of its statements ran, so a run that died part-way is visible afterwards.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg import sql
 
+from migrator.source import Migration
 from migrator.store import TableName, table_exists
 
 
@@ -35,8 +38,50 @@ class Entry:
     statements_total: int
 
 
+# A sha256sum listing of the migrations directory, written when the image is built. Its
+# files cannot change after that, so a run inside the image need not read every file.
+MANIFEST_ENV = "MIGRATOR_CHECKSUMS"
+# Ledger row 0, like goose's row 0, stands for the whole: a digest of the state the last
+# complete run verified, so a no-op run can prove itself without reading every file.
+SEAL_VERSION = 0
+SEAL_NAME = "(verified state)"
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest_text() -> str | None:
+    location = os.environ.get(MANIFEST_ENV)
+    if not location:
+        return None
+    try:
+        return Path(location).read_text()
+    except OSError:
+        return None
+
+
+def manifest_names(text: str) -> list[str]:
+    """File names of a sha256sum listing: each line is 64 hex digits, a space, a mode flag."""
+    return [line[66:] for line in text.splitlines()]
+
+
+def _manifest(migrations: list[Migration]) -> dict[str, str] | None:
+    text = manifest_text()
+    if text is None:
+        return None
+    listed = {name: line[:64] for line, name in zip(text.splitlines(), manifest_names(text), strict=True)}
+    # Only a manifest of exactly these files counts; anything else means it is stale.
+    return listed if listed.keys() == {m.filename for m in migrations} else None
+
+
+def checksums(migrations: list[Migration], versions: set[int]) -> dict[int, str]:
+    """SHA-256 of the files of ``versions``, from the image's manifest when it is current."""
+    wanted = [m for m in migrations if m.version in versions]
+    listed = _manifest(migrations) if wanted else None
+    if listed is not None:
+        return {m.version: listed[m.filename] for m in wanted}
+    return {m.version: file_sha256(m.path) for m in wanted}
 
 
 class Ledger:
@@ -68,18 +113,33 @@ class Ledger:
                 self.table.identifier
             )
         ).fetchall()
-        return {row[0]: Entry(row[0], row[1], row[2], State(row[3]), row[4], row[5]) for row in rows}
+        return {
+            row[0]: Entry(row[0], row[1], row[2], State(row[3]), row[4], row[5])
+            for row in rows
+            if row[0] != SEAL_VERSION
+        }
 
-    def put(self, version: int, filename: str, sha256: str, state: State, total: int = 0) -> None:
-        self.conn.execute(
-            sql.SQL(
-                "INSERT INTO {} (version_id, filename, sha256, state, statements_done, statements_total)"
-                " VALUES (%s, %s, %s, %s, 0, %s) ON CONFLICT (version_id) DO UPDATE SET"
-                " filename = excluded.filename, sha256 = excluded.sha256, state = excluded.state,"
-                " statements_done = 0, statements_total = excluded.statements_total, recorded_at = now()"
-            ).format(self.table.identifier),
-            (version, filename, sha256, state.value, total),
-        )
+    def seal(self) -> str | None:
+        try:
+            row = self.conn.execute(
+                sql.SQL("SELECT sha256 FROM {} WHERE version_id = %s").format(self.table.identifier), (SEAL_VERSION,)
+            ).fetchone()
+        except pg_errors.UndefinedTable:
+            return None
+        return str(row[0]) if row else None
+
+    def seal_sql(self, digest: str | None) -> sql.Composed:
+        if digest is None:
+            return self.remove_sql(SEAL_VERSION)
+        return self.put_sql(SEAL_VERSION, SEAL_NAME, digest, State.APPLIED)
+
+    def put_sql(self, version: int, filename: str, sha256: str, state: State, total: int = 0) -> sql.Composed:
+        return sql.SQL(
+            "INSERT INTO {} (version_id, filename, sha256, state, statements_done, statements_total)"
+            " VALUES ({}, {}, {}, {}, 0, {}) ON CONFLICT (version_id) DO UPDATE SET"
+            " filename = excluded.filename, sha256 = excluded.sha256, state = excluded.state,"
+            " statements_done = 0, statements_total = excluded.statements_total, recorded_at = now()"
+        ).format(self.table.identifier, *map(sql.Literal, (version, filename, sha256, state.value, total)))
 
     def progress(self, version: int, done: int) -> None:
         self.conn.execute(
@@ -87,5 +147,5 @@ class Ledger:
             (done, version),
         )
 
-    def remove(self, version: int) -> None:
-        self.conn.execute(sql.SQL("DELETE FROM {} WHERE version_id = %s").format(self.table.identifier), (version,))
+    def remove_sql(self, version: int) -> sql.Composed:
+        return sql.SQL("DELETE FROM {} WHERE version_id = {}").format(self.table.identifier, sql.Literal(version))

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
 
 from migrator.errors import LockTimeout
 
 # goose's lock.DefaultLockID: the migrator and goose (as a library) exclude each other.
 GOOSE_LOCK_ID = 4097083626
-_FIRST_POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 1.0
 
 
@@ -37,20 +38,36 @@ def _holder(conn: psycopg.Connection) -> str:
     return f"backend pid {pid}" + (f" ({application})" if application else "")
 
 
+def _wait_for_lock(conn: psycopg.Connection, timeout_seconds: float) -> None:
+    """Poll until the lock is ours, each poll waiting in the server for up to a second.
+
+    A waiter blocked in pg_advisory_lock wakes the moment the holder lets go; sleeping
+    between pg_try_advisory_lock calls would add most of a pause to every hand-over.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        wait_ms = max(1, round(min(remaining, _MAX_POLL_SECONDS) * 1000))
+        try:
+            conn.execute(
+                sql.SQL("SET lock_timeout = {}; SELECT pg_advisory_lock({})").format(
+                    sql.Literal(f"{wait_ms}ms"), sql.Literal(GOOSE_LOCK_ID)
+                )
+            )
+        except pg_errors.LockNotAvailable:
+            continue  # the failed statement took its SET with it
+        conn.execute("RESET lock_timeout")
+        return
+    raise LockTimeout(
+        f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {timeout_seconds:g}s:"
+        f" held by {_holder(conn)}; another migrator or goose is running. Nothing was changed"
+    )
+
+
 @contextmanager
 def migration_lock(conn: psycopg.Connection, timeout_seconds: float) -> Iterator[None]:
     """Hold the goose lock on ``conn``'s session for the duration of the block."""
-    deadline = time.monotonic() + timeout_seconds
-    pause = _FIRST_POLL_SECONDS
-    while not _try_lock(conn):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise LockTimeout(
-                f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {timeout_seconds:g}s:"
-                f" held by {_holder(conn)}; another migrator or goose is running. Nothing was changed"
-            )
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, _MAX_POLL_SECONDS)
+    if not _try_lock(conn):
+        _wait_for_lock(conn, timeout_seconds)
     try:
         yield
     finally:

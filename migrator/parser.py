@@ -13,10 +13,11 @@ StatementBegin/StatementEnd block) this parser refuses the file instead.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class Statement:
 class ParsedMigration:
     statements: tuple[Statement, ...]
     use_tx: bool
+    sha256: str = ""  # of the file's bytes, when parsed from a file
 
 
 def go_trim(text: str) -> str:
@@ -73,16 +75,18 @@ def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = N
 
 def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise ParseError("not valid UTF-8", path=path, line=line) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror}", path=path) from None
     try:
-        return parse_sql(text, direction, env)
+        parsed = parse_sql(text, direction, env)
     except ParseError as exc:
         raise exc.located(path) from None
+    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

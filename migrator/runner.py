@@ -9,20 +9,26 @@ says NO TRANSACTION) under a short ``lock_timeout``, retrying a file that a lock
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from pathlib import Path
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 
 from migrator.errors import InputError, MigrationFailed
-from migrator.ledger import Entry, Ledger, State, file_sha256
+from migrator.ledger import Entry, Ledger, State, checksums, manifest_names, manifest_text
 from migrator.lock import migration_lock
 from migrator.parser import Direction, ParsedMigration, parse_file
-from migrator.source import Migration
+from migrator.source import Migration, collect
 from migrator.store import Store, TableName
 
 
@@ -36,7 +42,8 @@ class Step:
 @dataclass(frozen=True)
 class MigrationState:
     migration: Migration
-    applied_at: datetime | None
+    applied: bool
+    applied_at: datetime | None  # None when not applied, or when times were not read
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Status:
 
     @property
     def pending(self) -> list[Migration]:
-        return [s.migration for s in self.migrations if s.applied_at is None]
+        return [s.migration for s in self.migrations if not s.applied]
 
 
 @dataclass(frozen=True)
@@ -113,10 +120,13 @@ class _Blocked(Exception):
 
 
 class Runner:
+    """Commands against one session. ``migrations`` is the files, or their directory: then
+    they are listed only when needed, so a sealed no-op ``up`` never lists them."""
+
     def __init__(
         self,
         conn: psycopg.Connection,
-        migrations: list[Migration],
+        migrations: list[Migration] | Path,
         table: TableName,
         *,
         env: Mapping[str, str] | None = None,
@@ -126,37 +136,69 @@ class Runner:
         self.conn = conn
         self.store = Store(conn, table)
         self.ledger = Ledger(conn, table)
-        self.migrations = migrations
-        self.by_version = {m.version: m for m in migrations}
+        self.directory = migrations if isinstance(migrations, Path) else None
+        self._given = None if isinstance(migrations, Path) else migrations
         self.env = env
         self.out = out
         self.safety = safety or Safety()
 
+    @cached_property
+    def migrations(self) -> list[Migration]:
+        if self._given is not None:
+            return self._given
+        assert self.directory is not None
+        return collect(self.directory)
+
+    @cached_property
+    def by_version(self) -> dict[int, Migration]:
+        return {m.version: m for m in self.migrations}
+
+    def _state_digest(self) -> tuple[str, int] | None:
+        """Digest of everything a no-op ``up`` depends on, and the current version; None
+        unless the image's checksum manifest lists exactly the directory's files."""
+        text = manifest_text()
+        if text is None or self.directory is None or sorted(os.listdir(self.directory)) != manifest_names(text):
+            return None
+        count, last_id, total, current = self.store.fingerprint()
+        state = f"{self.store.table}\0{count}/{last_id}/{total}/{current}\0{text}"
+        return hashlib.sha256(state.encode()).hexdigest(), current
+
+    def _sealed_current(self) -> int | None:
+        """The current version if the last complete run sealed exactly this state."""
+        found = self._state_digest()
+        if found is None or found[0] != self.ledger.seal():
+            return None
+        return found[1]
+
+    def _reseal(self) -> None:
+        """Seal the state when nothing is left to do: every file applied, none changed."""
+        found = self._state_digest()
+        if found is None:
+            return
+        status = self.status(with_times=False)
+        complete = not (status.pending or status.edited or status.vanished or status.interrupted)
+        sealed = found[0] if complete and status.current == found[1] else None
+        self.conn.execute(self.ledger.seal_sql(sealed))
+
     # -- reading ---------------------------------------------------------------------
 
-    def status(self) -> Status:
-        applied = self.store.applied()
+    def status(self, *, with_times: bool = True) -> Status:
+        if with_times:
+            times = self.store.applied()
+            applied = set(times)
+        else:
+            times, applied = {}, self.store.applied_versions()
         entries = self.ledger.entries()
-        edited, vanished, unrecorded = [], [], []
-        for version in sorted(applied):
-            entry, migration = entries.get(version), self.by_version.get(version)
-            if entry is None:
-                if migration is not None:
-                    unrecorded.append(migration)
-            elif entry.state is not State.APPLIED:
-                continue  # an interrupted rollback: reported as interrupted
-            elif migration is None:
-                vanished.append(entry)
-            elif file_sha256(migration.path) != entry.sha256:
-                edited.append(migration)
+        recorded = {v for v in applied if v in entries and entries[v].state is State.APPLIED}
+        on_disk = checksums(self.migrations, recorded)
         return Status(
             current=max(applied, default=0),
-            migrations=[MigrationState(m, applied.get(m.version)) for m in self.migrations],
+            migrations=[MigrationState(m, m.version in applied, times.get(m.version)) for m in self.migrations],
             unknown_applied=sorted(v for v in applied if v not in self.by_version),
-            edited=edited,
-            vanished=vanished,
+            edited=[self.by_version[v] for v in sorted(on_disk) if on_disk[v] != entries[v].sha256],
+            vanished=[entries[v] for v in sorted(recorded) if v not in self.by_version],
             interrupted=[e for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
-            unrecorded=unrecorded,
+            unrecorded=[self.by_version[v] for v in sorted(applied) if v not in entries and v in self.by_version],
         )
 
     def refuse_drift(self, status: Status) -> None:
@@ -177,7 +219,7 @@ class Runner:
         status: Status | None = None,
     ) -> list[Step]:
         """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
-        status = status or self.status()
+        status = status or self.status(with_times=False)
         if not allow_edited:
             self.refuse_drift(status)
         pending = [m for m in status.pending if target is None or m.version <= target]
@@ -194,7 +236,7 @@ class Runner:
 
     def plan_down(self, *, target: int | None = None) -> list[Step]:
         """Roll back the newest applied version, or every version above ``target``."""
-        applied = sorted(self.store.applied(), reverse=True)
+        applied = sorted(self.store.applied_versions(), reverse=True)
         versions = applied[:1] if target is None else [v for v in applied if v > target]
         for version in versions:
             if version not in self.by_version:
@@ -216,7 +258,11 @@ class Runner:
         lock_timeout: float,
     ) -> int:
         with migration_lock(self.conn, lock_timeout):
-            status = self.status()
+            sealed = self._sealed_current()
+            if sealed is not None:
+                self.out(f"migrator: no migrations to run. current version: {sealed}")
+                return sealed
+            status = self.status(with_times=False)
             steps = self.plan_up(
                 target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
             )
@@ -224,7 +270,9 @@ class Runner:
             for entry in status.interrupted:
                 what = "running it again from the start" if entry.version in rerun else "see status"
                 self.out(f"migrator: {describe_interruption(entry)}; {what}")
-            return self._execute(steps, adopt=status.unrecorded)
+            current = self._execute(steps, adopt=status.unrecorded)
+            self._reseal()
+            return current
 
     def down(self, *, target: int | None = None, lock_timeout: float) -> int:
         with migration_lock(self.conn, lock_timeout):
@@ -241,12 +289,15 @@ class Runner:
         self.store.ensure()
         self.ledger.ensure()
         if adopt:
-            with self.conn.transaction():
-                for migration in adopt:
-                    self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), State.APPLIED)
+            found = checksums(self.migrations, {m.version for m in adopt})
+            self.conn.execute(
+                sql.SQL("; ").join(
+                    self.ledger.put_sql(m.version, m.filename, found[m.version], State.APPLIED) for m in adopt
+                )
+            )
             self.out(f"migrator: recorded checksums of {len(adopt)} migration(s) applied before checksums existed")
         if not steps:
-            current = self.status().current
+            current = max(self.store.applied_versions(), default=0)
             self.out(f"migrator: no migrations to run. current version: {current}")
             return current
         for step in steps:
@@ -254,7 +305,7 @@ class Runner:
             self._apply(step)
             label = "OK  " if step.parsed.statements else "EMPTY"
             self.out(f"{label} {step.migration.filename} ({format_duration(time.perf_counter() - started)})")
-        current = max(self.store.applied(), default=0)
+        current = max(self.store.applied_versions(), default=0)
         self.out(f"migrator: successfully migrated database to version: {current}")
         return current
 
@@ -264,14 +315,17 @@ class Runner:
         else:
             self._apply_without_transaction(step)
 
-    def _track(self, step: Step) -> None:
+    def _tracking(self, step: Step) -> sql.Composed:
+        """The version row and the ledger entry of a finished step, as one statement list."""
         migration = step.migration
         if step.direction is Direction.UP:
-            self.store.record(migration.version)
-            self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), State.APPLIED)
+            rows = [
+                self.store.record_sql(migration.version),
+                self.ledger.put_sql(migration.version, migration.filename, step.parsed.sha256, State.APPLIED),
+            ]
         else:
-            self.store.forget(migration.version)
-            self.ledger.remove(migration.version)
+            rows = [self.store.forget_sql(migration.version), self.ledger.remove_sql(migration.version)]
+        return sql.SQL("; ").join(rows)
 
     def _apply_in_transaction(self, step: Step) -> None:
         backoff = self.safety.first_backoff
@@ -296,18 +350,21 @@ class Runner:
                 backoff = min(backoff * 2, self.safety.max_backoff)
 
     def _attempt_in_transaction(self, step: Step) -> None:
+        # BEGIN goes with the timeouts, and the version rows with COMMIT: two round trips
+        # beside the statements', as few as psql needs for the same file.
         number = 0  # 0 while the version row is written
         try:
-            with self.conn.transaction():
-                self.conn.execute(self.safety.set_statements(local=True))
-                for index, statement in enumerate(step.parsed.statements, start=1):
-                    number = index
-                    self.conn.execute(statement.sql)
-                number = 0
-                self._track(step)
-        except pg_errors.LockNotAvailable as exc:
-            raise _Blocked(number, exc) from None
+            self.conn.execute(f"BEGIN; {self.safety.set_statements(local=True)}")
+            for index, statement in enumerate(step.parsed.statements, start=1):
+                number = index
+                self.conn.execute(statement.sql)
+            number = 0
+            self.conn.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
         except psycopg.Error as exc:
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, pg_errors.LockNotAvailable):
+                raise _Blocked(number, exc) from None
             raise MigrationFailed(
                 f"{self._where(step, number)} failed: {_pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
@@ -318,8 +375,10 @@ class Runner:
         migration, statements = step.migration, step.parsed.statements
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
         try:
-            self.ledger.put(migration.version, migration.filename, file_sha256(migration.path), state, len(statements))
-            self.conn.execute(self.safety.set_statements(local=False))
+            ledger_entry = self.ledger.put_sql(
+                migration.version, migration.filename, step.parsed.sha256, state, len(statements)
+            )
+            self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
         except psycopg.Error as exc:
             raise MigrationFailed(f"{migration.filename}: preparing the run failed: {_pg_reason(exc)}") from None
         for number, statement in enumerate(statements, start=1):
@@ -342,9 +401,8 @@ class Runner:
                     " Repair by hand, then rerun"
                 ) from None
         try:
-            self.conn.execute("RESET lock_timeout; RESET statement_timeout")
-            with self.conn.transaction():
-                self._track(step)
+            # One simple query is one implicit transaction: both rows or neither.
+            self.conn.execute(sql.SQL("RESET lock_timeout; RESET statement_timeout; {}").format(self._tracking(step)))
         except psycopg.Error as exc:
             raise MigrationFailed(
                 f"{migration.filename}: all statements ran but the version row could not be written: {_pg_reason(exc)}"

@@ -350,16 +350,20 @@ class Runner:
                 backoff = min(backoff * 2, self.safety.max_backoff)
 
     def _attempt_in_transaction(self, step: Step) -> None:
-        # BEGIN goes with the timeouts, and the version rows with COMMIT: two round trips
-        # beside the statements', as few as psql needs for the same file.
+        # BEGIN and the timeouts travel with the first statement, the version rows with
+        # COMMIT: one round trip per statement and one more per file, where psql needs three
+        # more. A failure still names its statement: BEGIN and SET do not fail.
         number = 0  # 0 while the version row is written
+        cursor = self.conn.cursor()
+        opening = f"BEGIN; {self.safety.set_statements(local=True)}"
         try:
-            self.conn.execute(f"BEGIN; {self.safety.set_statements(local=True)}")
+            if not step.parsed.statements:
+                cursor.execute(opening)
             for index, statement in enumerate(step.parsed.statements, start=1):
                 number = index
-                self.conn.execute(statement.sql)
+                cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
             number = 0
-            self.conn.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+            cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
         except psycopg.Error as exc:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")

@@ -106,27 +106,35 @@ def psql_script(directory: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
+def paired_runs(
+    admin_dsn: str, runs: int, first: Callable[[str], float], second: Callable[[str], float]
+) -> tuple[float, float]:
+    """Median seconds of each contender, alternating, each time on a fresh database."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for contender, measured in zip((first, second), times, strict=True):
+            with fresh_database(admin_dsn) as dsn:
+                measured.append(contender(dsn))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def bench_apply(admin_dsn: str, scratch: Path, runs: int = 3) -> list[list[str]]:
     corpus = scratch / "apply"
     write_corpus(corpus, 500, table_statements)
     script = scratch / "apply.sql"
     script.write_text(psql_script(corpus))
-    ours, theirs = [], []
-    for _ in range(runs):
-        with fresh_database(admin_dsn) as dsn:
-            ours.append(timed_up(dsn, corpus))
-        with fresh_database(admin_dsn) as dsn:
-            started = time.perf_counter()
-            subprocess.run(
-                ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), dsn],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            theirs.append(time.perf_counter() - started)
-    ratio = statistics.median(ours) / statistics.median(theirs)
+
+    def psql(dsn: str) -> float:
+        started = time.perf_counter()
+        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), dsn]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    ours, theirs = paired_runs(admin_dsn, runs, lambda dsn: timed_up(dsn, corpus), psql)
+    ratio = ours / theirs
     return [
-        ["apply 500 migrations (3 statements each): migrator", f"{statistics.median(ours):.2f} s", ""],
-        ["same statements and version rows: psql, one session", f"{statistics.median(theirs):.2f} s", ""],
+        ["apply 500 migrations (3 statements each): migrator", f"{ours:.2f} s", ""],
+        ["same statements and version rows: psql, one session", f"{theirs:.2f} s", ""],
         ["ratio migrator / psql", f"{ratio:.2f}", verdict(ratio <= TARGETS["apply"], f"<= {TARGETS['apply']}")],
     ]
 
@@ -205,23 +213,23 @@ def bench_hash(scratch: Path, runs: int = 5) -> list[list[str]]:
 def bench_concurrent(admin_dsn: str, scratch: Path, runs: int = 3) -> list[list[str]]:
     corpus = scratch / "concurrent"
     write_corpus(corpus, 500, table_statements)
-    single, many = [], []
-    for _ in range(runs):
-        with fresh_database(admin_dsn) as dsn:
-            single.append(timed_up(dsn, corpus))
-        with fresh_database(admin_dsn) as dsn:
-            started = time.perf_counter()
-            processes = [migrator_process(dsn, corpus) for _ in range(16)]
-            outcomes = [(p.wait(), p.stderr.read() if p.stderr else "") for p in processes]
-            many.append(time.perf_counter() - started)
-            assert all(code == 0 for code, _ in outcomes), outcomes
-            with psycopg.connect(dsn) as conn:
-                rows = conn.execute("SELECT count(*), count(DISTINCT version_id) FROM _migrations").fetchone()
-            assert rows == (501, 501), f"versions recorded more than once: {rows}"
-    ratio = statistics.median(many) / statistics.median(single)
+
+    def sixteen(dsn: str) -> float:
+        started = time.perf_counter()
+        processes = [migrator_process(dsn, corpus) for _ in range(16)]
+        outcomes = [(p.wait(), p.stderr.read() if p.stderr else "") for p in processes]
+        elapsed = time.perf_counter() - started
+        assert all(code == 0 for code, _ in outcomes), outcomes
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT count(*), count(DISTINCT version_id) FROM _migrations").fetchone()
+        assert rows == (501, 501), f"versions recorded more than once: {rows}"
+        return elapsed
+
+    single, many = paired_runs(admin_dsn, runs, lambda dsn: timed_up(dsn, corpus), sixteen)
+    ratio = many / single
     return [
-        ["one migrator, 500 migrations, fresh database", f"{statistics.median(single):.2f} s", ""],
-        ["16 migrators at once, same", f"{statistics.median(many):.2f} s", "every version recorded once"],
+        ["one migrator, 500 migrations, fresh database", f"{single:.2f} s", ""],
+        ["16 migrators at once, same", f"{many:.2f} s", "every version recorded once"],
         ["ratio 16 / 1", f"{ratio:.2f}", verdict(ratio <= TARGETS["concurrent"], f"<= {TARGETS['concurrent']}")],
     ]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from migrator.content import content_hash, image_files
+from migrator.ledger import file_sha256
 from tests.conftest import REPO, query, tables, unavailable, versions
 
 BROKEN = """-- +goose Up
@@ -98,6 +99,7 @@ def test_image_metadata(image: str) -> None:
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["python3", "-m", "migrator"] and config["Cmd"] == ["up"]
     assert "GOOSE_MIGRATION_DIR=/app/migrations" in config["Env"]
+    assert "MIGRATOR_CHECKSUMS=/app/migrations.sha256" in config["Env"]
     assert not [e for e in config["Env"] if e.startswith(("POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING"))]
 
 
@@ -106,6 +108,15 @@ def test_image_holds_exactly_the_hashed_files(image: str) -> None:
     in_image = sorted(listing.stdout.split())
     hashed = [name for name in image_files(REPO) if name.startswith(("migrator/", "migrations/"))]
     assert in_image == hashed
+
+
+def test_checksum_manifest_matches_the_files(image: str) -> None:
+    manifest = docker("run", "--rm", "--entrypoint", "cat", image, "/app/migrations.sha256").stdout
+    expected = "".join(
+        f"{file_sha256(REPO / 'migrations' / name)}  {name}\n"
+        for name in sorted(p.name for p in (REPO / "migrations").glob("*.sql"))
+    )
+    assert manifest == expected
 
 
 def test_runs_every_migration_then_nothing(image: str, dsn: str) -> None:
@@ -118,6 +129,11 @@ def test_runs_every_migration_then_nothing(image: str, dsn: str) -> None:
     assert second.returncode == 0, second.stderr
     assert "no migrations to run. current version: 20251027000000" in second.stdout
     assert query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id") == recorded
+    shipped = REPO / "migrations" / "20251027000000_add_conversations.sql"
+    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 20251027000000") == [
+        (file_sha256(shipped),)
+    ]
+    assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
 
 
 def test_broken_migration_exits_1_with_nothing_half_applied(engine: Engine, tmp_path: Path, dsn: str) -> None:

@@ -23,7 +23,7 @@ B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"
 @pytest.fixture
 def squawk() -> None:
     if squawk_binary() is None:
-        pytest.fail("squawk (squawk-cli) is a dev dependency and must be installed", pytrace=False)
+        pytest.fail("squawk (squawk-cli) is a declared dependency and must be installed", pytrace=False)
 
 
 # -- checksums -------------------------------------------------------------------------

@@ -32,18 +32,25 @@ class Reading:
     applied: list[int]
     pending: list[Migration]
     error: str | None  # why the database could not be read, password removed
+    refusal: str | None = None  # why the next up would refuse to run: edited applied files
 
 
 def read_database(database_url: str, migrations: list[Migration], table: str = DEFAULT_TABLE) -> Reading:
+    refusal = None
     try:
         with connect(database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as conn:
-            status = Runner(conn, migrations, TableName.parse(table)).status()
+            runner = Runner(conn, migrations, TableName.parse(table))
+            status = runner.status()
+            try:
+                runner.refuse_drift(status)
+            except MigratorError as exc:
+                refusal = str(exc)
     except MigratorError as exc:
         return Reading([], [], redact(str(exc), database_url))
     except Exception as exc:  # any driver failure must stay a warning, and stay redacted
         return Reading([], [], redact(f"{type(exc).__name__}: {exc}", database_url))
     applied = sorted(s.migration.version for s in status.migrations if s.applied) + status.unknown_applied
-    return Reading(sorted(applied), status.pending, None)
+    return Reading(sorted(applied), status.pending, None, refusal)
 
 
 class MigrationStatusProvider(ResourceProvider):
@@ -121,6 +128,8 @@ def pending_migrations(database_url: pulumi.Output[str], root: Path) -> pulumi.O
         if reading.error is not None:
             pulumi.log.warn(f"migration status: cannot read the database from here: {reading.error}")
             return []
+        if reading.refusal is not None:
+            pulumi.log.warn(f"the migrator will refuse to run: {reading.refusal}")
         for migration in reading.pending:
             pulumi.log.info(f"pending migration: {migration.filename}")
         for warning in lint_warnings(reading.pending, root / "migrations"):

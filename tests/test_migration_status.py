@@ -74,6 +74,15 @@ def assert_equal(got: object, expected: object) -> None:
     assert got == expected
 
 
+def test_reading_says_why_the_next_up_would_refuse(dsn: str, migrations: MigrationDir) -> None:
+    edited = migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert read_database(dsn, collect(migrations.path)).refusal is None
+    edited.write_text(THREE["00001_m1.sql"] + "-- a change\n")
+    refusal = read_database(dsn, collect(migrations.path)).refusal
+    assert refusal is not None and "00001_m1.sql was edited after it was applied" in refusal
+
+
 def test_the_shipped_migration_is_pending_on_an_empty_database(dsn: str) -> None:
     reading = read_database(dsn, collect(REPO / "migrations"))
     assert reading.error is None and reading.applied == []

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from migrator.errors import InputError
-from migrator.source import Migration, collect
+from migrator.source import Migration, collect, missing_directory
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 SEQUENTIAL_WIDTH = 5
@@ -43,7 +43,7 @@ def create(directory: Path, name: str, *, now: datetime, sequential: bool) -> Pa
     if not slug:
         raise InputError(f"create: migration name {name!r} has no letters or digits")
     if not directory.is_dir():
-        raise InputError(f"{directory}: migrations directory does not exist")
+        raise missing_directory(directory)
     if sequential:
         existing = [m.version for m in collect(directory) if not is_timestamp(m.version)]
         version = f"{max(existing, default=0) + 1:0{SEQUENTIAL_WIDTH}d}"

@@ -20,7 +20,7 @@ from migrator.errors import EXIT_FAILED, EXIT_OK, InputError, MigratorError, Par
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.runner import Runner, Safety, Status, Step, describe_interruption
-from migrator.source import Migration, collect
+from migrator.source import Migration, collect, missing_directory
 from migrator.store import DEFAULT_TABLE, TableName
 
 COMMANDS = {
@@ -280,7 +280,7 @@ def _validate(settings: Settings) -> None:
 def _run_with_database(settings: Settings) -> None:
     _, writes = COMMANDS[settings.command]
     if not settings.directory.is_dir():
-        collect(settings.directory)  # says that the directory does not exist, before connecting
+        raise missing_directory(settings.directory)  # before connecting
     with connect(settings.dsn, read_only=not writes) as conn:
         runner = Runner(conn, settings.directory, settings.table, safety=settings.safety)
         timeout = settings.lock_timeout

@@ -38,6 +38,11 @@ class Step:
     direction: Direction
     parsed: ParsedMigration
 
+    @property
+    def tracking(self) -> str:
+        """What finishing the step does to its version row, for messages."""
+        return "recorded" if self.direction is Direction.UP else "removed"
+
 
 @dataclass(frozen=True)
 class MigrationState:
@@ -372,7 +377,7 @@ class Runner:
             raise MigrationFailed(
                 f"{self._where(step, number)} failed: {_pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
-                f" was not {'recorded' if step.direction is Direction.UP else 'removed'}"
+                f" was not {step.tracking}"
             ) from None
 
     def _apply_without_transaction(self, step: Step) -> None:
@@ -400,9 +405,7 @@ class Runner:
                 )
                 raise MigrationFailed(
                     f"{self._where(step, number)} failed in a NO TRANSACTION migration: {_pg_reason(exc)};"
-                    f" {done}; version {migration.version} was not"
-                    f" {'recorded' if step.direction is Direction.UP else 'removed'}."
-                    " Repair by hand, then rerun"
+                    f" {done}; version {migration.version} was not {step.tracking}. Repair by hand, then rerun"
                 ) from None
         try:
             # One simple query is one implicit transaction: both rows or neither.

@@ -36,6 +36,10 @@ def parse_filename(name: str) -> int:
     return version
 
 
+def missing_directory(directory: Path) -> InputError:
+    return InputError(f"{directory}: migrations directory does not exist")
+
+
 def collect(directory: Path) -> list[Migration]:
     """Every migration in ``directory`` in ascending version order.
 
@@ -44,7 +48,7 @@ def collect(directory: Path) -> list[Migration]:
     try:
         entries = [(entry.name, entry.is_file()) for entry in os.scandir(directory)]
     except (FileNotFoundError, NotADirectoryError):
-        raise InputError(f"{directory}: migrations directory does not exist") from None
+        raise missing_directory(directory) from None
     found: dict[int, str] = {}
     for name, is_file in entries:
         if name.endswith(".go") and not name.endswith("_test.go"):

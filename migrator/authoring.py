@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from migrator.errors import InputError
@@ -12,17 +13,18 @@ from migrator.source import Migration, collect, missing_directory
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 SEQUENTIAL_WIDTH = 5
 
+# Comments only: a template applied by mistake changes no schema (goose's own runs a SELECT).
 TEMPLATE = """\
 -- +goose Up
--- +goose StatementBegin
-SELECT 'up SQL query';
--- +goose StatementEnd
+-- The SQL that moves the schema forward, each statement ending with ';'.
+-- A statement with ';' inside it (a function body, a DO block) goes between
+-- StatementBegin and StatementEnd annotation lines.
 
 -- +goose Down
--- +goose StatementBegin
-SELECT 'down SQL query';
--- +goose StatementEnd
+-- The SQL that undoes the Up section, in reverse order.
 """
+# A file name longer than this is refused by most file systems.
+MAX_FILENAME_BYTES = 255
 
 
 def is_timestamp(version: int) -> bool:
@@ -44,17 +46,24 @@ def create(directory: Path, name: str, *, now: datetime, sequential: bool) -> Pa
         raise InputError(f"create: migration name {name!r} has no letters or digits")
     if not directory.is_dir():
         raise missing_directory(directory)
+    taken = {m.version for m in collect(directory)}
     if sequential:
-        existing = [m.version for m in collect(directory) if not is_timestamp(m.version)]
-        version = f"{max(existing, default=0) + 1:0{SEQUENTIAL_WIDTH}d}"
+        version = f"{max((v for v in taken if not is_timestamp(v)), default=0) + 1:0{SEQUENTIAL_WIDTH}d}"
     else:
+        # Two creates within one second would share a version: take the next free second.
+        while int(now.strftime(TIMESTAMP_FORMAT)) in taken:
+            now += timedelta(seconds=1)
         version = now.strftime(TIMESTAMP_FORMAT)
     path = directory / f"{version}_{slug}.sql"
+    if len(path.name.encode()) > MAX_FILENAME_BYTES:
+        raise InputError(f"create: the file name would be {len(path.name.encode())} bytes; keep it under 255")
     try:
         with path.open("x", encoding="utf-8") as handle:
             handle.write(TEMPLATE)
     except FileExistsError:
         raise InputError(f"{path.name}: already exists") from None
+    except OSError as exc:
+        raise InputError(f"{path.name}: cannot be created: {exc.strerror}") from None
     return path
 
 
@@ -69,6 +78,10 @@ def fix(directory: Path) -> list[tuple[Path, Path]]:
             str(migration.version), f"{next_version + offset:0{SEQUENTIAL_WIDTH}d}", 1
         )
         renames.append((migration.path, migration.path.with_name(new_name)))
+    # Check every target first, so a clash leaves every file as it was.
+    for _, new in renames:
+        if os.path.lexists(new):
+            raise InputError(f"fix: cannot rename to {new.name}: something of that name already exists")
     for old, new in renames:
         old.rename(new)
     return renames

@@ -1,10 +1,18 @@
-"""Connecting with a DSN whose password must never reach an error message or a log."""
+"""Connecting with a DSN whose password must never reach an error message or a log.
+
+A DSN is checked before libpq sees it: libpq's own complaints about a malformed one quote
+the offending part, which can be the password (an unencoded ``/`` or ``@`` in a URL moves
+it into the host or database name). A DSN that cannot be read one way only is refused
+without echoing any of it. Messages about a well-formed DSN name the user, host and
+database, never the password.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from urllib.parse import unquote, urlsplit
+from collections.abc import Mapping
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import conninfo
@@ -12,63 +20,119 @@ from psycopg import conninfo
 from migrator.errors import DatabaseError, InputError
 
 APPLICATION_NAME = "migrator"
-CONNECT_TIMEOUT_SECONDS = 10
 # In the Nomad task, the template says in this variable that the Nomad Variable is missing.
 MISSING_DATABASE_ENV = "MIGRATOR_MISSING_DATABASE"
+MASK = "********"
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+# libpq options the DSN may set itself; these are only the defaults. A dead network is
+# noticed by keepalives within about a minute instead of never: a migrator that hangs
+# holds the advisory lock and an open transaction on the server.
+CLIENT_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+# The server's side of the same: it drops a vanished migrator's session, and with it the
+# advisory lock, instead of waiting for the kernel's two-hour default.
+SERVER_SETTINGS = (
+    "SET client_connection_check_interval = '1s';"
+    " SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3;"
+    " SET tcp_user_timeout = 60000"
+)
+_UNREADABLE = (
+    "the database connection string cannot be read unambiguously{why}; it is not shown, since it may hold"
+    " the password. In a URL, percent-encode '@', ':', '/', '?' and '#' in the user name and password"
+    " (e.g. '/' as %2F, '@' as %40)"
+)
 
 
-def secrets_in(dsn: str) -> list[str]:
-    """Every form in which the DSN's password could be echoed back, longest first."""
-    found = {dsn}
+def _url_ambiguity(dsn: str) -> str | None:
+    """Why a ``postgresql://`` URL could mean more than one thing, or None."""
+    rest = dsn.split("://", 1)[1]
+    authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority, after = rest[:authority_end], rest[authority_end:]
+    if authority.count("@") > 1:
+        return " (more than one '@' before the host)"
+    if "@" in after:
+        return " (an '@' after the host part: the password probably holds a '/', '?' or '#')"
+    return None
+
+
+def parse(dsn: str) -> dict[str, str]:
+    """libpq's parameters of ``dsn``; InputError, quoting nothing of it, when malformed."""
     try:
-        password = conninfo.conninfo_to_dict(dsn).get("password")
+        dsn.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(_UNREADABLE.format(why=" (it is not valid UTF-8)")) from None
+    if dsn.startswith(_URL_SCHEMES) and (why := _url_ambiguity(dsn)):
+        raise InputError(_UNREADABLE.format(why=why))
+    try:
+        params = {key: str(value) for key, value in conninfo.conninfo_to_dict(dsn).items() if value is not None}
     except psycopg.ProgrammingError:
-        password = None
-    if password:
-        found.add(str(password))
-    try:
-        url_password = urlsplit(dsn).password
-    except ValueError:
-        url_password = None
-    if url_password:
-        found.update({url_password, unquote(url_password)})
-    found.update(m.group(1) for m in re.finditer(r"password\s*=\s*'?([^'\s]+)", dsn))
-    return sorted((s for s in found if s), key=len, reverse=True)
+        raise InputError(_UNREADABLE.format(why="")) from None
+    for port in params.get("port", "").split(","):
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise InputError("the port in the database connection string is not a number from 1 to 65535")
+    return params
 
 
 def redact(text: str, dsn: str) -> str:
-    for secret in secrets_in(dsn):
-        text = text.replace(secret, "********")
+    """``text`` with the DSN and its password masked wherever they stand as credentials."""
+    if not dsn:
+        return text
+    text = text.replace(dsn, MASK)
+    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", rf"\g<1>{MASK}", text)
+    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", rf"\g<1>{MASK}@", text)
+    for secret in _password_forms(dsn):
+        # Whole tokens only: a one-letter password must not mask every such letter of prose.
+        text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
     return text
 
 
-def describe(dsn: str) -> str:
-    """host:port/dbname as user, with no password, for messages."""
+def _password_forms(dsn: str) -> set[str]:
     try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the configured database"
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    return f"{params.get('dbname') or params.get('user') or '?'} on {host}:{port}"
+        params = parse(dsn)
+    except InputError:
+        return set()
+    password = params.get("password", "")
+    # Equal to the user, host or database name, it is shown under that name anyway.
+    if not password or password in {params.get(k) for k in ("user", "host", "dbname")}:
+        return set()
+    forms = {password, quote(password, safe=""), quote(password)}
+    if dsn.startswith(_URL_SCHEMES):
+        forms.add(urlsplit(dsn).password or password)
+    return forms
 
 
-def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int = CONNECT_TIMEOUT_SECONDS) -> psycopg.Connection:
+def describe(params: Mapping[str, str]) -> str:
+    """``dbname on host:port``, with no password, for messages."""
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{params.get('dbname') or params.get('user') or '?'} on {host}:{params.get('port') or '5432'}"
+
+
+def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int | None = None) -> psycopg.Connection:
+    """An autocommit session; ``timeout_seconds`` replaces the default connect_timeout,
+    never one the DSN sets."""
     if not dsn:
         hint = "pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)"
         raise InputError(f"no database: {os.environ.get(MISSING_DATABASE_ENV) or hint}")
+    params = parse(dsn)
+    defaults = dict(CLIENT_DEFAULTS, connect_timeout=str(timeout_seconds or CLIENT_DEFAULTS["connect_timeout"]))
+    defaults = {key: value for key, value in defaults.items() if key not in params}
     try:
-        params = conninfo.make_conninfo(dsn, application_name=APPLICATION_NAME, connect_timeout=timeout_seconds)
-        conn = psycopg.connect(params, autocommit=True)
-        if conn.info.server_version >= 140000:
-            # A killed migrator's statement is cancelled, and its advisory lock freed, within a
-            # second, instead of when the statement would have ended.
-            conn.execute("SET client_connection_check_interval = '1s'")
-        if read_only:
-            conn.execute("SET default_transaction_read_only = on")
-        return conn
-    except psycopg.ProgrammingError as exc:
-        raise InputError(f"invalid database connection string: {redact(str(exc), dsn)}") from None
+        conn = psycopg.connect(
+            conninfo.make_conninfo(dsn, application_name=APPLICATION_NAME, **defaults), autocommit=True
+        )
     except psycopg.Error as exc:
         reason = " ".join(redact(str(exc), dsn).split())
-        raise DatabaseError(f"cannot connect to {describe(dsn)}: {reason}") from None
+        raise DatabaseError(f"cannot connect to {describe(params)}: {reason}") from None
+    settings = [SERVER_SETTINGS] if conn.info.server_version >= 140000 else []
+    if read_only:
+        settings.append("SET default_transaction_read_only = on")
+    if settings:
+        conn.execute("; ".join(settings))
+    return conn

@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCK_TIMEOUT = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it; SIGTERM gives 143
 
 
 class MigratorError(Exception):
@@ -53,3 +54,9 @@ class LockTimeout(MigratorError):
     """The goose advisory lock was not acquired in time; nothing was changed."""
 
     exit_code = EXIT_LOCK_TIMEOUT
+
+
+class Interrupted(MigratorError):
+    """SIGINT or SIGTERM stopped a migration; the message says what of it remains applied."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from migrator.errors import DatabaseError
 from migrator.source import Migration
 from migrator.store import TableName, table_exists
 
@@ -26,6 +27,13 @@ class State(StrEnum):
     APPLIED = "applied"
     APPLYING = "applying"  # a NO TRANSACTION file is running, or died running
     REVERTING = "reverting"
+
+
+_STATES = {state.value for state in State}
+
+
+class LedgerUnreadable(DatabaseError):
+    """The role may read goose's table but not the ledger: checksums cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,28 @@ class Ledger:
         )
 
     def entries(self) -> dict[int, Entry]:
+        """Every version's entry; LedgerUnreadable when this role may not read the ledger."""
         if not table_exists(self.conn, self.table):
             return {}
-        rows = self.conn.execute(
-            sql.SQL("SELECT version_id, filename, sha256, state, statements_done, statements_total FROM {}").format(
-                self.table.identifier
-            )
-        ).fetchall()
-        return {
-            row[0]: Entry(row[0], row[1], row[2], State(row[3]), row[4], row[5])
-            for row in rows
-            if row[0] != SEAL_VERSION
-        }
+        try:
+            rows = self.conn.execute(
+                sql.SQL("SELECT version_id, filename, sha256, state, statements_done, statements_total FROM {}").format(
+                    self.table.identifier
+                )
+            ).fetchall()
+        except pg_errors.InsufficientPrivilege:
+            raise LedgerUnreadable(f"no privilege to read {self.table}") from None
+        entries = {}
+        for version, filename, sha256, state, done, total in rows:
+            if version == SEAL_VERSION:
+                continue
+            if state not in _STATES:
+                raise DatabaseError(
+                    f"{self.table}: version {version} has the unknown state {state!r}; a newer migrator may have"
+                    " written it. Nothing was changed"
+                )
+            entries[version] = Entry(version, filename, sha256, State(state), done, total)
+        return entries
 
     def seal(self) -> str | None:
         try:
@@ -138,12 +156,22 @@ class Ledger:
             "INSERT INTO {} (version_id, filename, sha256, state, statements_done, statements_total)"
             " VALUES ({}, {}, {}, {}, 0, {}) ON CONFLICT (version_id) DO UPDATE SET"
             " filename = excluded.filename, sha256 = excluded.sha256, state = excluded.state,"
-            " statements_done = 0, statements_total = excluded.statements_total, recorded_at = now()"
-        ).format(self.table.identifier, *map(sql.Literal, (version, filename, sha256, state.value, total)))
+            # Rerunning the same interrupted file must not forget which statements already ran.
+            " statements_done = CASE WHEN {ledger}.state = excluded.state AND {ledger}.sha256 = excluded.sha256"
+            " AND excluded.state <> 'applied' THEN {ledger}.statements_done ELSE 0 END,"
+            " statements_total = excluded.statements_total, recorded_at = now()"
+        ).format(
+            self.table.identifier,
+            *map(sql.Literal, (version, filename, sha256, state.value, total)),
+            ledger=self.table.identifier,
+        )
 
     def progress(self, version: int, done: int) -> None:
+        """Statements known to have run: never fewer than an earlier, interrupted run got to."""
         self.conn.execute(
-            sql.SQL("UPDATE {} SET statements_done = %s WHERE version_id = %s").format(self.table.identifier),
+            sql.SQL("UPDATE {} SET statements_done = greatest(statements_done, %s) WHERE version_id = %s").format(
+                self.table.identifier
+            ),
             (done, version),
         )
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from migrator.envsub import SubstitutionError, substitute
 from migrator.errors import ParseError
+from migrator.transaction_control import refuse_transaction_control
 
 # Go's unicode.IsSpace set, which goose's TrimSpace and word splitting use; Python's own
 # notion of whitespace also takes in \x1c-\x1f, which Go does not.
@@ -31,6 +32,7 @@ _GO_WORDS = re.compile(f"[^{re.escape(_GO_SPACE)}]+")
 
 # goose reads with a bufio.Scanner whose buffer is 4 MiB; a longer line fails there.
 MAX_LINE_BYTES = 4 * 1024 * 1024
+BOM = "\ufeff"
 
 
 class Direction(StrEnum):
@@ -74,6 +76,7 @@ def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = N
 
 
 def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
+    """Parse one direction of a file; a file that runs in a transaction must not end it."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -82,8 +85,13 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         raise ParseError("not valid UTF-8", path=path, line=line) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror}", path=path) from None
+    if text.startswith(BOM):
+        # goose does not strip it either: its first annotation would go unseen.
+        raise ParseError("the file starts with a UTF-8 byte order mark (BOM); save it without one", path=path, line=1)
     try:
         parsed = parse_sql(text, direction, env)
+        if parsed.use_tx:
+            refuse_transaction_control(parsed.statements)
     except ParseError as exc:
         raise exc.located(path) from None
     return replace(parsed, sha256=hashlib.sha256(raw).hexdigest())
@@ -97,6 +105,9 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(parts, start=1):
         if len(line) * 4 > MAX_LINE_BYTES and len(line.encode()) > MAX_LINE_BYTES:
             raise ParseError("line longer than goose's 4 MiB limit", line=number)
+        if "\0" in line:
+            # libpq sends statements as C strings: everything after a NUL would silently vanish.
+            raise ParseError("NUL byte (\\x00) in the file: PostgreSQL cannot receive it", line=number)
         yield number, line.removesuffix("\r")
 
 

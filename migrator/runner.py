@@ -18,14 +18,16 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import takewhile
 from pathlib import Path
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from migrator.errors import InputError, MigrationFailed
-from migrator.ledger import Entry, Ledger, State, checksums, manifest_names, manifest_text
+from migrator.durations import milliseconds
+from migrator.errors import InputError, Interrupted, MigrationFailed
+from migrator.ledger import Entry, Ledger, LedgerUnreadable, State, checksums, manifest_names, manifest_text
 from migrator.lock import migration_lock
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.source import Migration, collect
@@ -53,17 +55,23 @@ class MigrationState:
 
 @dataclass(frozen=True)
 class Status:
-    current: int
+    current: int  # goose's current version: the most recently applied one, by the table's ids
     migrations: list[MigrationState]
     unknown_applied: list[int]  # versions recorded in the table with no file
     edited: list[Migration] = field(default_factory=list)  # applied, and the file changed since
     vanished: list[Entry] = field(default_factory=list)  # applied with a checksum, file gone
     interrupted: list[Entry] = field(default_factory=list)  # NO TRANSACTION run that died part-way
     unrecorded: list[Migration] = field(default_factory=list)  # applied before checksums existed
+    applied_order: list[int] = field(default_factory=list)  # applied versions, oldest application first
+    ledger_unreadable: str | None = None  # why checksums could not be compared, in a read-only command
 
     @property
     def pending(self) -> list[Migration]:
         return [s.migration for s in self.migrations if not s.applied]
+
+    @property
+    def highest(self) -> int:
+        return max(self.applied_order, default=0)
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ class Safety:
     """Timeouts every migration runs under, and how often a lock-blocked file is retried."""
 
     lock_timeout: float = 5.0
-    statement_timeout: float = 3600.0
+    # The migrator this replaces gave every statement 3 hours: a long index build must fit.
+    statement_timeout: float = 3 * 3600.0
     lock_retries: int = 5
     first_backoff: float = 1.0
     max_backoff: float = 30.0
@@ -80,8 +89,8 @@ class Safety:
         """One round trip that sets both timeouts, for the transaction or the session."""
         command = "SET LOCAL" if local else "SET"
         return (
-            f"{command} lock_timeout = '{round(self.lock_timeout * 1000)}ms';"
-            f" {command} statement_timeout = '{round(self.statement_timeout * 1000)}ms'"
+            f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms';"
+            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms'"
         )
 
 
@@ -113,6 +122,28 @@ def describe_interruption(entry: Entry) -> str:
         f"{doing} {entry.filename} (NO TRANSACTION) was interrupted after {entry.statements_done} of"
         f" {entry.statements_total} statement(s)"
     )
+
+
+def interruption_advice(entry: Entry) -> str:
+    """What to do about a NO TRANSACTION file that stopped part-way, precisely."""
+    command = "up" if entry.state is State.APPLYING else "down"
+    ran = (
+        f"statements 1 to {entry.statements_done} ran and were not rolled back"
+        if entry.statements_done
+        else "no statement is known to have finished"
+    )
+    return (
+        f"{describe_interruption(entry)}: {ran}. `{command}` runs the file again from its first statement:"
+        f" make those statements safe to repeat (IF NOT EXISTS, IF EXISTS) or undo them by hand, then run `{command}`"
+    )
+
+
+def _statements_that_ran(step: Step, stopped_at: int) -> str:
+    ran = step.parsed.statements[: stopped_at - 1]
+    if not ran:
+        return "no statement of it had run"
+    listed = ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
+    return f"statements {listed} ran and were NOT rolled back"
 
 
 class _Blocked(Exception):
@@ -164,9 +195,9 @@ class Runner:
         text = manifest_text()
         if text is None or self.directory is None or sorted(os.listdir(self.directory)) != manifest_names(text):
             return None
-        count, last_id, total, current = self.store.fingerprint()
-        state = f"{self.store.table}\0{count}/{last_id}/{total}/{current}\0{text}"
-        return hashlib.sha256(state.encode()).hexdigest(), current
+        rows, highest = self.store.digest()
+        state = f"{self.store.table}\0{rows}\0{text}"
+        return hashlib.sha256(state.encode()).hexdigest(), highest
 
     def _sealed_current(self) -> int | None:
         """The current version if the last complete run sealed exactly this state."""
@@ -180,39 +211,65 @@ class Runner:
         found = self._state_digest()
         if found is None:
             return
-        status = self.status(with_times=False)
+        status = self.status()
         complete = not (status.pending or status.edited or status.vanished or status.interrupted)
-        sealed = found[0] if complete and status.current == found[1] else None
+        sealed = found[0] if complete and status.highest == found[1] else None
         self.conn.execute(self.ledger.seal_sql(sealed))
 
     # -- reading ---------------------------------------------------------------------
 
-    def status(self, *, with_times: bool = True) -> Status:
-        if with_times:
-            times = self.store.applied()
-            applied = set(times)
-        else:
-            times, applied = {}, self.store.applied_versions()
-        entries = self.ledger.entries()
-        recorded = {v for v in applied if v in entries and entries[v].state is State.APPLIED}
+    def status(self, *, tolerate_unreadable_ledger: bool = False) -> Status:
+        """The directory against the database. A read-only command may pass
+        ``tolerate_unreadable_ledger``: without privileges on the ledger, checksums are then
+        not compared and the status says why."""
+        times = self.store.applied()
+        try:
+            entries, unreadable = self.ledger.entries(), None
+        except LedgerUnreadable as exc:
+            if not tolerate_unreadable_ledger:
+                raise
+            entries, unreadable = {}, f"{exc}: edited files and interrupted runs are not detected"
+        recorded = {v for v in times if v in entries and entries[v].state is State.APPLIED}
         on_disk = checksums(self.migrations, recorded)
         return Status(
-            current=max(applied, default=0),
-            migrations=[MigrationState(m, m.version in applied, times.get(m.version)) for m in self.migrations],
-            unknown_applied=sorted(v for v in applied if v not in self.by_version),
+            current=next(reversed(times), 0),
+            migrations=[MigrationState(m, m.version in times, times.get(m.version)) for m in self.migrations],
+            unknown_applied=sorted(v for v in times if v not in self.by_version),
             edited=[self.by_version[v] for v in sorted(on_disk) if on_disk[v] != entries[v].sha256],
             vanished=[entries[v] for v in sorted(recorded) if v not in self.by_version],
             interrupted=[e for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
-            unrecorded=[self.by_version[v] for v in sorted(applied) if v not in entries and v in self.by_version],
+            unrecorded=[self.by_version[v] for v in sorted(times) if v not in entries and v in self.by_version]
+            if unreadable is None
+            else [],
+            applied_order=list(times),
+            ledger_unreadable=unreadable,
         )
 
-    def refuse_drift(self, status: Status) -> None:
-        problems = [f"{m.filename} was edited after it was applied" for m in status.edited]
-        problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in status.vanished]
+    def refuse_drift(self, status: Status, versions: set[int] | None = None) -> None:
+        """InputError naming every applied file (of ``versions``, or all) that was edited or is gone."""
+        edited = [m for m in status.edited if versions is None or m.version in versions]
+        vanished = [e for e in status.vanished if versions is None or e.version in versions]
+        problems = [f"{m.filename} was edited after it was applied" for m in edited]
+        problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in vanished]
         if problems:
             raise InputError(
-                "; ".join(problems) + ". Restore the applied file(s), or pass --allow-edited to accept the change"
+                "; ".join(problems) + ". Restore the applied file(s); or pass --allow-edited to go on this once"
+                " (the edit is reported again next time), or --accept-edited to record the edited file's"
+                " checksum as the applied one"
             )
+
+    def accept_edits(self, status: Status) -> list[Migration]:
+        """Record the current checksum of every edited applied file: the edit is accepted."""
+        if status.edited:
+            found = checksums(self.migrations, {m.version for m in status.edited})
+            self.conn.execute(
+                sql.SQL("; ").join(
+                    self.ledger.put_sql(m.version, m.filename, found[m.version], State.APPLIED) for m in status.edited
+                )
+            )
+            for migration in status.edited:
+                self.out(f"migrator: accepted the edit of {migration.filename}: its new checksum is recorded")
+        return status.edited
 
     def plan_up(
         self,
@@ -224,28 +281,54 @@ class Runner:
         status: Status | None = None,
     ) -> list[Step]:
         """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
-        status = status or self.status(with_times=False)
+        status = status or self.status()
         if not allow_edited:
             self.refuse_drift(status)
         pending = [m for m in status.pending if target is None or m.version <= target]
-        missing = [m for m in pending if m.version < status.current]
+        missing = [m for m in pending if m.version < status.highest]
         if missing and not allow_missing:
             names = ", ".join(m.filename for m in missing)
             raise InputError(
-                f"{len(missing)} pending migration(s) older than the current version {status.current}:"
+                f"{len(missing)} pending migration(s) older than the highest applied version {status.highest}:"
                 f" {names}; apply them out of order with --allow-missing"
             )
         if by_one:
             pending = pending[:1]
         return [self._step(m, Direction.UP) for m in pending]
 
-    def plan_down(self, *, target: int | None = None) -> list[Step]:
-        """Roll back the newest applied version, or every version above ``target``."""
-        applied = sorted(self.store.applied_versions(), reverse=True)
-        versions = applied[:1] if target is None else [v for v in applied if v > target]
+    def plan_down(
+        self,
+        *,
+        target: int | None = None,
+        reset: bool = False,
+        allow_edited: bool = False,
+        allow_interrupted: bool = False,
+        status: Status | None = None,
+    ) -> list[Step]:
+        """The files ``down`` would roll back, in goose's order: ``down`` and ``down-to``
+        walk back from the most recently applied version (by the table's ids) and stop at
+        the first at or below ``target``; ``reset`` takes every applied version, highest
+        first, as goose's ``reset`` does."""
+        status = status or self.status()
+        latest_first = list(reversed(status.applied_order))
+        if reset:
+            versions = sorted(latest_first, reverse=True)
+        elif target is None:
+            versions = latest_first[:1]
+        else:
+            versions = list(takewhile(lambda v: v > target, latest_first))
         for version in versions:
             if version not in self.by_version:
                 raise InputError(f"version {version} is applied but has no migration file to roll it back")
+        stray = [e for e in status.interrupted if not (e.state is State.REVERTING and e.version in versions)]
+        if stray and not allow_interrupted:
+            raise InputError(
+                "; ".join(interruption_advice(e) for e in stray)
+                + ". Rolling back other files first would leave it half done: finish it, or pass"
+                " --allow-interrupted to roll back anyway"
+            )
+        if not allow_edited:
+            self.refuse_drift(status, set(versions))
         return [self._step(self.by_version[v], Direction.DOWN) for v in versions]
 
     def _step(self, migration: Migration, direction: Direction) -> Step:
@@ -260,6 +343,7 @@ class Runner:
         by_one: bool = False,
         allow_missing: bool = False,
         allow_edited: bool = False,
+        accept_edited: bool = False,
         lock_timeout: float,
     ) -> int:
         with migration_lock(self.conn, lock_timeout):
@@ -267,7 +351,7 @@ class Runner:
             if sealed is not None:
                 self.out(f"migrator: no migrations to run. current version: {sealed}")
                 return sealed
-            status = self.status(with_times=False)
+            status = self._status_for_writing(accept_edited)
             steps = self.plan_up(
                 target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
             )
@@ -279,15 +363,46 @@ class Runner:
             self._reseal()
             return current
 
-    def down(self, *, target: int | None = None, lock_timeout: float) -> int:
+    def down(
+        self,
+        *,
+        target: int | None = None,
+        reset: bool = False,
+        allow_edited: bool = False,
+        accept_edited: bool = False,
+        allow_interrupted: bool = False,
+        lock_timeout: float,
+    ) -> int:
         with migration_lock(self.conn, lock_timeout):
-            return self._execute(self.plan_down(target=target))
+            status = self._status_for_writing(accept_edited)
+            steps = self.plan_down(
+                target=target,
+                reset=reset,
+                allow_edited=allow_edited,
+                allow_interrupted=allow_interrupted,
+                status=status,
+            )
+            return self._execute(steps)
 
-    def redo(self, *, lock_timeout: float) -> int:
+    def redo(
+        self,
+        *,
+        allow_edited: bool = False,
+        accept_edited: bool = False,
+        allow_interrupted: bool = False,
+        lock_timeout: float,
+    ) -> int:
         with migration_lock(self.conn, lock_timeout):
-            down = self.plan_down()
+            status = self._status_for_writing(accept_edited)
+            down = self.plan_down(allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status)
             up = [self._step(step.migration, Direction.UP) for step in down]
             return self._execute(down + up)
+
+    def _status_for_writing(self, accept_edited: bool) -> Status:
+        status = self.status()
+        if accept_edited and self.accept_edits(status):
+            status = self.status()
+        return status
 
     def _execute(self, steps: list[Step], adopt: list[Migration] | None = None) -> int:
         """Run planned steps; every file was parsed by the planner before this point."""
@@ -302,7 +417,7 @@ class Runner:
             )
             self.out(f"migrator: recorded checksums of {len(adopt)} migration(s) applied before checksums existed")
         if not steps:
-            current = max(self.store.applied_versions(), default=0)
+            current = self._current_version()
             self.out(f"migrator: no migrations to run. current version: {current}")
             return current
         for step in steps:
@@ -310,9 +425,12 @@ class Runner:
             self._apply(step)
             label = "OK  " if step.parsed.statements else "EMPTY"
             self.out(f"{label} {step.migration.filename} ({format_duration(time.perf_counter() - started)})")
-        current = max(self.store.applied_versions(), default=0)
+        current = self._current_version()
         self.out(f"migrator: successfully migrated database to version: {current}")
         return current
+
+    def _current_version(self) -> int:
+        return next(reversed(self.store.applied()), 0)
 
     def _apply(self, step: Step) -> None:
         if step.parsed.use_tx:
@@ -369,6 +487,13 @@ class Runner:
                 cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
             number = 0
             cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+        except KeyboardInterrupt:
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            raise Interrupted(
+                f"{self._where(step, number)} was interrupted; rolled back: nothing of this file was applied"
+                f" and version {step.migration.version} was not {step.tracking}"
+            ) from None
         except psycopg.Error as exc:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
@@ -394,18 +519,17 @@ class Runner:
             try:
                 self.conn.execute(statement.sql)
                 self.ledger.progress(migration.version, number)
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"{self._where(step, number)} was interrupted in a NO TRANSACTION migration;"
+                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
+                    " `status` shows it; repair by hand, then rerun"
+                ) from None
             except psycopg.Error as exc:
-                ran = statements[: number - 1]
-                done = (
-                    "statements "
-                    + ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
-                    + " ran and were NOT rolled back"
-                    if ran
-                    else "no statement of it had run"
-                )
                 raise MigrationFailed(
                     f"{self._where(step, number)} failed in a NO TRANSACTION migration: {_pg_reason(exc)};"
-                    f" {done}; version {migration.version} was not {step.tracking}. Repair by hand, then rerun"
+                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
+                    " Repair by hand, then rerun"
                 ) from None
         try:
             # One simple query is one implicit transaction: both rows or neither.

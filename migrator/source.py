@@ -37,7 +37,24 @@ def parse_filename(name: str) -> int:
 
 
 def missing_directory(directory: Path) -> InputError:
+    if directory.exists():
+        return InputError(
+            f"{directory}: not a directory; --dir (or GOOSE_MIGRATION_DIR) names the migrations directory"
+        )
     return InputError(f"{directory}: migrations directory does not exist")
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """Whether a ``.sql`` entry is a readable regular file; InputError for what looks like a
+    migration but is not one, since skipping it would silently leave a version out."""
+    try:
+        if entry.is_file():
+            return True
+    except OSError as exc:  # a symlink loop
+        raise InputError(f"{entry.name}: cannot be read: {exc.strerror}") from None
+    if entry.is_symlink():
+        raise InputError(f"{entry.name}: a symbolic link to nothing (dangling symlink)")
+    raise InputError(f"{entry.name}: a directory, not a migration file")
 
 
 def collect(directory: Path) -> list[Migration]:
@@ -46,14 +63,17 @@ def collect(directory: Path) -> list[Migration]:
     Go migrations cannot run here, so a ``.go`` migration is an error rather than a gap.
     """
     try:
-        entries = [(entry.name, entry.is_file()) for entry in os.scandir(directory)]
+        entries = list(os.scandir(directory))
     except (FileNotFoundError, NotADirectoryError):
         raise missing_directory(directory) from None
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot list the migrations directory: {exc.strerror}") from None
     found: dict[int, str] = {}
-    for name, is_file in entries:
+    for entry in entries:
+        name = entry.name
         if name.endswith(".go") and not name.endswith("_test.go"):
             raise InputError(f"{name}: Go migrations are not supported; write it as SQL")
-        if not is_file or not name.endswith(".sql"):
+        if not name.endswith(".sql") or not _is_file(entry):
             continue
         version = parse_filename(name)
         if version in found:

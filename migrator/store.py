@@ -8,9 +8,9 @@ instead, so the newest row of each version decides whether it is applied.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -20,6 +20,19 @@ from migrator.errors import InputError
 
 DEFAULT_TABLE = "_migrations"
 _ASCII_UPPER_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# One name part: "quoted" (with "" for a quote, kept as written) or bare (folded to lower case).
+_PART = r'"(?:[^"]|"")+"|[^".]+'
+_QUALIFIED = re.compile(rf"(?P<first>{_PART})(?:\.(?P<second>{_PART}))?")
+# PostgreSQL cuts longer identifiers to 63 bytes, so a long name and the names derived from
+# it (the ledger's) could silently become one and the same table.
+MAX_IDENTIFIER_BYTES = 63
+DERIVED_SUFFIXES = ("_ledger",)
+
+
+def _unquote(part: str) -> str:
+    if part.startswith('"'):
+        return part[1:-1].replace('""', '"')
+    return part.translate(_ASCII_UPPER_TO_LOWER)
 
 
 @dataclass(frozen=True)
@@ -29,18 +42,29 @@ class TableName:
 
     @classmethod
     def parse(cls, text: str) -> TableName:
-        """``table`` or ``schema.table``, folded as PostgreSQL folds goose's unquoted name."""
-        parts = text.translate(_ASCII_UPPER_TO_LOWER).split(".")
-        if len(parts) > 2 or not all(parts):
-            raise InputError(f"table name {text!r} must be 'table' or 'schema.table'")
-        return cls(parts[0], parts[1]) if len(parts) == 2 else cls(None, parts[0])
+        """``table`` or ``schema.table``, each part bare or double-quoted, read as PostgreSQL
+        reads the name goose writes into its SQL unquoted."""
+        match = _QUALIFIED.fullmatch(text)
+        if match is None:
+            raise InputError(f"table name {text!r} must be 'table' or 'schema.table' (parts may be \"quoted\")")
+        first, second = _unquote(match["first"]), match["second"] and _unquote(match["second"])
+        schema, name = (first, second) if second else (None, first)
+        longest = max(len(name.encode()) + len(suffix.encode()) for suffix in ("", *DERIVED_SUFFIXES))
+        if longest > MAX_IDENTIFIER_BYTES or len((schema or "").encode()) > MAX_IDENTIFIER_BYTES:
+            allowed = MAX_IDENTIFIER_BYTES - max(len(suffix.encode()) for suffix in DERIVED_SUFFIXES)
+            raise InputError(
+                f"table name {text!r} is too long: the migrator's ledger table is named after it with"
+                f" '_ledger' appended, and PostgreSQL cuts names at 63 bytes; use at most {allowed} bytes"
+            )
+        return cls(schema, name)
 
     @property
     def identifier(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name) if self.schema else sql.Identifier(self.name)
 
     def __str__(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
+        parts = (self.schema, self.name) if self.schema else (self.name,)
+        return ".".join(p if re.fullmatch(r"[a-z_][a-z0-9_$]*", p) else '"' + p.replace('"', '""') + '"' for p in parts)
 
 
 def table_exists(conn: psycopg.Connection, table: TableName) -> bool:
@@ -74,38 +98,33 @@ class Store:
             self.conn.execute(self.record_sql(0))
         return True
 
-    def _newest_applied(self, *columns: str) -> list[tuple[Any, ...]]:
-        if not self.exists():
-            return []
-        return self.conn.execute(
-            sql.SQL(
-                "SELECT {} FROM (SELECT DISTINCT ON (version_id) * FROM {} ORDER BY version_id, id DESC) newest"
-                " WHERE is_applied AND version_id <> 0"
-            ).format(sql.SQL(", ").join(map(sql.Identifier, columns)), self.table.identifier)
-        ).fetchall()
-
     def applied(self) -> dict[int, datetime]:
-        """Applied versions (never 0) and when they were applied; empty if no table yet."""
-        return dict(self._newest_applied("version_id", "tstamp"))
+        """Applied versions (never 0) and when, in the order goose sees them applied: by the
+        id of each version's newest row. goose rolls back from the end of this order."""
+        if not self.exists():
+            return {}
+        rows = self.conn.execute(
+            sql.SQL(
+                "SELECT version_id, tstamp FROM (SELECT DISTINCT ON (version_id) * FROM {}"
+                " ORDER BY version_id, id DESC) newest WHERE is_applied AND version_id <> 0 ORDER BY id"
+            ).format(self.table.identifier)
+        ).fetchall()
+        return dict(rows)
 
-    def applied_versions(self) -> set[int]:
-        """The same versions without their times: the cheaper read every ``up`` makes."""
-        return {row[0] for row in self._newest_applied("version_id")}
-
-    def fingerprint(self) -> tuple[int, int, int, int]:
-        """Row count, last id, sum and maximum of applied versions: any write by goose or by
-        hand changes one of them. All zero when the table does not exist."""
+    def digest(self) -> tuple[str, int]:
+        """A digest of every row's id, version and state, and the highest applied version:
+        any write by goose or by hand changes the digest. Empty when there is no table."""
         try:
             row = self.conn.execute(
                 sql.SQL(
-                    "SELECT count(*), coalesce(max(id), 0), coalesce(sum(version_id) FILTER (WHERE is_applied), 0),"
-                    " coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
+                    "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
+                    " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
                 ).format(self.table.identifier)
             ).fetchone()
         except pg_errors.UndefinedTable:
-            return 0, 0, 0, 0
+            return "", 0
         assert row is not None
-        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+        return str(row[0]), int(row[1])
 
     # Statements rather than calls, so a caller can send them with others in one round trip.
     def record_sql(self, version: int) -> sql.Composed:

@@ -142,7 +142,7 @@ def test_each_migration_runs_with_lock_and_statement_timeouts(dsn: str, migratio
     assert query(dsn, "SELECT lock, statement FROM seen") == [("5s", "90s"), ("5s", "90s")]
     flagged = run_migrator("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
     assert flagged.returncode == 0, flagged.stderr
-    assert ("750ms", "1h") in query(dsn, "SELECT lock, statement FROM seen")
+    assert ("750ms", "3h") in query(dsn, "SELECT lock, statement FROM seen")
 
 
 def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migrations: MigrationDir) -> None:

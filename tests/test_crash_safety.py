@@ -69,10 +69,10 @@ def test_interrupted_no_transaction_migration_is_reported(dsn: str, migrations: 
     status = run_migrator("status", dsn=dsn, directory=migrations.path)
     assert status.returncode == 0
     assert (
-        "applying 00001_slow.sql (NO TRANSACTION) was interrupted after 1 of 3 statement(s)."
-        " Its statements are not rolled back" in status.stdout
+        "applying 00001_slow.sql (NO TRANSACTION) was interrupted after 1 of 3 statement(s):"
+        " statements 1 to 1 ran and were not rolled back" in status.stdout
     )
-    assert "repair by hand, then run `up`" in status.stdout
+    assert "undo them by hand, then run `up`" in status.stdout
     document = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert document["interrupted"] == [
         {"version": 1, "name": "00001_slow.sql", "state": "applying", "statements_done": 1, "statements_total": 3}

@@ -134,7 +134,8 @@ def test_wrong_password_is_never_printed(dsn: str, migrations: MigrationDir) -> 
 def test_malformed_dsn_does_not_echo_the_password(migrations: MigrationDir) -> None:
     result = run_migrator("status", dsn="host=127.0.0.1 password=S3cretValue nonsense", directory=migrations.path)
     assert result.returncode == 2
-    assert "S3cretValue" not in result.stderr and "invalid database connection string" in result.stderr
+    assert "S3cretValue" not in result.stderr
+    assert "cannot be read unambiguously" in result.stderr
 
 
 def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:

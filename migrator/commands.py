@@ -1,0 +1,293 @@
+"""What each command does, and how its result is printed (text as goose prints it, or JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from migrator import authoring
+from migrator.dsn import connect
+from migrator.errors import InputError, ParseError
+from migrator.lint import Finding, find_config, lint, squawk_binary
+from migrator.parser import Direction, ParsedMigration, parse_file
+from migrator.runner import Runner, Status, Step, interruption_advice
+from migrator.settings import Settings
+from migrator.source import Migration, collect, missing_directory
+
+
+def emit_json(document: object) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def warn(message: str) -> None:
+    print(f"migrator: warning: {message}", file=sys.stderr)
+
+
+def version_argument(settings: Settings) -> int:
+    text = settings.argument or ""
+    # str.isdigit() also takes '²' and Arabic-Indic digits: a version is ASCII digits only.
+    if not (text.isascii() and text.isdigit()):
+        raise InputError(f"{settings.command}: VERSION must be a whole number written in digits 0-9, got {text!r}")
+    return int(text)
+
+
+def _runner(conn: psycopg.Connection, settings: Settings) -> Runner:
+    return Runner(conn, settings.directory, settings.table, safety=settings.safety)
+
+
+def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
+    if not settings.directory.is_dir():
+        raise missing_directory(settings.directory)  # before connecting
+    return connect(settings.dsn, read_only=not writes)
+
+
+def _read_status(runner: Runner) -> Status:
+    status = runner.status(tolerate_unreadable_ledger=True)
+    if status.ledger_unreadable:
+        warn(status.ledger_unreadable)
+    return status
+
+
+# -- writing commands ------------------------------------------------------------------
+
+
+def up(settings: Settings) -> None:
+    target = version_argument(settings) if settings.command == "up-to" else None
+    with _database(settings, writes=True) as conn:
+        _runner(conn, settings).up(
+            target=target,
+            by_one=settings.command == "up-by-one",
+            allow_missing=settings.allow_missing,
+            allow_edited=settings.allow_edited,
+            accept_edited=settings.accept_edited,
+            lock_timeout=settings.lock_wait,
+        )
+
+
+def down(settings: Settings) -> None:
+    target = version_argument(settings) if settings.command == "down-to" else None
+    with _database(settings, writes=True) as conn:
+        _runner(conn, settings).down(
+            target=target,
+            reset=settings.command == "reset",
+            allow_edited=settings.allow_edited,
+            accept_edited=settings.accept_edited,
+            allow_interrupted=settings.allow_interrupted,
+            lock_timeout=settings.lock_wait,
+        )
+
+
+def redo(settings: Settings) -> None:
+    with _database(settings, writes=True) as conn:
+        _runner(conn, settings).redo(
+            allow_edited=settings.allow_edited,
+            accept_edited=settings.accept_edited,
+            allow_interrupted=settings.allow_interrupted,
+            lock_timeout=settings.lock_wait,
+        )
+
+
+# -- reading commands ------------------------------------------------------------------
+
+
+def status(settings: Settings) -> None:
+    with _database(settings, writes=False) as conn:
+        found = _read_status(_runner(conn, settings))
+    if settings.as_json:
+        emit_json(_status_document(found, settings))
+    else:
+        _print_status(found)
+
+
+def version(settings: Settings) -> None:
+    with _database(settings, writes=False) as conn:
+        print(f"migrator: version {_runner(conn, settings).status(tolerate_unreadable_ledger=True).current}")
+
+
+def plan(settings: Settings) -> None:
+    with _database(settings, writes=False) as conn:
+        runner = _runner(conn, settings)
+        steps = runner.plan_up(
+            allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
+        )
+    _print_plan(steps, settings)
+
+
+def lint_command(settings: Settings) -> None:
+    if settings.lint_all:
+        files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory)]
+    else:
+        with _database(settings, writes=False) as conn:
+            runner = _runner(conn, settings)
+            steps = runner.plan_up(
+                allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
+            )
+        files = [(s.migration, s.parsed) for s in steps]
+    findings = lint(files, find_config(settings.directory))
+    for finding in findings:
+        print(finding)
+    if findings:
+        files_hit = len({f.filename for f in findings})
+        raise InputError(f"lint: {len(findings)} finding(s) in {files_hit} of {len(files)} file(s)")
+    print(f"migrator: lint found nothing in {len(files)} file(s)")
+
+
+# -- commands without a database -------------------------------------------------------
+
+
+def create(settings: Settings) -> None:
+    path = authoring.create(
+        settings.directory, settings.argument or "", now=datetime.now(UTC), sequential=settings.sequential
+    )
+    print(f"migrator: created new file: {path}")
+
+
+def fix(settings: Settings) -> None:
+    for old, new in authoring.fix(settings.directory):
+        print(f"RENAMED {old.name} => {new.name}")
+
+
+def show(settings: Settings) -> None:
+    path = Path(settings.argument or "")
+    if not path.is_file():
+        path = settings.directory / path
+    if not path.is_file():
+        raise InputError(f"{settings.argument}: no such migration file")
+    direction = Direction.DOWN if settings.down else Direction.UP
+    parsed = parse_file(path, direction)
+    if settings.as_json:
+        emit_json({"statements": [s.sql for s in parsed.statements], "transaction": parsed.use_tx})
+    else:
+        statements = [(s.line, s.sql) for s in parsed.statements]
+        _print_statements(f"{path.name} ({direction.value})", parsed.use_tx, statements)
+
+
+def validate(settings: Settings) -> None:
+    migrations = collect(settings.directory)
+    problems: list[str] = []
+    bad_files = 0
+    for migration in migrations:
+        # A file's error is usually the same in both directions: report it once.
+        found = list(dict.fromkeys(_parse_problems(migration)))
+        problems.extend(found)
+        bad_files += bool(found)
+    parse_problems = len(problems)
+    if settings.dsn:
+        with connect(settings.dsn, read_only=True) as conn:
+            runner = Runner(conn, migrations, settings.table)
+            try:
+                runner.refuse_drift(_read_status(runner))
+            except InputError as exc:
+                problems.append(str(exc))
+    for problem in problems:
+        print(f"migrator: {problem}", file=sys.stderr)
+    if problems:
+        drift = " and applied files changed" if len(problems) > parse_problems else ""
+        raise InputError(f"{bad_files} of {len(migrations)} migration(s) do not parse{drift}")
+    checked = " and checked against the database" if settings.dsn else ""
+    print(f"migrator: {len(migrations)} migration(s) valid{checked}")
+
+
+def _parse_problems(migration: Migration) -> list[str]:
+    problems = []
+    for direction in Direction:
+        try:
+            parse_file(migration.path, direction)
+        except ParseError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _status_document(found: Status, settings: Settings) -> dict[str, object]:
+    edited = {m.version for m in found.edited}
+    return {
+        "table": str(settings.table),
+        "current": found.current,
+        "migrations": [
+            {
+                "version": s.migration.version,
+                "name": s.migration.filename,
+                "applied": s.applied,
+                "applied_at": s.applied_at.isoformat() if s.applied_at else None,
+                "edited": s.migration.version in edited,
+            }
+            for s in found.migrations
+        ],
+        "pending": [m.version for m in found.pending],
+        "unknown_applied": found.unknown_applied,
+        "edited": sorted(edited),
+        "vanished": [e.version for e in found.vanished],
+        "interrupted": [
+            {"version": e.version, "name": e.filename, "state": e.state.value,
+             "statements_done": e.statements_done, "statements_total": e.statements_total}
+            for e in found.interrupted
+        ],
+        "checksums_checked": found.ledger_unreadable is None,
+    }  # fmt: skip
+
+
+def _print_status(found: Status) -> None:
+    edited = {m.version for m in found.edited}
+    print("    Applied At                  Migration")
+    print("    =======================================")
+    for state in found.migrations:
+        when = state.applied_at.strftime("%a %b %e %H:%M:%S %Y") if state.applied_at else "Pending"
+        note = "  (EDITED since applied)" if state.migration.version in edited else ""
+        print(f"    {when:<24} -- {state.migration.filename}{note}")
+    for version_id in found.unknown_applied:
+        vanished = next((e.filename for e in found.vanished if e.version == version_id), None)
+        what = f"{vanished} (file REMOVED since applied)" if vanished else f"version {version_id}"
+        print(f"    {'Applied, no file':<24} -- {what}")
+    for entry in found.interrupted:
+        print(f"\nmigrator: {interruption_advice(entry)}.")
+
+
+def _lint_findings(files: list[tuple[Migration, ParsedMigration]], settings: Settings) -> list[Finding] | None:
+    """squawk's findings, or None where squawk is not installed (the image has none)."""
+    if squawk_binary() is None:
+        return None
+    return lint(files, find_config(settings.directory))
+
+
+def _print_statements(title: str, use_tx: bool, statements: Sequence[tuple[int, str]]) -> None:
+    mode = "in one transaction" if use_tx else "NO TRANSACTION"
+    print(f"-- {title}: {len(statements)} statement(s), {mode}")
+    for number, (line, text) in enumerate(statements, start=1):
+        print(f"-- statement {number} (line {line})\n{text}")
+
+
+def _print_plan(steps: list[Step], settings: Settings) -> None:
+    findings = _lint_findings([(s.migration, s.parsed) for s in steps], settings)
+    if settings.as_json:
+        emit_json(
+            {
+                "pending": [
+                    {
+                        "version": step.migration.version,
+                        "name": step.migration.filename,
+                        "transaction": step.parsed.use_tx,
+                        "statements": [s.sql for s in step.parsed.statements],
+                        "lint": None
+                        if findings is None
+                        else [f.as_dict() for f in findings if f.filename == step.migration.filename],
+                    }
+                    for step in steps
+                ]
+            }
+        )
+        return
+    if not steps:
+        print("migrator: nothing pending")
+    for step in steps:
+        statements = [(s.line, s.sql) for s in step.parsed.statements]
+        _print_statements(step.migration.filename, step.parsed.use_tx, statements)
+    for finding in findings or []:
+        print(f"-- lint: {finding}")

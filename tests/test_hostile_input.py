@@ -1,0 +1,385 @@
+"""Hostile input against a real PostgreSQL: bad files, bad connection strings, bad flags.
+
+Each case must end with one clear error line, the contract's exit code and an unchanged
+database; none may print a traceback or any part of a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from migrator import authoring
+from migrator.cli import COMMANDS
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+
+GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
+
+
+def one_error(result: subprocess.CompletedProcess[str], exit_code: int = 2) -> str:
+    """What a failed run printed, after checking its exit code and that it ends in one error line."""
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("migrator: error: "), result.stderr
+    return result.stderr
+
+
+# -- 1. bytes PostgreSQL cannot carry ---------------------------------------------------
+
+
+def test_nul_byte_is_refused_by_every_command_before_anything_runs(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, "CREATE TABLE victims (id int); INSERT INTO victims VALUES (1), (2)")
+    path = migrations.path / "00001_cleanup.sql"
+    path.write_bytes(b"-- +goose Up\nDELETE FROM victims\x00 WHERE id = 1;\n")
+    for command in (["validate"], ["show", path.name], ["plan"], ["up"], ["lint", "--all"]):
+        error = one_error(run_migrator(*command, dsn=dsn, directory=migrations.path))
+        assert "00001_cleanup.sql:2: NUL byte" in error, command
+    assert query(dsn, "SELECT count(*) FROM victims") == [(2,)]
+    assert "_migrations" not in tables(dsn)
+
+
+def test_nul_byte_in_a_down_section_is_refused_before_rolling_back(dsn: str, migrations: MigrationDir) -> None:
+    path = migrations.add("00001_t.sql", "-- +goose Up\nCREATE TABLE t (id int);\n")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    path.write_bytes(path.read_bytes() + b"-- +goose Down\nDROP TABLE t\x00;\n")
+    error = one_error(run_migrator("down", "--allow-edited", dsn=dsn, directory=migrations.path))
+    assert "00001_t.sql:4: NUL byte" in error
+    assert versions(dsn) == [0, 1]
+
+
+def test_byte_order_mark_is_named(migrations: MigrationDir) -> None:
+    (migrations.path / "00001_bom.sql").write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    error = one_error(run_migrator("validate", directory=migrations.path))
+    assert "00001_bom.sql:1: the file starts with a UTF-8 byte order mark (BOM)" in error
+
+
+# -- 2. passwords in connection strings --------------------------------------------------
+
+LEAKY_DSNS = [
+    "postgresql://app:Xq7/SecretPw91@127.0.0.1/db",
+    "postgresql://app:Xq7@SecretPw91@127.0.0.1",
+    "postgresql://app:Xq7@Sec:retPw91@127.0.0.1",
+    "postgresql://app:Xq7#SecretPw91@127.0.0.1/db",
+    "host=127.0.0.1 password=Xq7 SecretPw91",
+    "host=127.0.0.1 password='Xq7SecretPw91",
+]
+
+
+@pytest.mark.parametrize("dsn", LEAKY_DSNS)
+def test_malformed_dsn_is_refused_without_echoing_it(migrations: MigrationDir, dsn: str) -> None:
+    error = one_error(run_migrator("status", dsn=dsn, directory=migrations.path))
+    assert "cannot be read unambiguously" in error
+    for fragment in ("SecretPw91", "retPw91", "Xq7"):
+        assert fragment not in error
+
+
+def test_non_numeric_port_is_bad_input(migrations: MigrationDir) -> None:
+    error = one_error(
+        run_migrator("status", dsn="postgresql://app:pw@127.0.0.1:notaport/db", directory=migrations.path)
+    )
+    assert "port" in error
+    assert "pw@" not in error
+
+
+def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "migrator",
+        "status",
+        "--dir",
+        str(migrations.path),
+        b"--dsn=postgresql://a:p\xffw@h/d",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    error = one_error(result)
+    assert "not valid UTF-8" in error
+
+
+def _role(admin_dsn: str, name: str, password: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+
+
+def test_a_one_letter_password_masks_only_itself(pg_admin_dsn: str, migrations: MigrationDir) -> None:
+    _role(pg_admin_dsn, "hostile_e", "a-different-password")
+    wrong = conninfo.make_conninfo(pg_admin_dsn, user="hostile_e", password="e")
+    error = one_error(run_migrator("status", dsn=wrong, directory=migrations.path), exit_code=1)
+    assert 'password authentication failed for user "hostile_e"' in error
+
+
+def test_a_password_equal_to_the_user_name_leaves_the_user_named(pg_admin_dsn: str, migrations: MigrationDir) -> None:
+    _role(pg_admin_dsn, "samename", "not-samename")
+    wrong = conninfo.make_conninfo(pg_admin_dsn, user="samename", password="samename", dbname="samename")
+    error = one_error(run_migrator("status", dsn=wrong, directory=migrations.path), exit_code=1)
+    assert 'for user "samename"' in error
+    assert "cannot connect to samename on 127.0.0.1" in error
+
+
+def test_percent_encoded_password_never_printed(pg_admin_dsn: str, migrations: MigrationDir) -> None:
+    _role(pg_admin_dsn, "encoded", "p@ss/w:rd")
+    params = conninfo.conninfo_to_dict(pg_admin_dsn)
+    url = f"postgresql://encoded:p%40ss%2Fw%3Ard@127.0.0.1:{params['port']}/no_such_db"
+    error = one_error(run_migrator("status", dsn=url, directory=migrations.path), exit_code=1)
+    assert 'database "no_such_db" does not exist' in error
+    for form in ("p@ss/w:rd", "p%40ss%2Fw%3Ard", "p%40ss"):
+        assert form not in error
+
+
+# -- 6. durations that would mean something else in PostgreSQL ---------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--db-lock-timeout", "0.1ms"],
+        ["--db-lock-timeout", "0s"],
+        ["--statement-timeout", "0ms"],
+        ["--statement-timeout", "99999999h"],
+        ["--lock-timeout", "0s"],
+        ["--lock-timeout", "5 minutes"],
+    ],
+)
+def test_durations_out_of_bounds_are_refused_before_connecting(
+    dsn: str, migrations: MigrationDir, flags: list[str]
+) -> None:
+    migrations.add("00001_good.sql", GOOD)
+    error = one_error(run_migrator("up", *flags, dsn=dsn, directory=migrations.path))
+    assert flags[0] in error
+    assert "_migrations" not in tables(dsn)
+
+
+def test_a_duration_from_the_environment_is_checked_too(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_good.sql", GOOD)
+    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "0.2ms"})
+    assert "under 1ms" in one_error(result)
+    assert "_migrations" not in tables(dsn)
+
+
+# -- 4, 13. create ------------------------------------------------------------------------
+
+
+def test_create_accepts_gooses_type_word_and_keeps_the_name(migrations: MigrationDir) -> None:
+    result = run_migrator("create", "add_users", "sql", directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    [created] = migrations.path.glob("*.sql")
+    assert created.name.endswith("_add_users.sql")
+    assert "Go migrations" not in result.stderr
+    refused = run_migrator("create", "add_users", "go", directory=migrations.path)
+    assert refused.returncode == 2
+
+
+def test_two_creates_in_one_second_get_two_versions(migrations: MigrationDir) -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = authoring.create(migrations.path, "first", now=now, sequential=False)
+    second = authoring.create(migrations.path, "second", now=now, sequential=False)
+    assert first.name == "20260102030405_first.sql"
+    assert second.name == "20260102030406_second.sql"
+    assert run_migrator("validate", directory=migrations.path).returncode == 0
+
+
+def test_create_template_applies_no_sql(dsn: str, migrations: MigrationDir) -> None:
+    assert run_migrator("create", "nothing_yet", directory=migrations.path).returncode == 0
+    [created] = migrations.path.glob("*.sql")
+    shown = json.loads(run_migrator("show", created.name, "--json", directory=migrations.path).stdout)
+    assert shown["statements"] == []
+
+
+def test_create_with_an_overlong_name_is_refused(migrations: MigrationDir) -> None:
+    error = one_error(run_migrator("create", "x" * 300, directory=migrations.path))
+    assert "under 255" in error
+    assert list(migrations.path.iterdir()) == []
+
+
+def test_fix_refuses_when_a_target_name_is_taken(migrations: MigrationDir) -> None:
+    migrations.add("20260101000000_a.sql", GOOD)
+    (migrations.path / "00001_a.sql").mkdir()
+    error = one_error(run_migrator("fix", directory=migrations.path))
+    assert "00001_a.sql" in error
+    assert (migrations.path / "20260101000000_a.sql").exists()
+
+
+# -- 5. transaction control in a transactional file -------------------------------------
+
+
+def test_commit_inside_a_transactional_file_is_refused_at_parse_time(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add(
+        "00001_split.sql",
+        "-- +goose Up\nCREATE TABLE before_commit (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n",
+    )
+    for command in ("validate", "plan", "up"):
+        error = one_error(run_migrator(command, dsn=dsn, directory=migrations.path))
+        assert "00001_split.sql:3: COMMIT in a migration that runs in a transaction" in error
+    assert not {"before_commit", "after_commit"} & tables(dsn)
+
+
+def test_begin_inside_a_function_body_or_do_block_is_not_transaction_control(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add(
+        "00001_plpgsql.sql",
+        "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n  RETURN 1;\nEND;\n$$;\n-- +goose StatementEnd\n-- +goose StatementBegin\n"
+        "DO $$ BEGIN PERFORM f(); END $$;\n-- +goose StatementEnd\n",
+    )
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1]
+
+
+def test_transaction_control_is_allowed_without_a_transaction(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add(
+        "00001_own_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nBEGIN;\nCREATE TABLE own (id int);\nCOMMIT;\n"
+    )
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert "own" in tables(dsn)
+
+
+# -- 10, 11. table names -----------------------------------------------------------------
+
+
+def test_a_table_name_whose_ledger_name_would_be_cut_is_refused(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_good.sql", GOOD)
+    error = one_error(run_migrator("up", "--table", "t" * 57, dsn=dsn, directory=migrations.path))
+    assert "at most 56 bytes" in error
+    assert tables(dsn) == set()
+    fits = run_migrator("up", "--table", "t" * 56, dsn=dsn, directory=migrations.path)
+    assert fits.returncode == 0, fits.stderr
+    assert {"t" * 56, "t" * 56 + "_ledger"} <= tables(dsn)
+
+
+def test_quoted_table_names_are_understood_as_goose_writes_them(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, 'CREATE SCHEMA "Weird"')
+    migrations.add("00001_good.sql", GOOD)
+    result = run_migrator("up", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    columns = query(
+        dsn,
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'Weird' AND table_name = 'T'"
+        " ORDER BY ordinal_position",
+    )
+    assert columns == [("id",), ("version_id",), ("is_applied",), ("tstamp",)]
+    status = json.loads(
+        run_migrator("status", "--json", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path).stdout
+    )
+    assert status["table"] == '"Weird"."T"'
+    assert status["pending"] == []
+
+
+# -- tracebacks and sloppy edges ---------------------------------------------------------
+
+
+def test_symlink_loop_and_dangling_symlink_and_directory_are_reported(migrations: MigrationDir) -> None:
+    loop = migrations.path / "00001_loop.sql"
+    loop.symlink_to(loop)
+    assert "00001_loop.sql: cannot be read" in one_error(run_migrator("validate", directory=migrations.path))
+    loop.unlink()
+    (migrations.path / "00002_gone.sql").symlink_to(migrations.path / "nowhere.sql")
+    assert "00002_gone.sql: a symbolic link to nothing" in one_error(
+        run_migrator("validate", directory=migrations.path)
+    )
+    (migrations.path / "00002_gone.sql").unlink()
+    (migrations.path / "00003_dir.sql").mkdir()
+    assert "00003_dir.sql: a directory" in one_error(run_migrator("validate", directory=migrations.path))
+
+
+def test_unreadable_directory_is_reported(migrations: MigrationDir, tmp_path: Path) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) runs the migrator as an unprivileged user")
+    migrations.add("00001_good.sql", GOOD)
+    tmp_path.chmod(0o755)
+    migrations.path.chmod(0o000)
+    try:
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "migrator",
+             "validate", "--dir", str(migrations.path)],
+            capture_output=True, text=True, cwd=REPO, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    finally:
+        migrations.path.chmod(0o755)
+    assert "cannot list the migrations directory: Permission denied" in one_error(result)
+
+
+def test_a_file_as_the_directory_is_named_not_a_directory() -> None:
+    assert "/etc/passwd: not a directory" in one_error(run_migrator("status", directory=Path("/etc/passwd")))
+
+
+@pytest.mark.parametrize("version", ["²", "١٢", "-1", "1e3", ""])
+def test_versions_are_ascii_digits_only(dsn: str, migrations: MigrationDir, version: str) -> None:
+    migrations.add("00001_good.sql", GOOD)
+    error = one_error(run_migrator("up-to", version, dsn=dsn, directory=migrations.path))
+    assert "digits 0-9" in error or "expected one argument" in error
+    assert "_migrations" not in tables(dsn)
+
+
+@pytest.mark.parametrize(
+    "command", [["up", "--json"], ["status", "--down"], ["up", "-s"], ["status", "--all"], ["version", "--json"]]
+)
+def test_options_of_other_commands_are_refused(dsn: str, migrations: MigrationDir, command: list[str]) -> None:
+    error = one_error(run_migrator(*command, dsn=dsn, directory=migrations.path))
+    assert "unrecognized arguments" in error
+    assert tables(dsn) == set()
+
+
+def test_options_may_stand_before_the_command(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_good.sql", GOOD)
+    result = run_migrator("--json", "--lock-timeout", "1m", "--dir", str(migrations.path), "status", dsn=dsn)
+    assert result.returncode == 2  # --lock-timeout does not belong to status
+    status = run_migrator("--json", "--dir", str(migrations.path), "status", dsn=dsn)
+    assert json.loads(status.stdout)["pending"] == [1]
+
+
+def test_json_errors_are_json_on_stdout(migrations: MigrationDir) -> None:
+    result = run_migrator("status", "--json", dsn="postgresql://a:b@127.0.0.1:notaport/x", directory=migrations.path)
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    assert document["exit_code"] == 2
+    assert "port" in document["error"]
+
+
+def test_usage_and_runtime_errors_share_one_prefix(migrations: MigrationDir) -> None:
+    usage = run_migrator("frobnicate", directory=migrations.path)
+    runtime = run_migrator("show", "missing.sql", directory=migrations.path)
+    for result in (usage, runtime):
+        assert result.stderr.startswith("migrator: error: "), result.stderr
+
+
+def test_every_command_has_its_own_help() -> None:
+    for command in COMMANDS:
+        result = run_migrator(command.name, "--help")
+        assert result.returncode == 0
+        assert command.help in " ".join(result.stdout.split())
+    assert run_migrator("--version").stdout.startswith("migrator ")
+
+
+def test_validate_reports_each_bad_file_once(migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "SELECT 1;\n")
+    migrations.add("00002_good.sql", GOOD)
+    result = run_migrator("validate", directory=migrations.path)
+    assert result.returncode == 2
+    assert result.stderr.count("00001_bad.sql") == 1
+    assert "1 of 2 migration(s) do not parse" in result.stderr
+
+
+def test_connect_timeout_in_the_dsn_is_honoured(migrations: MigrationDir) -> None:
+    # A listener that completes the TCP handshake and then never answers, on loopback.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        dsn = f"postgresql://u:pw@127.0.0.1:{port}/db?connect_timeout=2"
+        result = run_migrator("status", dsn=dsn, directory=migrations.path, timeout=8)
+    error = one_error(result, exit_code=1)
+    assert "cannot connect to db on 127.0.0.1" in error

@@ -106,7 +106,7 @@ def status(settings: Settings) -> None:
 
 def version(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
-        print(f"migrator: version {_runner(conn, settings).status(tolerate_unreadable_ledger=True).current}")
+        print(f"migrator: version {_read_status(_runner(conn, settings)).current}")
 
 
 def plan(settings: Settings) -> None:

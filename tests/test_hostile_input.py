@@ -92,15 +92,8 @@ def test_non_numeric_port_is_bad_input(migrations: MigrationDir) -> None:
 
 
 def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "migrator",
-        "status",
-        "--dir",
-        str(migrations.path),
-        b"--dsn=postgresql://a:p\xffw@h/d",
-    ]
+    command: list[str | bytes] = [sys.executable, "-m", "migrator", "status", "--dir", str(migrations.path)]
+    command.append(b"--dsn=postgresql://a:p\xffw@h/d")
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     error = one_error(result)
     assert "not valid UTF-8" in error

@@ -1,0 +1,252 @@
+"""Contracts other programs rely on, each with its literal value, against a real PostgreSQL.
+
+The values here are written out, never imported from the code under test: goose's lock
+key, goose's table, the JSON field names and the environment variables are promises to
+goose, to the Pulumi program and to operators, and a test that followed a changed constant
+would let the promise break unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from migrator.dsn import connect
+from migrator.errors import MigrationFailed
+from migrator.runner import Runner, Safety
+from migrator.store import TableName
+from tests.conftest import MigrationDir, query, run_migrator, tables, versions
+
+GOOSE_LOCK_KEY = 4097083626
+
+
+def table_file(name: str) -> str:
+    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
+
+
+def manifest_for(migrations: MigrationDir, names: list[str]) -> dict[str, str]:
+    """A sha256sum listing of ``names``, as the image build writes it, and the env naming it."""
+    listing = subprocess.run(
+        ["sha256sum", "--", *names], cwd=migrations.path, capture_output=True, text=True, check=True
+    ).stdout
+    path = migrations.path.parent / "migrations.sha256"
+    path.write_text(listing)
+    return {"MIGRATOR_CHECKSUMS": str(path)}
+
+
+# -- the lock ------------------------------------------------------------------------------
+
+
+def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
+        result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 3, result.stderr
+    assert "advisory key 4097083626" in result.stderr
+    assert tables(dsn) == set()
+
+
+def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    with connect(dsn) as conn:
+        runner = Runner(conn, migrations.path, TableName.parse("_migrations"), out=lambda _: None)
+        with pytest.raises(MigrationFailed):
+            runner.up(lock_timeout=5)
+        held = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ).fetchone()
+    assert held == (0,)
+
+
+def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, "CREATE TABLE busy (id int)")
+    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
+    said: list[str] = []
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        with connect(dsn) as conn:
+            safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
+            runner = Runner(conn, migrations.path, TableName.parse("_migrations"), out=said.append, safety=safety)
+            with pytest.raises(MigrationFailed, match="4 time"):
+                runner.up(lock_timeout=5)
+        blocker.rollback()
+    waits = [line.rsplit("retrying in ", 1)[1] for line in said if "retrying in" in line]
+    assert waits == ["0.05s", "0.1s", "0.2s"]
+
+
+def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, "CREATE TABLE busy (id int)")
+    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        env = {"MIGRATOR_LOCK_RETRIES": "0", "MIGRATOR_DB_LOCK_TIMEOUT": "100ms"}
+        result = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+        blocker.rollback()
+    assert result.returncode == 1
+    assert "lock_timeout (0.1s) 1 time(s)" in result.stderr
+
+
+# -- applying ----------------------------------------------------------------------------
+
+
+def test_files_run_in_numeric_version_order(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("2_users.sql", "-- +goose Up\nCREATE TABLE users (id int PRIMARY KEY);\n")
+    migrations.add("10_posts.sql", "-- +goose Up\nCREATE TABLE posts (user_id int REFERENCES users);\n")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 2, 10]
+
+
+def test_the_version_row_commits_with_the_file_or_not_at_all(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    assert run_migrator("up-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
+    query(
+        dsn,
+        "CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.version_id = 2 THEN RAISE EXCEPTION 'no version 2'; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER refuse_two BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_two()",
+    )
+    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert "no version 2" in result.stderr
+    assert "b" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+
+
+def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS no_create")
+        conn.execute("CREATE ROLE no_create LOGIN PASSWORD 'no-create-pw'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    weak = conninfo.make_conninfo(dsn, user="no_create", password="no-create-pw")
+    result = run_migrator("up", dsn=weak, directory=migrations.path)
+    assert result.returncode == 1, result.stderr
+    assert "permission denied for schema public" in result.stderr
+
+
+def test_crlf_files_are_checksummed_as_bytes(dsn: str, migrations: MigrationDir) -> None:
+    path = migrations.path / "00001_crlf.sql"
+    path.write_bytes(b"-- +goose Up\r\nCREATE TABLE crlf (id int);\r\n")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 1") == [
+        (hashlib.sha256(path.read_bytes()).hexdigest(),)
+    ]
+    again = run_migrator("up", dsn=dsn, directory=migrations.path)
+    assert again.returncode == 0, again.stderr
+
+
+def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_env.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE t AS SELECT '$$${NAME}' AS v;\n")
+    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
+    assert result.returncode == 0, result.stderr
+    assert query(dsn, "SELECT v FROM t") == [("$x",)]
+
+
+# -- the sealed no-op --------------------------------------------------------------------
+
+
+def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
+    assert run_migrator("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    result = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    env = manifest_for(migrations, ["00001_a.sql"])
+    migrations.add("00002_b.sql", table_file("b"))  # the manifest no longer lists every file
+    Path(env["MIGRATOR_CHECKSUMS"]).write_text(
+        Path(env["MIGRATOR_CHECKSUMS"]).read_text().replace("00001_a.sql", "00003_c.sql")
+    )
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    recorded = dict(query(dsn, "SELECT version_id, sha256 FROM _migrations_ledger WHERE version_id > 0"))
+    assert recorded == {
+        1: hashlib.sha256((migrations.path / "00001_a.sql").read_bytes()).hexdigest(),
+        2: hashlib.sha256((migrations.path / "00002_b.sql").read_bytes()).hexdigest(),
+    }
+
+
+# -- command line and JSON ---------------------------------------------------------------
+
+
+def test_goose_dbstring_is_the_last_resort(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    result = run_migrator("up", directory=migrations.path, env={"GOOSE_DBSTRING": dsn})
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1]
+    both = run_migrator(
+        "status",
+        directory=migrations.path,
+        env={"GOOSE_DBSTRING": "host=nowhere.invalid", "POSTGRES_CONNECTION_STRING": dsn},
+    )
+    assert both.returncode == 0, both.stderr
+
+
+def test_plan_json_field_names(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    document = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert list(document) == ["pending"]
+    [entry] = document["pending"]
+    assert set(entry) == {"version", "name", "transaction", "statements", "lint"}
+    assert (entry["version"], entry["name"], entry["transaction"]) == (1, "00001_a.sql", True)
+    assert entry["statements"] == ["CREATE TABLE a (id int);"]
+
+
+def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    document = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert {"table", "current", "migrations", "pending", "unknown_applied"} <= set(document)
+    assert (document["table"], document["current"], document["pending"]) == ("_migrations", 0, [1])
+    assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
+
+
+def test_fix_gives_every_file_its_own_number(migrations: MigrationDir) -> None:
+    migrations.add("00001_first.sql", table_file("a"))
+    migrations.add("20260101000000_second.sql", table_file("b"))
+    migrations.add("20260102000000_third.sql", table_file("c"))
+    assert run_migrator("fix", directory=migrations.path).returncode == 0
+    assert sorted(p.name for p in migrations.path.iterdir()) == [
+        "00001_first.sql",
+        "00002_second.sql",
+        "00003_third.sql",
+    ]
+
+
+@pytest.mark.parametrize("command", ["status", "version", "plan"])
+def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations: MigrationDir, command: str) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    query(
+        dsn,
+        "CREATE TABLE audit (n int);"
+        " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
+        " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
+        " CREATE VIEW _migrations AS SELECT 1 AS id, write_audit() AS version_id, true AS is_applied,"
+        " now()::timestamp AS tstamp",
+    )
+    result = run_migrator(command, dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert "read-only transaction" in result.stderr
+    assert query(dsn, "SELECT count(*) FROM audit") == [(0,)]
+
+
+def test_percent_encoded_passwords_connect(dsn: str, migrations: MigrationDir) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS encoded_ok")
+        conn.execute(sql.SQL("CREATE ROLE encoded_ok LOGIN PASSWORD {}").format(sql.Literal("p@ss/w:rd %")))
+    params = conninfo.conninfo_to_dict(dsn)
+    url = f"postgresql://encoded_ok:p%40ss%2Fw%3Ard%20%25@127.0.0.1:{params['port']}/{params['dbname']}"
+    result = run_migrator("status", dsn=url, directory=migrations.path)
+    assert result.returncode == 0, result.stderr

@@ -172,11 +172,11 @@ def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir
         Path(env["MIGRATOR_CHECKSUMS"]).read_text().replace("00001_a.sql", "00003_c.sql")
     )
     assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    recorded = dict(query(dsn, "SELECT version_id, sha256 FROM _migrations_ledger WHERE version_id > 0"))
-    assert recorded == {
-        1: hashlib.sha256((migrations.path / "00001_a.sql").read_bytes()).hexdigest(),
-        2: hashlib.sha256((migrations.path / "00002_b.sql").read_bytes()).hexdigest(),
-    }
+    recorded = query(dsn, "SELECT version_id, sha256 FROM _migrations_ledger WHERE version_id > 0 ORDER BY 1")
+    assert recorded == [
+        (1, hashlib.sha256((migrations.path / "00001_a.sql").read_bytes()).hexdigest()),
+        (2, hashlib.sha256((migrations.path / "00002_b.sql").read_bytes()).hexdigest()),
+    ]
 
 
 # -- command line and JSON ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from tests import pgserver
+from tests import mutation_support, pgserver
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -85,15 +85,16 @@ def run_migrator(
     if directory is not None:
         child_env["GOOSE_MIGRATION_DIR"] = str(directory)
     child_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "migrator", *args],
-        capture_output=True,
-        text=True,
-        env=child_env,
-        timeout=timeout,
-        cwd=REPO,
-        check=False,
-    )
+    with mutation_support.recorded_child(child_env):
+        return subprocess.run(
+            [sys.executable, *mutation_support.child_command(), *args],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            timeout=timeout,
+            cwd=REPO,
+            check=False,
+        )
 
 
 def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

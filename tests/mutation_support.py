@@ -1,0 +1,54 @@
+"""Lets mutmut see what a migrator subprocess ran.
+
+mutmut picks the tests for a mutant from the functions each test reached, recorded inside
+the pytest process. Most tests run ``python -m migrator`` as a child process, as Nomad
+does, so while mutmut collects those records the child writes the functions it reached to
+a file, and the test adds them to the parent's record. Outside mutmut this does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_HITS_ENV = "MIGRATOR_MUTMUT_HITS"
+# Run as the child instead of ``-m migrator`` while mutmut collects its records.
+_RECORDING_CHILD = (
+    "import atexit, json, os, runpy, sys\n"
+    "from mutmut.state import state\n"
+    "atexit.register(lambda: open(os.environ['" + _HITS_ENV + "'], 'w').write(json.dumps(sorted(state()._stats))))\n"
+    "sys.argv[0] = 'migrator'\n"
+    "runpy.run_module('migrator', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def collecting() -> bool:
+    return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
+def child_command() -> list[str]:
+    """The arguments that replace ``-m migrator`` for a child process."""
+    return ["-c", _RECORDING_CHILD] if collecting() else ["-m", "migrator"]
+
+
+@contextmanager
+def recorded_child(env: dict[str, str]) -> Iterator[None]:
+    """Around one child run: gives it a file for its record, then adds that record here."""
+    if not collecting():
+        yield
+        return
+    from mutmut.state import state  # noqa: PLC0415 (only importable where mutmut runs)
+
+    descriptor, name = tempfile.mkstemp(prefix="mutmut-hits-")
+    os.close(descriptor)
+    env[_HITS_ENV] = name
+    try:
+        yield
+        text = Path(name).read_text()
+        state()._stats.update(json.loads(text) if text else [])
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -25,6 +25,14 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def shipped_migrations() -> list[tuple[int, Path]]:
+    """Whatever ``migrations/`` holds, as (version, path) in version order.
+
+    Tests treat the shipped directory as data: a newly created migration must not turn them red.
+    """
+    return sorted((int(path.name.split("_", 1)[0]), path) for path in (REPO / "migrations").glob("*.sql"))
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     given = os.environ.get("TEST_DATABASE_URL")

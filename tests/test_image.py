@@ -14,14 +14,13 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from migrator.content import content_hash, image_files
 from migrator.ledger import file_sha256
-from tests.conftest import REPO, query, shipped_migrations, tables, unavailable, versions
+from tests.conftest import REPO, Engine, docker, query, shipped_migrations, tables, versions
 
 BROKEN = """-- +goose Up
 CREATE TABLE broken_half (id int);
@@ -29,32 +28,6 @@ INSERT INTO no_such_table VALUES (1);
 -- +goose Down
 DROP TABLE broken_half;
 """
-
-
-def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return result
-
-
-@dataclass(frozen=True)
-class Engine:
-    base_image: str
-    registry: str
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    base, registry = os.environ.get("MIGRATOR_TEST_BASE_IMAGE"), os.environ.get("TEST_REGISTRY")
-    if shutil.which("docker") is None:
-        unavailable("the docker client is not installed")
-    if not base or not registry:
-        unavailable("MIGRATOR_TEST_BASE_IMAGE and TEST_REGISTRY are not set (bash .ci/run sets them)")
-    assert base and registry
-    if docker("info", check=False, timeout=30).returncode != 0:
-        unavailable("no Docker engine answers at DOCKER_HOST")
-    return Engine(base, registry)
 
 
 def copy_context(destination: Path) -> Path:

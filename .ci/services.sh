@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by .ci/run: a Docker engine, a registry and a local base image for tests/test_image.py.
 # Every process started here is recorded by pid and stopped by stop_services.
 
@@ -54,14 +55,31 @@ YAML
     export MIGRATOR_TEST_BASE_IMAGE=migrator-test-base:bookworm
 }
 
+stop_pid() {  # SIGTERM, up to 30 s to exit, then SIGKILL
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+# dockerd leaves mounts under its exec root (its network namespace, exec/netns/default, at
+# least), and a managed containerd if it was killed hard. rm -rf cannot remove a mount
+# point, so those go first, deepest first.
+unmount_under() {
+    local mount
+    awk -v root="$1" '$2 == root || index($2, root "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r mount; do
+            umount "$mount" 2>/dev/null || umount -l "$mount" || echo "could not unmount $mount" >&2
+        done
+}
+
 stop_services() {
-    local pid
-    for pid in "$registry_pid" "$dockerd_pid"; do
-        [ -n "$pid" ] || continue
-        kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    # dockerd leaves its containerd child and mounts behind only if killed hard.
-    [ -n "$services_root" ] && rm -rf "$services_root" 2>/dev/null || true
+    stop_pid "$registry_pid"
+    stop_pid "$dockerd_pid"
+    [ -n "$services_root" ] || return 0
+    local containerd_pid_file="$services_root/exec/containerd/containerd.pid"
+    if [ -s "$containerd_pid_file" ]; then stop_pid "$(cat "$containerd_pid_file")"; fi
+    unmount_under "$services_root"
+    rm -rf "$services_root" || echo "could not remove $services_root" >&2
 }

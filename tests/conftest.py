@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,42 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A Docker engine with a local base image with python3 and a registry to push to (.ci/run starts them)."""
+
+    base_image: str
+    registry: str
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    base, registry = os.environ.get("MIGRATOR_TEST_BASE_IMAGE"), os.environ.get("TEST_REGISTRY")
+    if shutil.which("docker") is None:
+        unavailable("the docker client is not installed")
+    if not base or not registry:
+        unavailable("MIGRATOR_TEST_BASE_IMAGE and TEST_REGISTRY are not set (bash .ci/run sets them)")
+    assert base and registry
+    if docker("info", check=False, timeout=30).returncode != 0:
+        unavailable("no Docker engine answers at DOCKER_HOST")
+    return Engine(base, registry)
+
+
+def shipped_migrations() -> list[tuple[int, Path]]:
+    """Whatever ``migrations/`` holds, as (version, path) in version order.
+
+    Tests treat the shipped directory as data: a newly created migration must not turn them red.
+    """
+    return sorted((int(path.name.split("_", 1)[0]), path) for path in (REPO / "migrations").glob("*.sql"))
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,13 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from migrator.content import content_hash, image_files
 from migrator.ledger import file_sha256
-from tests.conftest import REPO, query, tables, unavailable, versions
+from tests.conftest import REPO, Engine, docker, query, shipped_migrations, tables, versions
 
 BROKEN = """-- +goose Up
 CREATE TABLE broken_half (id int);
@@ -29,32 +28,6 @@ INSERT INTO no_such_table VALUES (1);
 -- +goose Down
 DROP TABLE broken_half;
 """
-
-
-def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return result
-
-
-@dataclass(frozen=True)
-class Engine:
-    base_image: str
-    registry: str
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    base, registry = os.environ.get("MIGRATOR_TEST_BASE_IMAGE"), os.environ.get("TEST_REGISTRY")
-    if shutil.which("docker") is None:
-        unavailable("the docker client is not installed")
-    if not base or not registry:
-        unavailable("MIGRATOR_TEST_BASE_IMAGE and TEST_REGISTRY are not set (bash .ci/run sets them)")
-    assert base and registry
-    if docker("info", check=False, timeout=30).returncode != 0:
-        unavailable("no Docker engine answers at DOCKER_HOST")
-    return Engine(base, registry)
 
 
 def copy_context(destination: Path) -> Path:
@@ -95,7 +68,7 @@ def test_image_metadata(image: str) -> None:
     config = json.loads(docker("inspect", image).stdout)[0]["Config"]
     labels = config["Labels"]
     assert labels["io.e2b.migrations.hash"] == content_hash(REPO) == image.rsplit(":", 1)[1]
-    assert labels["io.e2b.migrations.latest"] == "20251027000000"
+    assert labels["io.e2b.migrations.latest"] == str(shipped_migrations()[-1][0])
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["python3", "-m", "migrator"] and config["Cmd"] == ["up"]
     assert "GOOSE_MIGRATION_DIR=/app/migrations" in config["Env"]
@@ -112,33 +85,34 @@ def test_image_holds_exactly_the_hashed_files(image: str) -> None:
 
 def test_checksum_manifest_matches_the_files(image: str) -> None:
     manifest = docker("run", "--rm", "--entrypoint", "cat", image, "/app/migrations.sha256").stdout
-    expected = "".join(
-        f"{file_sha256(REPO / 'migrations' / name)}  {name}\n"
-        for name in sorted(p.name for p in (REPO / "migrations").glob("*.sql"))
-    )
+    expected = "".join(f"{file_sha256(path)}  {path.name}\n" for path in sorted(p for _, p in shipped_migrations()))
     assert manifest == expected
 
 
 def test_runs_every_migration_then_nothing(image: str, dsn: str) -> None:
+    shipped = shipped_migrations()
     first = run_image(image, dsn)
     assert first.returncode == 0, first.stderr
-    assert "OK   20251027000000_add_conversations.sql" in first.stdout
-    assert {"conversations", "conversation_messages"} <= tables(dsn)
+    assert [line.split()[1] for line in first.stdout.splitlines() if line.startswith("OK ")] == [
+        path.name for _, path in shipped
+    ]
+    assert versions(dsn) == [0] + [version for version, _ in shipped]
     recorded = query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id")
     second = run_image(image, dsn)
     assert second.returncode == 0, second.stderr
-    assert "no migrations to run. current version: 20251027000000" in second.stdout
+    assert f"no migrations to run. current version: {shipped[-1][0]}" in second.stdout
     assert query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id") == recorded
-    shipped = REPO / "migrations" / "20251027000000_add_conversations.sql"
-    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 20251027000000") == [
-        (file_sha256(shipped),)
+    assert query(dsn, "SELECT version_id, sha256 FROM _migrations_ledger WHERE version_id > 0 ORDER BY version_id") == [
+        (version, file_sha256(path)) for version, path in shipped
     ]
     assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
 
 
 def test_broken_migration_exits_1_with_nothing_half_applied(engine: Engine, tmp_path: Path, dsn: str) -> None:
+    shipped = shipped_migrations()
+    broken = f"{shipped[-1][0] + 1}_broken.sql"  # newest, so every shipped file runs before it
     context = copy_context(tmp_path / "context")
-    (context / "migrations" / "20251101000000_broken.sql").write_text(BROKEN)
+    (context / "migrations" / broken).write_text(BROKEN)
     tag = build(engine, context)
     try:
         result = run_image(tag, dsn)
@@ -147,9 +121,9 @@ def test_broken_migration_exits_1_with_nothing_half_applied(engine: Engine, tmp_
     assert result.returncode == 1
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1
-    assert "20251101000000_broken.sql (up): statement 2 (line 3) failed" in errors[0]
+    assert f"{broken} (up): statement 2 (line 3) failed" in errors[0]
     assert 'relation "no_such_table" does not exist' in errors[0]
-    assert versions(dsn) == [0, 20251027000000]
+    assert versions(dsn) == [0] + [version for version, _ in shipped]
     assert "broken_half" not in tables(dsn)
 
 

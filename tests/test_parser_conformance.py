@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from migrator.errors import ParseError
 from migrator.parser import Direction, parse_file, parse_sql
+from tests.conftest import unavailable
 
+# goose's vectors are goose's (MIT), kept beside the checkout rather than in it.
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "goose-sqlparser"
 ENVSUB_ENV = {"GOOSE_ENV_REGION": "us_east_", "GOOSE_ENV_SET_BUT_EMPTY_VALUE": "", "GOOSE_ENV_NAME": "foo"}
 # Statement counts from the vectors' README, so a lost golden file cannot pass unnoticed.
@@ -24,14 +26,20 @@ EXPECTED_COUNTS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def vectors_present() -> None:
-    assert VECTORS.is_dir(), f"goose conformance vectors missing at {VECTORS}"
+@pytest.fixture(scope="module")
+def vectors() -> Path:
+    """The vectors' folder; only the tests that read it skip (or, in CI, fail) without it."""
+    if not VECTORS.is_dir():
+        unavailable(
+            f"goose's parser vectors are not at {VECTORS}: put the folder shared/conformance/goose-sqlparser "
+            "(goose's parser test data, kept outside the repository) beside this checkout"
+        )
+    return VECTORS
 
 
 @pytest.mark.parametrize(("group", "case", "direction"), sorted(EXPECTED_COUNTS))
-def test_valid_vectors_reproduce_goose_byte_for_byte(group: str, case: str, direction: str) -> None:
-    folder = VECTORS / group / case
+def test_valid_vectors_reproduce_goose_byte_for_byte(vectors: Path, group: str, case: str, direction: str) -> None:
+    folder = vectors / group / case
     parsed = parse_file(folder / "input.sql", Direction(direction), env=ENVSUB_ENV)
     goldens = sorted(folder.glob(f"*.{direction}.golden.sql"))
     assert len(goldens) == EXPECTED_COUNTS[(group, case, direction)]
@@ -39,9 +47,9 @@ def test_valid_vectors_reproduce_goose_byte_for_byte(group: str, case: str, dire
 
 
 @pytest.mark.parametrize("name", ["a.sql", "b.sql", "c.sql", "d.sql"])
-def test_invalid_vectors_are_rejected_with_file_and_line(name: str) -> None:
+def test_invalid_vectors_are_rejected_with_file_and_line(vectors: Path, name: str) -> None:
     with pytest.raises(ParseError) as caught:
-        parse_file(VECTORS / "invalid" / "up" / name, Direction.UP)
+        parse_file(vectors / "invalid" / "up" / name, Direction.UP)
     assert caught.value.path is not None and caught.value.path.name == name
     assert caught.value.line is not None
     assert "semicolon" in str(caught.value)
@@ -51,8 +59,8 @@ def test_invalid_vectors_are_rejected_with_file_and_line(name: str) -> None:
     ("name", "use_tx"),
     [("00001_create_users_table.sql", True), ("00002_rename_root.sql", True), ("00003_no_transaction.sql", False)],
 )
-def test_transaction_mode_vectors(name: str, use_tx: bool) -> None:
-    assert parse_file(VECTORS / "valid-txn" / name, Direction.UP).use_tx is use_tx
+def test_transaction_mode_vectors(vectors: Path, name: str, use_tx: bool) -> None:
+    assert parse_file(vectors / "valid-txn" / name, Direction.UP).use_tx is use_tx
 
 
 def test_required_variable_names_variable_and_message() -> None:

@@ -31,7 +31,7 @@ from migrator.store import DEFAULT_TABLE, TableName
 PROG = "python -m migrator"
 EXIT_CODES = (
     "exit codes: 0 done, 1 a migration or the database failed, 2 bad input or usage,"
-    " 3 lock not acquired in time, 130/143 interrupted by SIGINT/SIGTERM"
+    " 3 lock not acquired in time, 4 lint findings, 130/143 interrupted by SIGINT/SIGTERM"
 )
 
 # Each option: its flags and argparse settings. A command lists the ones it takes.

@@ -12,7 +12,7 @@ import psycopg
 
 from migrator import authoring
 from migrator.dsn import connect
-from migrator.errors import InputError, ParseError
+from migrator.errors import InputError, LintFindings, ParseError
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.runner import Runner, Status, Step, interruption_advice
@@ -133,7 +133,7 @@ def lint_command(settings: Settings) -> None:
         print(finding)
     if findings:
         files_hit = len({f.filename for f in findings})
-        raise InputError(f"lint: {len(findings)} finding(s) in {files_hit} of {len(files)} file(s)")
+        raise LintFindings(f"lint: {len(findings)} finding(s) in {files_hit} of {len(files)} file(s)")
     print(f"migrator: lint found nothing in {len(files)} file(s)")
 
 

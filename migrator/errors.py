@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCK_TIMEOUT = 3
+EXIT_LINT_FINDINGS = 4  # the files are valid goose, but squawk found risky statements
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it; SIGTERM gives 143
 
 
@@ -40,6 +41,12 @@ class ParseError(InputError):
         if self.line is not None:
             where = f"{where}:{self.line}"
         return f"{where}: {self.reason}"
+
+
+class LintFindings(MigratorError):
+    """squawk found risky statements; nothing was changed."""
+
+    exit_code = EXIT_LINT_FINDINGS
 
 
 class DatabaseError(MigratorError):

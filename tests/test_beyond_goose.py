@@ -103,7 +103,7 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
     )
     assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     result = run_migrator("lint", dsn=dsn, directory=migrations.path)
-    assert result.returncode == 2
+    assert result.returncode == 4
     lines = result.stdout.splitlines()
     assert any(
         line.startswith("00002_risky.sql: statement 1 (line 4): warning adding-required-field") for line in lines

@@ -60,6 +60,10 @@ OPTIONS: dict[str, _Option] = {
         ("--allow-interrupted",),
         {"action": "store_true", "help": "roll back although a NO TRANSACTION file is recorded as interrupted"},
     ),
+    "allow-down": (
+        ("--allow-down",),
+        {"action": "store_true", "help": "roll back when VERSION is below the database's version"},
+    ),
     "lock-timeout": (
         ("--lock-timeout",),
         {"metavar": "DURATION", "help": f"wait for goose's advisory lock (default {DEFAULT_LOCK_WAIT})"},
@@ -106,7 +110,15 @@ COMMANDS = (
     ),
     Command("redo", "roll back the most recently applied migration and apply it again", commands.redo, options=_DOWN),
     Command("reset", "roll back every applied migration, highest version first", commands.down, options=_DOWN),
+    Command(
+        "migrate-to",
+        "move the database to exactly VERSION: up-to when behind, down-to when ahead, nothing when equal",
+        commands.migrate_to,
+        ("VERSION", "a version of a migration file, or latest"),
+        ("allow-down", *_UP, "allow-interrupted"),
+    ),
     Command("status", "applied and pending migrations", commands.status, options=("json",)),
+    Command("history", "the recorded runs, newest first", commands.history, options=("json",)),
     Command("version", "the current version (the most recently applied)", commands.version),
     Command(
         "plan",
@@ -249,6 +261,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         allow_edited=getattr(ns, "allow_edited", False),
         accept_edited=getattr(ns, "accept_edited", False),
         allow_interrupted=getattr(ns, "allow_interrupted", False),
+        allow_down=getattr(ns, "allow_down", False),
         down=getattr(ns, "down", False),
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),

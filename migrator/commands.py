@@ -11,8 +11,9 @@ from pathlib import Path
 import psycopg
 
 from migrator import authoring
-from migrator.dsn import connect
+from migrator.dsn import connect, redact
 from migrator.errors import InputError, LintFindings, ParseError
+from migrator.history import History, RunRecorder
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.runner import Runner, Status, Step, interruption_advice
@@ -36,8 +37,15 @@ def version_argument(settings: Settings) -> int:
     return int(text)
 
 
-def _runner(conn: psycopg.Connection, settings: Settings) -> Runner:
-    return Runner(conn, settings.directory, settings.table, safety=settings.safety)
+def _runner(conn: psycopg.Connection, settings: Settings, *, record: bool = False) -> Runner:
+    """A runner for the command; ``record`` makes it record its run in the run history."""
+    recorder = None
+    if record:
+        command = " ".join(filter(None, (settings.command, settings.argument)))
+        recorder = RunRecorder(
+            settings.table, command, lambda: connect(settings.dsn), lambda text: redact(text, settings.dsn)
+        )
+    return Runner(conn, settings.directory, settings.table, safety=settings.safety, recorder=recorder)
 
 
 def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
@@ -59,7 +67,7 @@ def _read_status(runner: Runner) -> Status:
 def up(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "up-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings).up(
+        _runner(conn, settings, record=True).up(
             target=target,
             by_one=settings.command == "up-by-one",
             allow_missing=settings.allow_missing,
@@ -72,7 +80,7 @@ def up(settings: Settings) -> None:
 def down(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "down-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings).down(
+        _runner(conn, settings, record=True).down(
             target=target,
             reset=settings.command == "reset",
             allow_edited=settings.allow_edited,
@@ -84,7 +92,21 @@ def down(settings: Settings) -> None:
 
 def redo(settings: Settings) -> None:
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings).redo(
+        _runner(conn, settings, record=True).redo(
+            allow_edited=settings.allow_edited,
+            accept_edited=settings.accept_edited,
+            allow_interrupted=settings.allow_interrupted,
+            lock_timeout=settings.lock_wait,
+        )
+
+
+def migrate_to(settings: Settings) -> None:
+    target = None if settings.argument == "latest" else version_argument(settings)
+    with _database(settings, writes=True) as conn:
+        _runner(conn, settings, record=True).migrate_to(
+            target,
+            allow_down=settings.allow_down,
+            allow_missing=settings.allow_missing,
             allow_edited=settings.allow_edited,
             accept_edited=settings.accept_edited,
             allow_interrupted=settings.allow_interrupted,
@@ -107,6 +129,24 @@ def status(settings: Settings) -> None:
 def version(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
         print(f"migrator: version {_read_status(_runner(conn, settings)).current}")
+
+
+def history(settings: Settings) -> None:
+    with _database(settings, writes=False) as conn:
+        runs = History(conn, settings.table).runs()
+    if settings.as_json:
+        emit_json({"runs": [run.as_dict() for run in runs]})
+        return
+    if not runs:
+        print("migrator: no recorded runs")
+    for run in runs:
+        finished = f"{(run.finished_at - run.started_at).total_seconds():.2f}s" if run.finished_at else "-"
+        applied = ",".join(map(str, run.applied)) or "-"
+        when = f"{run.started_at:%Y-%m-%d %H:%M:%S%z}"
+        print(f"{when}  {run.outcome:<11} {finished:>9}  {run.command:<24} applied={applied}", end="")
+        print(f"  image={run.image or '-'}  alloc={run.allocation or '-'}")
+        if run.error:
+            print(f"    {run.error}")
 
 
 def plan(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_OK = 0
@@ -53,8 +54,24 @@ class DatabaseError(MigratorError):
     """The database could not be reached or refused a command outside any migration."""
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Where a migration stopped, for the run history and for callers of the library."""
+
+    file: str
+    direction: str
+    statement: int | None  # None where no statement was running (the version row, the set-up)
+    line: int | None
+    reason: str  # PostgreSQL's message, or what stopped it
+    rolled_back: bool  # True when nothing of the file remains applied
+
+
 class MigrationFailed(MigratorError):
     """A migration's statement failed; the message says what remains applied."""
+
+    def __init__(self, message: str, failure: Failure | None = None):
+        super().__init__(message)
+        self.failure = failure
 
 
 class LockTimeout(MigratorError):
@@ -63,7 +80,7 @@ class LockTimeout(MigratorError):
     exit_code = EXIT_LOCK_TIMEOUT
 
 
-class Interrupted(MigratorError):
+class Interrupted(MigrationFailed):
     """SIGINT or SIGTERM stopped a migration; the message says what of it remains applied."""
 
     exit_code = EXIT_INTERRUPTED

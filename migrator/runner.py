@@ -13,8 +13,8 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -26,7 +26,8 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from migrator.durations import milliseconds
-from migrator.errors import InputError, Interrupted, MigrationFailed
+from migrator.errors import Failure, InputError, Interrupted, MigrationFailed
+from migrator.history import Recording, RunRecorder
 from migrator.ledger import Entry, Ledger, LedgerUnreadable, State, checksums, manifest_names, manifest_text
 from migrator.lock import migration_lock
 from migrator.parser import Direction, ParsedMigration, parse_file
@@ -44,6 +45,17 @@ class Step:
     def tracking(self) -> str:
         """What finishing the step does to its version row, for messages."""
         return "recorded" if self.direction is Direction.UP else "removed"
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """One file a command ran, as goose's Provider reports it."""
+
+    version: int
+    file: str
+    direction: Direction
+    seconds: float
+    empty: bool
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,7 @@ class Runner:
         env: Mapping[str, str] | None = None,
         out: Callable[[str], None] = print,
         safety: Safety | None = None,
+        recorder: RunRecorder | None = None,
     ):
         self.conn = conn
         self.store = Store(conn, table)
@@ -177,6 +190,9 @@ class Runner:
         self.env = env
         self.out = out
         self.safety = safety or Safety()
+        self.results: list[MigrationResult] = []  # what this runner's commands ran, in order
+        self.recorder = recorder
+        self._recording: Recording | None = None
 
     @cached_property
     def migrations(self) -> list[Migration]:
@@ -346,22 +362,66 @@ class Runner:
         accept_edited: bool = False,
         lock_timeout: float,
     ) -> int:
-        with migration_lock(self.conn, lock_timeout):
-            sealed = self._sealed_current()
-            if sealed is not None:
-                self.out(f"migrator: no migrations to run. current version: {sealed}")
-                return sealed
-            status = self._status_for_writing(accept_edited)
-            steps = self.plan_up(
-                target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
+        with self._locked(lock_timeout):
+            return self._up(target, by_one, allow_missing, allow_edited, accept_edited)
+
+    def _up(
+        self, target: int | None, by_one: bool, allow_missing: bool, allow_edited: bool, accept_edited: bool
+    ) -> int:
+        sealed = self._sealed_current()
+        if sealed is not None:
+            self.out(f"migrator: no migrations to run. current version: {sealed}")
+            return sealed
+        status = self._status_for_writing(accept_edited)
+        steps = self.plan_up(
+            target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
+        )
+        rerun = {step.migration.version for step in steps}
+        for entry in status.interrupted:
+            what = "running it again from the start" if entry.version in rerun else "see status"
+            self.out(f"migrator: {describe_interruption(entry)}; {what}")
+        current = self._execute(steps, adopt=status.unrecorded)
+        self._reseal()
+        return current
+
+    def migrate_to(
+        self,
+        target: int | None,
+        *,
+        allow_down: bool = False,
+        allow_missing: bool = False,
+        allow_edited: bool = False,
+        accept_edited: bool = False,
+        allow_interrupted: bool = False,
+        lock_timeout: float,
+    ) -> int:
+        """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
+        database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
+        if target is not None and target != 0 and target not in self.by_version:
+            raise InputError(
+                f"migrate-to: no migration file has version {target}: it is not one of this directory's"
+                " (or this image's) versions"
             )
-            rerun = {step.migration.version for step in steps}
-            for entry in status.interrupted:
-                what = "running it again from the start" if entry.version in rerun else "see status"
-                self.out(f"migrator: {describe_interruption(entry)}; {what}")
-            current = self._execute(steps, adopt=status.unrecorded)
-            self._reseal()
-            return current
+        with self._locked(lock_timeout):
+            if target is None:
+                return self._up(None, False, allow_missing, allow_edited, accept_edited)
+            highest = self.status().highest
+            if target > highest:
+                return self._up(target, False, allow_missing, allow_edited, accept_edited)
+            if target == highest:
+                self.out(f"migrator: already at version {target}; nothing to do")
+                return self._current_version()
+            status = self._status_for_writing(accept_edited)
+            steps = self.plan_down(
+                target=target, allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status
+            )
+            if not allow_down:
+                names = ", ".join(step.migration.filename for step in steps)
+                raise InputError(
+                    f"migrate-to {target} would roll back {names or 'nothing (see status)'}; going down needs"
+                    " --allow-down (the stack setting allowDown)"
+                )
+            return self._execute(steps)
 
     def down(
         self,
@@ -373,7 +433,7 @@ class Runner:
         allow_interrupted: bool = False,
         lock_timeout: float,
     ) -> int:
-        with migration_lock(self.conn, lock_timeout):
+        with self._locked(lock_timeout):
             status = self._status_for_writing(accept_edited)
             steps = self.plan_down(
                 target=target,
@@ -392,11 +452,26 @@ class Runner:
         allow_interrupted: bool = False,
         lock_timeout: float,
     ) -> int:
-        with migration_lock(self.conn, lock_timeout):
+        with self._locked(lock_timeout):
             status = self._status_for_writing(accept_edited)
             down = self.plan_down(allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status)
             up = [self._step(step.migration, Direction.UP) for step in down]
             return self._execute(down + up)
+
+    @contextmanager
+    def _locked(self, lock_timeout: float) -> Iterator[None]:
+        """goose's lock around a writing command, and the run's record inside it."""
+        with migration_lock(self.conn, lock_timeout):
+            if self.recorder is None:
+                yield
+                return
+            applied = lambda: [r.version for r in self.results if r.direction is Direction.UP]  # noqa: E731
+            with self.recorder.around(self.conn, applied) as recording:
+                self._recording = recording
+                try:
+                    yield
+                finally:
+                    self._recording = None
 
     def _status_for_writing(self, accept_edited: bool) -> Status:
         status = self.status()
@@ -406,6 +481,8 @@ class Runner:
 
     def _execute(self, steps: list[Step], adopt: list[Migration] | None = None) -> int:
         """Run planned steps; every file was parsed by the planner before this point."""
+        if self._recording is not None:
+            self._recording.start()
         self.store.ensure()
         self.ledger.ensure()
         if adopt:
@@ -423,8 +500,12 @@ class Runner:
         for step in steps:
             started = time.perf_counter()
             self._apply(step)
-            label = "OK  " if step.parsed.statements else "EMPTY"
-            self.out(f"{label} {step.migration.filename} ({format_duration(time.perf_counter() - started)})")
+            seconds = time.perf_counter() - started
+            empty = not step.parsed.statements
+            self.results.append(
+                MigrationResult(step.migration.version, step.migration.filename, step.direction, seconds, empty)
+            )
+            self.out(f"{'EMPTY' if empty else 'OK  '} {step.migration.filename} ({format_duration(seconds)})")
         current = self._current_version()
         self.out(f"migrator: successfully migrated database to version: {current}")
         return current
@@ -463,7 +544,8 @@ class Runner:
                     raise MigrationFailed(
                         f"{self._where(step, blocked.number)} was blocked by a lock{on}: it waited longer than"
                         f" lock_timeout ({self.safety.lock_timeout:g}s) {attempt} time(s). Rolled back: nothing of"
-                        " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun"
+                        " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun",
+                        self._failure(step, blocked.number, _pg_reason(blocked.cause), rolled_back=True),
                     ) from None
                 self.out(
                     f"migrator: {self._where(step, blocked.number)} blocked by a lock (attempt {attempt} of"
@@ -492,7 +574,8 @@ class Runner:
                 self.conn.execute("ROLLBACK")
             raise Interrupted(
                 f"{self._where(step, number)} was interrupted; rolled back: nothing of this file was applied"
-                f" and version {step.migration.version} was not {step.tracking}"
+                f" and version {step.migration.version} was not {step.tracking}",
+                self._failure(step, number, "interrupted", rolled_back=True),
             ) from None
         except psycopg.Error as exc:
             with suppress(psycopg.Error):
@@ -502,7 +585,8 @@ class Runner:
             raise MigrationFailed(
                 f"{self._where(step, number)} failed: {_pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
-                f" was not {step.tracking}"
+                f" was not {step.tracking}",
+                self._failure(step, number, _pg_reason(exc), rolled_back=True),
             ) from None
 
     def _apply_without_transaction(self, step: Step) -> None:
@@ -514,7 +598,10 @@ class Runner:
             )
             self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
         except psycopg.Error as exc:
-            raise MigrationFailed(f"{migration.filename}: preparing the run failed: {_pg_reason(exc)}") from None
+            raise MigrationFailed(
+                f"{migration.filename}: preparing the run failed: {_pg_reason(exc)}",
+                self._failure(step, 0, _pg_reason(exc), rolled_back=True),
+            ) from None
         for number, statement in enumerate(statements, start=1):
             try:
                 self.conn.execute(statement.sql)
@@ -523,21 +610,29 @@ class Runner:
                 raise Interrupted(
                     f"{self._where(step, number)} was interrupted in a NO TRANSACTION migration;"
                     f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " `status` shows it; repair by hand, then rerun"
+                    " `status` shows it; repair by hand, then rerun",
+                    self._failure(step, number, "interrupted", rolled_back=number == 1),
                 ) from None
             except psycopg.Error as exc:
                 raise MigrationFailed(
                     f"{self._where(step, number)} failed in a NO TRANSACTION migration: {_pg_reason(exc)};"
                     f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " Repair by hand, then rerun"
+                    " Repair by hand, then rerun",
+                    self._failure(step, number, _pg_reason(exc), rolled_back=number == 1),
                 ) from None
         try:
             # One simple query is one implicit transaction: both rows or neither.
             self.conn.execute(sql.SQL("RESET lock_timeout; RESET statement_timeout; {}").format(self._tracking(step)))
         except psycopg.Error as exc:
             raise MigrationFailed(
-                f"{migration.filename}: all statements ran but the version row could not be written: {_pg_reason(exc)}"
+                f"{migration.filename}: all statements ran but the version row could not be written: {_pg_reason(exc)}",
+                self._failure(step, 0, _pg_reason(exc), rolled_back=not statements),
             ) from None
+
+    @staticmethod
+    def _failure(step: Step, number: int, reason: str, *, rolled_back: bool) -> Failure:
+        line = step.parsed.statements[number - 1].line if number else None
+        return Failure(step.migration.filename, step.direction.value, number or None, line, reason, rolled_back)
 
     @staticmethod
     def _where(step: Step, number: int) -> str:

@@ -26,6 +26,7 @@ class Settings:
     allow_edited: bool = False
     accept_edited: bool = False
     allow_interrupted: bool = False
+    allow_down: bool = False
     down: bool = False
     sequential: bool = False
     lint_all: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from migrator.ledger import MANIFEST_ENV, file_sha256
 from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.conftest import REPO, MigrationDir, query, run_migrator, shipped_migrations, tables, versions
+from tests.test_crash_safety import wait_until
 
 A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
 B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"
@@ -168,16 +170,27 @@ def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migratio
     migrations.add("00001_a.sql", A)
     migrations.add("00002_alter.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\n")
     assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    holder = psycopg.connect(dsn)
-    holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
-    release = threading.Timer(1.5, holder.close)
-    release.start()
-    started = time.monotonic()
-    result = run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
-    release.join()
+    results: list[subprocess.CompletedProcess[str]] = []
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
+        migrator = threading.Thread(
+            target=lambda: results.append(
+                run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
+            )
+        )
+        migrator.start()
+        # Once the ALTER waits behind the lock, hold on past one lock_timeout, then let go.
+        wait_until(
+            "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE NOT l.granted AND a.application_name = 'migrator'",
+            dsn,
+        )
+        time.sleep(0.6)
+        holder.rollback()
+    migrator.join()
+    [result] = results
     assert result.returncode == 0, result.stderr
     assert "blocked by a lock (attempt 1 of 6)" in result.stdout
-    assert time.monotonic() - started >= 1.5
     assert versions(dsn) == [0, 1, 2]
 
 

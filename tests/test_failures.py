@@ -41,7 +41,7 @@ def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: Migrat
     assert "nothing of this file was applied" in message
     assert result.stdout.startswith("OK   00001_a.sql")
     assert versions(dsn) == [0, 1]
-    assert tables(dsn) == {"_migrations", "_migrations_ledger", "a"}
+    assert tables(dsn) == {"_migrations", "_migrations_ledger", "_migrations_runs", "a"}
 
 
 def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDir) -> None:

@@ -148,6 +148,7 @@ class LocalStack:
         """The same stack from another checkout of the project: same state, same stack file."""
         other = LocalStack(self.cli, copy_project(path, umask), self.backend, self.home, self.name)
         other.config_file.write_text(self.config_file.read_text())
+        other.run("stack", "select", self.name)
         return other
 
     @property

@@ -11,7 +11,8 @@ import json
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,26 @@ def cli() -> str:
 @dataclass
 class Database:
     admin_dsn: str
+    names: list[str] = field(default_factory=list)
 
     def create(self) -> str:
         name = f"engine_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.names.append(name)
         return conninfo.make_conninfo(self.admin_dsn, dbname=name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            for name in self.names:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
-def databases(pg_admin_dsn: str) -> Database:
-    return Database(pg_admin_dsn)
+def databases(pg_admin_dsn: str) -> Iterator[Database]:
+    created = Database(pg_admin_dsn)
+    yield created
+    created.drop_all()
 
 
 @dataclass

@@ -2,7 +2,7 @@
 (``pulumi login file://...``), a passphrase secrets provider and a copy of the project, so
 that no test writes ``Pulumi.<stack>.yaml`` or state into the repository.
 
-What runs for real: the CLI and its engine (config schema, secrets, diffs, state, targets),
+What runs for real: the CLI and its engine (config schema, secrets, diffs, state, exclusions),
 the program (``__main__.py``, served to the engine by tests/engine_host.py) and the dynamic
 provider of ``MigrationStatus`` (tests/engine_plugins/pulumi-resource-pulumi-python, against
 the test's PostgreSQL). What does not: the resources of the docker and nomad packages. The

@@ -1,0 +1,270 @@
+"""The program under the real Pulumi engine (tests/engine.py says what runs and what cannot).
+
+A local stack made from ``Pulumi.dev.yaml`` (the registry from ``TEST_REGISTRY`` when set),
+the database URL set with ``pulumi config set --secret``, state in a file backend, against
+the real PostgreSQL of tests/conftest.py. Every test works on a copy of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from tests.conftest import run_migrator, unavailable, versions
+from tests.engine import PROJECT, LocalStack, copy_project, pulumi_cli
+
+STATUS_TYPE = "pulumi-python:dynamic:Resource"
+
+
+@pytest.fixture(scope="module")
+def cli() -> str:
+    found = pulumi_cli()
+    if found is None:
+        unavailable("the pulumi CLI v3.259.0 is not built: run `bash .ci/tools`")
+    assert found is not None
+    return found
+
+
+@dataclass
+class Database:
+    admin_dsn: str
+    names: list[str] = field(default_factory=list)
+
+    def create(self) -> str:
+        name = f"engine_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.names.append(name)
+        return conninfo.make_conninfo(self.admin_dsn, dbname=name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+            for name in self.names:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def databases(pg_admin_dsn: str) -> Iterator[Database]:
+    created = Database(pg_admin_dsn)
+    yield created
+    created.drop_all()
+
+
+@dataclass
+class Stacks:
+    cli: str
+    root: Path
+    databases: Database
+
+    def new(self, name: str, *, database_url: str | None = None, umask: int = 0o022) -> LocalStack:
+        """A stack ``name`` of a fresh checkout, configured as ``Pulumi.dev.yaml`` says, with its own backend."""
+        base = self.root / name
+        checkout = copy_project(base / "checkout", umask)
+        (base / "state").mkdir()
+        (base / "home").mkdir()
+        stack = LocalStack(self.cli, checkout, base / "state", base / "home", name)
+        stack.config_file.write_text((checkout / "Pulumi.dev.yaml").read_text())
+        stack.run("stack", "init", name)
+        registry = os.environ.get("TEST_REGISTRY")
+        if registry:
+            stack.set_config("registry", registry)
+        stack.set_config("databaseUrl", database_url or self.databases.create(), secret=True)
+        return stack
+
+
+@pytest.fixture(scope="module")
+def stacks(cli: str, tmp_path_factory: pytest.TempPathFactory, databases: Database) -> Stacks:
+    return Stacks(cli, tmp_path_factory.mktemp("engine"), databases)
+
+
+@dataclass
+class Deployed:
+    stack: LocalStack
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def deployed(stacks: Stacks, databases: Database) -> Deployed:
+    """One stack after ``pulumi up``, shared by the tests below in file order."""
+    database_url = databases.create()
+    stack = stacks.new("engine", database_url=database_url)
+    stack.record_unrun_resources()
+    stack.operation("up", "--yes")
+    return Deployed(stack, database_url)
+
+
+def migration_files(checkout: Path) -> list[str]:
+    return sorted(p.name for p in (checkout / "migrations").glob("*.sql"))
+
+
+def update_steps(preview: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of the update itself, without those of a refresh before it (``options.refresh``)."""
+    return [step for step in preview["steps"] if step["op"] != "refresh"]
+
+
+def step_ops(preview: dict[str, Any]) -> dict[str, str]:
+    return {step["urn"]: step["op"] for step in update_steps(preview)}
+
+
+def status_of(stack: LocalStack) -> dict[str, Any]:
+    found = [r for r in stack.resources() if r["type"] == STATUS_TYPE]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def error_lines(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if line.strip().startswith("error:")]
+
+
+# -- config ---------------------------------------------------------------------------------------
+
+
+def test_database_url_is_encrypted_in_the_stack_file_and_never_plain_in_the_state(deployed: Deployed) -> None:
+    stack, url = deployed.stack, deployed.database_url
+    password = conninfo.conninfo_to_dict(url)["password"]
+    assert isinstance(password, str) and password
+    stack_file = stack.config_file.read_text()
+    assert re.search(rf"{PROJECT}:databaseUrl:\s*\n\s*secure: v1:", stack_file), stack_file
+    assert password not in stack_file
+    assert stack.run("config", "get", "databaseUrl").stdout.strip() == url, "the passphrase decrypts it"
+
+    exported = json.dumps(stack.export())
+    assert password not in exported
+    assert url not in exported
+    status_inputs = status_of(stack)["inputs"]
+    assert status_inputs["database_url"].get("ciphertext"), "the engine stores the input as a secret"
+
+
+def test_missing_database_url_is_the_engines_one_line_error(stacks: Stacks) -> None:
+    stack = stacks.new("nodb")
+    stack.run("config", "rm", "databaseUrl")
+    result = stack.operation("preview", check=False)
+    assert result.returncode != 0
+    assert error_lines(result.output) == [
+        "error: validating stack config: Stack 'nodb' is missing configuration value 'databaseUrl'"
+    ], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "schema_type"),
+    [("count", "apiCount", "three", "integer"), ("dcs", "datacenters", "5", "array<string>")],
+)
+def test_config_of_the_wrong_type_is_the_engines_one_line_error(
+    stacks: Stacks, name: str, key: str, value: str, schema_type: str
+) -> None:
+    """Pulumi.yaml's schema, checked by the engine before the program starts."""
+    stack = stacks.new(name)
+    stack.set_config(key, value)
+    result = stack.operation("preview", check=False)
+    assert result.returncode != 0
+    assert error_lines(result.output) == [
+        f"error: validating stack config: Stack '{name}' with configuration key '{key}' must be of type '{schema_type}'"
+    ], result.output
+
+
+def test_config_out_of_range_is_the_programs_one_line_error(stacks: Stacks) -> None:
+    stack = stacks.new("zero")
+    stack.set_config("apiCount", "0")
+    result = stack.operation("preview", check=False)
+    assert result.returncode != 0
+    lines = error_lines(result.output)
+    assert lines and re.fullmatch(r"error: api-migrations:apiCount must be between \d+ and \d+, got 0", lines[0]), lines
+    message = lines[0].removeprefix("error: ")
+    # The runtime of tests/engine_host.py repeats it as "an unhandled error occurred: <message>".
+    assert all(line.endswith(message) for line in lines), lines
+    assert "Traceback" not in result.output
+
+
+# -- preview and up -------------------------------------------------------------------------------
+
+
+BASE = "-- +goose Up\nCREATE TABLE engine_lint (id bigint PRIMARY KEY);\n-- +goose Down\nDROP TABLE engine_lint;\n"
+RISKY = (
+    "-- +goose Up\nALTER TABLE engine_lint ADD COLUMN email text NOT NULL;\n"
+    "-- +goose Down\nALTER TABLE engine_lint DROP COLUMN email;\n"
+)
+
+
+def test_preview_lists_pending_migrations_and_lint_warnings(stacks: Stacks) -> None:
+    stack = stacks.new("lint")
+    directory = stack.checkout / "migrations"
+    latest = max((int(name.split("_", 1)[0]) for name in migration_files(stack.checkout)), default=20000101000000)
+    (directory / f"{latest + 1}_engine_lint_base.sql").write_text(BASE)
+    risky = f"{latest + 2}_engine_lint_risky.sql"
+    (directory / risky).write_text(RISKY)
+
+    result = stack.operation("preview")
+    lines = [line.strip() for line in result.output.splitlines()]
+    for name in migration_files(stack.checkout):
+        assert f"pending migration: {name}" in lines, result.output
+    lint = [line for line in lines if line.startswith("warning: migration lint:")]
+    assert any(risky in line and "adding-required-field" in line for line in lint), result.output
+    assert not any("engine_lint_base" in line for line in lint), "a clean file has no finding"
+
+
+def test_second_preview_expects_no_changes(deployed: Deployed) -> None:
+    result = deployed.stack.operation("preview", "--expect-no-changes", "--json")
+    ops = step_ops(result.json())
+    assert ops and set(ops.values()) == {"same"}, ops
+
+
+def test_another_checkout_at_another_path_and_umask_has_no_changes(deployed: Deployed, tmp_path: Path) -> None:
+    other = deployed.stack.another_checkout(tmp_path / "elsewhere" / "api-migrations", umask=0o002)
+    assert other.checkout != deployed.stack.checkout
+    sample = next(iter(sorted((other.checkout / "migrations").glob("*.sql"))))
+    assert sample.stat().st_mode & 0o777 == 0o664
+    result = other.operation("preview", "--expect-no-changes", "--json")
+    assert set(step_ops(result.json()).values()) == {"same"}
+
+
+def test_one_changed_byte_changes_the_hash_and_reverting_restores_it(deployed: Deployed) -> None:
+    stack = deployed.stack
+    before = stack.outputs()["migrationsHash"]
+    target = sorted((stack.checkout / "migrations").glob("*.sql"))[-1]
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original + b"\n")
+        preview = stack.operation("preview", "--json").json()
+        status = [s for s in update_steps(preview) if s["urn"].endswith("::migration-status")]
+        assert [s["op"] for s in status] == ["update"], status
+        hashes = [status[0][state]["inputs"]["migrations_hash"] for state in ("oldState", "newState")]
+        assert hashes[0] == before != hashes[1], hashes
+        stack.operation("up", "--yes")
+        changed = stack.outputs()["migrationsHash"]
+        assert changed == hashes[1]
+    finally:
+        target.write_bytes(original)
+    stack.operation("up", "--yes")
+    assert stack.outputs()["migrationsHash"] == before
+    stack.operation("preview", "--expect-no-changes")
+
+
+# -- what the database has applied ----------------------------------------------------------------
+
+
+def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed: Deployed) -> None:
+    stack = deployed.stack
+    assert stack.outputs()["appliedMigrations"] == []
+    migrated = run_migrator("up", dsn=deployed.database_url, directory=stack.checkout / "migrations")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    applied = sorted(v for v in versions(deployed.database_url) if v != 0)
+    assert applied, "the project has migrations to apply"
+
+    stack.operation("refresh", "--yes")
+    assert status_of(stack)["outputs"]["applied"] == applied
+    stack.operation("up", "--yes")
+    outputs = stack.outputs()
+    assert outputs["appliedMigrations"] == applied
+    assert outputs["latestMigration"] == applied[-1]
+    assert outputs["pendingMigrations"] == []

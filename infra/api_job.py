@@ -147,7 +147,8 @@ def confirm_deployed(job: ApiJob, expected_image: pulumi.Input[str]) -> pulumi.O
         if deployed is not None and deployed != expected:
             message = (
                 f"Nomad job {job_id} runs the db-migrator image {deployed}, not {expected}: its last deployment"
-                " failed and Nomad reverted it (`nomad job status api` shows why). Fix the cause and run"
+                " failed and Nomad reverted it, or the job was changed outside this stack"
+                " (`nomad job history api` shows which). Fix the cause and run"
                 " `pulumi up` with the change, or submit the same version again with"
                 " `pulumi up --replace <URN of the nomad:index/job:Job>` (`pulumi stack --show-urns`)."
             )

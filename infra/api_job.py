@@ -72,6 +72,7 @@ class ApiJob(pulumi.ComponentResource):
     waiting for the deployment so that a failing migration fails ``pulumi up``."""
 
     job_id: pulumi.Output[str]
+    deployed_image: pulumi.Output[str | None]
 
     def __init__(
         self,

@@ -3,64 +3,160 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_nomad as nomad
 
-from infra.config import StackConfig
+from infra.config import DATABASE_ITEM, StackConfig
+from infra.deadlines import DB_LOCK_TIMEOUT_SECONDS, LOCK_RETRIES, Deadlines, duration
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
 JOB_ID = "api"
-# A task may read the Nomad Variable at nomad/jobs/<job>/<group>/<task> without any policy.
-DATABASE_VARIABLE_PATH = f"nomad/jobs/{JOB_ID}/api-service/db-migrator"
+GROUP = "api-service"
+# Without any policy, a task may read the Variables at nomad/jobs/<job>, .../<job>/<group> and
+# .../<job>/<group>/<task>: the group's path is the one both tasks can read.
+SECRETS_VARIABLE_PATH = f"nomad/jobs/{JOB_ID}/{GROUP}"
 
 
-def job_variables(config: StackConfig, migrator_image: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
-    """Values for the jobspec's ``variable`` blocks; HCL2 parses each string as HCL."""
+def hcl_value(value: list[str] | dict[str, str] | bool) -> str:
+    """A literal for a non-string jobspec variable.
+
+    Nomad parses such values as HCL expressions evaluated without variables, so a ``${...}``
+    or ``%{...}`` in them is escaped: it reaches the job as written, for Nomad's own runtime
+    interpolation (``${NOMAD_PORT_api}``).
+    """
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def deadlines(config: StackConfig) -> Deadlines:
+    return Deadlines(config.migration_timeout_seconds, config.api_count, config.canary)
+
+
+def job_variables(
+    config: StackConfig, migrator_image: pulumi.Input[str], migrations_hash: str
+) -> dict[str, pulumi.Input[str]]:
+    """Values for the jobspec's ``variable`` blocks."""
+    waits = deadlines(config)
     return {
         "api_image": config.api_image,
         "api_count": str(config.api_count),
         "api_port": str(config.api_port),
+        "api_args": hcl_value(config.api_args),
+        "api_env": hcl_value(config.api_env),
+        "api_distinct_hosts": hcl_value(config.api_distinct_hosts),
+        "canary": str(config.canary),
         "node_pool": config.node_pool,
-        "datacenters": json.dumps(config.datacenters),
+        "datacenters": hcl_value(config.datacenters),
+        "min_healthy_time": duration(waits.min_healthy_time),
+        "healthy_deadline": duration(waits.healthy_deadline),
+        "progress_deadline": duration(waits.progress_deadline),
         "migrator_image": migrator_image,
-        "database_variable_path": DATABASE_VARIABLE_PATH,
+        "migrations_hash": migrations_hash,
+        "migrator_lock_wait": duration(waits.lock_wait),
+        "migrator_statement_timeout": duration(waits.statement_timeout),
+        "migrator_db_lock_timeout": duration(DB_LOCK_TIMEOUT_SECONDS),
+        "migrator_lock_retries": str(LOCK_RETRIES),
+        "secrets_path": SECRETS_VARIABLE_PATH,
     }
 
 
+def variable_items(database_url: str, api_secrets: dict[str, Any]) -> str:
+    return json.dumps({DATABASE_ITEM: database_url, **api_secrets})
+
+
 class ApiJob(pulumi.ComponentResource):
-    """Writes the database URL to a Nomad Variable and deploys the job, waiting for the
-    deployment so that a failing migration fails ``pulumi up``."""
+    """Writes the database URL and the API's secrets to a Nomad Variable and deploys the job,
+    waiting for the deployment so that a failing migration fails ``pulumi up``."""
 
     job_id: pulumi.Output[str]
+    deployed_image: pulumi.Output[str | None]
 
     def __init__(
         self,
         name: str,
         config: StackConfig,
+        *,
         migrator_image: pulumi.Input[str],
+        migrations_hash: str,
+        pull_access: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("api-migrations:index:ApiJob", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         # Write-only: the provider sends it to Nomad and keeps no copy in its state;
         # Pulumi keeps the input only encrypted, as a secret.
-        database = nomad.Variable(
-            f"{name}-database",
-            path=DATABASE_VARIABLE_PATH,
+        secrets = nomad.Variable(
+            f"{name}-secrets",
+            path=SECRETS_VARIABLE_PATH,
             namespace="default",
-            items_wo=config.database_url.apply(lambda url: json.dumps({"database_url": url})),
+            # Both inputs are secrets, so the JSON is one too.
+            items_wo=pulumi.Output.all(config.database_url, config.api_secrets).apply(lambda v: variable_items(*v)),
             items_wo_version=config.database_url_version,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        timeout = duration(deadlines(config).pulumi_timeout)
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),
-            hcl2=nomad.JobHcl2Args(vars=job_variables(config, migrator_image)),
+            hcl2=nomad.JobHcl2Args(vars=job_variables(config, migrator_image, migrations_hash)),
             detach=False,
             purge_on_destroy=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[database]),
+            # The API outlives this stack: `pulumi destroy`, or `pulumi up --replace` of this
+            # resource to submit it again, never stops it (`nomad job stop api` does).
+            deregister_on_destroy=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The first allocation pulls from the registry: its read access must exist first.
+                depends_on=[secrets, *pull_access],
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+            ),
         )
         self.job_id = job.id
+        # What Nomad runs, as the provider last read it (refreshed before every update).
+        self.deployed_image = job.task_groups.apply(deployed_migrator_image)
         self.register_outputs({"jobId": self.job_id})
+
+
+class DeploymentReverted(pulumi.RunError):
+    """Nomad runs another version than the one this stack submitted."""
+
+
+def deployed_migrator_image(task_groups: Sequence[Any] | None) -> str | None:
+    """The migrator image recorded in the group's meta of the job Nomad runs."""
+    for group in task_groups or []:
+        name = group["name"] if isinstance(group, dict) else group.name
+        meta = group["meta"] if isinstance(group, dict) else group.meta
+        if name == GROUP and meta:
+            image = meta.get("migrator_image")
+            return str(image) if image else None
+    return None
+
+
+def confirm_deployed(job: ApiJob, expected_image: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The job id, once Nomad is seen to run ``expected_image``.
+
+    After a failed deployment Nomad reverts the job, while Pulumi's state keeps the inputs it
+    submitted: the provider then sees no change and a later ``up`` would report success. The
+    refresh before every update (``options.refresh`` in Pulumi.yaml) reads the job Nomad
+    runs; if its migrator image is not this stack's, ``pulumi up`` fails saying so.
+    """
+
+    def check(args: list[Any]) -> str:
+        job_id, deployed, expected = args
+        if deployed is not None and deployed != expected:
+            message = (
+                f"Nomad job {job_id} runs the db-migrator image {deployed}, not {expected}: its last deployment"
+                " failed and Nomad reverted it, or the job was changed outside this stack"
+                " (`nomad job history api` shows which). Fix the cause and run"
+                " `pulumi up` with the change, or submit the same version again with"
+                " `pulumi up --replace <URN of the nomad:index/job:Job>` (`pulumi stack --show-urns`)."
+            )
+            if pulumi.runtime.is_dry_run():
+                pulumi.log.warn(message)
+            else:
+                raise DeploymentReverted(message)
+        return str(job_id)
+
+    return pulumi.Output.all(job.job_id, job.deployed_image, expected_image).apply(check)

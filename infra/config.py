@@ -1,19 +1,37 @@
-"""The stack's configuration, read and checked once, with errors that name the key."""
+"""The stack's configuration, read and checked once, with errors that name the key.
+
+Defaults come from ``Pulumi.yaml``, the file the engine applies them from, so the program
+and the engine can never disagree about a value a stack leaves out.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pulumi
+import yaml
+
+from migrator.durations import parse_duration
 
 PROJECT = "api-migrations"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 ARTIFACT_REGISTRY = "artifact-registry"
 _REGISTRY_HOST = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?"
 )
 _REPOSITORY_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The Nomad Variable's item that holds the database URL; apiSecrets may not reuse it.
+DATABASE_ITEM = "database_url"
+# Environment the jobspec sets itself from the database URL; apiEnv/apiSecrets may not reuse it.
+DATABASE_ENV = ("POSTGRES_CONNECTION_STRING", "AUTH_DB_CONNECTION_STRING")
+MIN_MIGRATION_SECONDS = 60
+MAX_MIGRATION_SECONDS = 24 * 3600
 
 
 class ConfigError(pulumi.RunError):
@@ -23,16 +41,23 @@ class ConfigError(pulumi.RunError):
 @dataclass(frozen=True)
 class StackConfig:
     registry: str  # "artifact-registry" or a registry host such as localhost:5000
-    repository: str
+    repository: str  # the repository the stack owns, unless existing_repository is set
+    existing_repository: str | None  # a repository the stack only looks up
+    registry_reader: str | None  # service account e-mail of the Nomad clients' docker auth
     api_image: str
     api_count: int
     api_port: int
+    api_args: list[str]
+    api_env: dict[str, str]
+    api_secrets: pulumi.Output[dict[str, str]]  # always secret
+    api_distinct_hosts: bool
+    canary: int
+    migration_timeout_seconds: int
     node_pool: str
     datacenters: list[str]
     database_url: pulumi.Output[str]  # always secret
     database_url_version: int
     report_migrations: bool
-    registry_reader: str | None  # service account e-mail of the Nomad clients
     gcp_project: str | None
     gcp_region: str | None
 
@@ -45,72 +70,167 @@ def _key(name: str) -> str:
     return f"{PROJECT}:{name}"
 
 
-def _int(config: pulumi.Config, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = config.get(name)
-    if raw is None:
-        return default
+@cache
+def project_schema() -> dict[str, dict[str, Any]]:
+    """The ``config`` section of ``Pulumi.yaml``: each key's type, default and flags."""
+    loaded = yaml.safe_load(PROJECT_FILE.read_text())
+    return dict(loaded.get("config") or {})
+
+
+def default(name: str) -> Any:
+    return project_schema()[name].get("default")
+
+
+class _Reader:
+    """Reads one key at a time: the stack's value, else the project default."""
+
+    def __init__(self) -> None:
+        self.config = pulumi.Config(PROJECT)
+
+    def raw(self, name: str) -> str | None:
+        return self.config.get(name)
+
+    def string(self, name: str) -> str:
+        raw = self.raw(name)
+        return str(default(name) if raw is None else raw)
+
+    def integer(self, name: str, minimum: int, maximum: int) -> int:
+        raw = self.raw(name)
+        if raw is None:
+            return int(default(name))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{_key(name)} must be a whole number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{_key(name)} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return bool(default(name))
+        if raw.lower() not in {"true", "false"}:
+            raise ConfigError(f"{_key(name)} must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+
+    def structured(self, name: str) -> Any:
+        raw = self.raw(name)
+        if raw is None:
+            return default(name)
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            kind = project_schema()[name]["type"]
+            raise ConfigError(
+                f"{_key(name)} must be a YAML {'list' if kind == 'array' else 'map'} in the stack file,"
+                f" not a string; got {raw!r}"
+            ) from None
+
+    def names(self, name: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{_key(name)} must be a non-empty list of strings, got {value!r}")
+        return value
+
+    def environment(self, name: str, value: Any) -> dict[str, str]:
+        """A map of environment variable names to scalar values, as strings."""
+        if not isinstance(value, dict):
+            raise ConfigError(f"{_key(name)} must be a map of NAME: value, got a {type(value).__name__}")
+        result: dict[str, str] = {}
+        for env_name, env_value in value.items():
+            if not _ENV_NAME.fullmatch(env_name):
+                raise ConfigError(f"{_key(name)}: {env_name!r} is not an environment variable name")
+            if env_name in DATABASE_ENV or env_name == DATABASE_ITEM:
+                raise ConfigError(f"{_key(name)}: {env_name} is set from databaseUrl, do not set it here")
+            if isinstance(env_value, bool):
+                result[env_name] = "true" if env_value else "false"
+            elif isinstance(env_value, str | int | float):
+                result[env_name] = str(env_value)
+            else:
+                raise ConfigError(f"{_key(name)}.{env_name} must be a string, number or boolean")
+        return result
+
+
+def _api_secrets(reader: _Reader, api_env: dict[str, str]) -> pulumi.Output[dict[str, str]]:
+    raw = reader.raw("apiSecrets")
+    if raw is not None and not pulumi.runtime.is_config_secret(_key("apiSecrets")):
+        raise ConfigError(
+            f"{_key('apiSecrets')} is stored in plain text: set each value with"
+            " `pulumi config set --secret --path 'apiSecrets.NAME' VALUE`"
+        )
+    secrets = reader.environment("apiSecrets", reader.structured("apiSecrets"))
+    if clash := sorted(set(secrets) & set(api_env)):
+        raise ConfigError(f"{_key('apiEnv')} and {_key('apiSecrets')} both set {', '.join(clash)}")
+    return pulumi.Output.secret(secrets)
+
+
+def _migration_timeout(reader: _Reader) -> int:
+    text = reader.string("migrationTimeout")
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{_key(name)} must be a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{_key(name)} must be between {minimum} and {maximum}, got {value}")
-    return value
+        seconds = int(parse_duration(text))
+    except ValueError as exc:
+        raise ConfigError(f"{_key('migrationTimeout')}: {exc}") from None
+    if not MIN_MIGRATION_SECONDS <= seconds <= MAX_MIGRATION_SECONDS:
+        raise ConfigError(f"{_key('migrationTimeout')} must be between 1m and 24h, got {text!r}")
+    return seconds
 
 
-def _bool(config: pulumi.Config, name: str, default: bool) -> bool:
-    raw = config.get(name)
-    if raw is None:
-        return default
-    if raw.lower() not in {"true", "false"}:
-        raise ConfigError(f"{_key(name)} must be true or false, got {raw!r}")
-    return raw.lower() == "true"
-
-
-def _datacenters(config: pulumi.Config) -> list[str]:
-    raw = config.get("datacenters")
-    if raw is None:
-        return ["*"]
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = [part.strip() for part in raw.split(",")]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{_key('datacenters')} must be a non-empty list of names, got {raw!r}")
-    return value
+def _warn_on_mutable_image(image: str) -> None:
+    """Nomad redeploys only when the job changes: a new image under the same tag never ships."""
+    if "@sha256:" in image:
+        return
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else None
+    if tag is None or tag == "latest":
+        pulumi.log.warn(
+            f"{_key('apiImage')} {image!r} uses the mutable tag 'latest': a new API image pushed under it"
+            " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
+        )
 
 
 def load() -> StackConfig:
-    config = pulumi.Config(PROJECT)
-    registry = config.get("registry") or ARTIFACT_REGISTRY
+    reader = _Reader()
+    registry = reader.string("registry")
     if registry != ARTIFACT_REGISTRY and not _REGISTRY_HOST.fullmatch(registry):
         raise ConfigError(
             f"{_key('registry')} must be {ARTIFACT_REGISTRY!r} or a registry host such as localhost:5000,"
             f" got {registry!r}"
         )
-    repository = config.get("repository") or "e2b-orchestration"
-    if not _REPOSITORY_ID.fullmatch(repository):
-        raise ConfigError(f"{_key('repository')} must be an Artifact Registry repository id, got {repository!r}")
-    api_image = config.get("apiImage")
+    repository = reader.string("repository")
+    existing = reader.string("existingRepository") or None
+    for name, value in (("repository", repository), ("existingRepository", existing)):
+        if value is not None and not _REPOSITORY_ID.fullmatch(value):
+            raise ConfigError(f"{_key(name)} must be an Artifact Registry repository id, got {value!r}")
+    api_image = reader.raw("apiImage")
     if not api_image:
         raise ConfigError(f"{_key('apiImage')} is required: the API's container image")
-    if config.get("databaseUrl") is None:
+    _warn_on_mutable_image(api_image)
+    if reader.raw("databaseUrl") is None:
         raise ConfigError(
             f"{_key('databaseUrl')} is required: set it with `pulumi config set --secret databaseUrl <url>`"
         )
+    api_count = reader.integer("apiCount", minimum=1, maximum=100)
+    api_env = reader.environment("apiEnv", reader.structured("apiEnv"))
     gcp = pulumi.Config("gcp")
     stack = StackConfig(
         registry=registry,
         repository=repository,
+        existing_repository=existing,
+        registry_reader=reader.string("registryReaderServiceAccount") or None,
         api_image=api_image,
-        api_count=_int(config, "apiCount", default=1, minimum=1, maximum=100),
-        api_port=_int(config, "apiPort", default=80, minimum=1, maximum=65535),
-        node_pool=config.get("nodePool") or "api",
-        datacenters=_datacenters(config),
-        database_url=config.require_secret("databaseUrl"),
-        database_url_version=_int(config, "databaseUrlVersion", default=1, minimum=1, maximum=2**31 - 1),
-        report_migrations=_bool(config, "reportMigrations", default=True),
-        registry_reader=config.get("registryReaderServiceAccount"),
+        api_count=api_count,
+        api_port=reader.integer("apiPort", minimum=1, maximum=65535),
+        api_args=reader.names("apiArgs", reader.structured("apiArgs")),
+        api_env=api_env,
+        api_secrets=_api_secrets(reader, api_env),
+        api_distinct_hosts=reader.boolean("apiDistinctHosts"),
+        canary=reader.integer("canary", minimum=0, maximum=api_count),
+        migration_timeout_seconds=_migration_timeout(reader),
+        node_pool=reader.string("nodePool"),
+        datacenters=reader.names("datacenters", reader.structured("datacenters")),
+        database_url=reader.config.require_secret("databaseUrl"),
+        database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
+        report_migrations=reader.boolean("reportMigrations"),
         gcp_project=gcp.get("project"),
         gcp_region=gcp.get("region"),
     )

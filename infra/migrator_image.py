@@ -1,4 +1,4 @@
-"""The db-migrator image: built from the repository root, tagged with its content hash."""
+"""The db-migrator image: built from the repository's image files, tagged with their content hash."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra.build_context import materialise
 from infra.registry import Registry
 from migrator.content import content_hash
 from migrator.source import collect
@@ -18,10 +19,12 @@ PLATFORM = "linux/amd64"
 class MigratorImage(pulumi.ComponentResource):
     """Builds ``migrator/Dockerfile`` and pushes it as ``<registry>/db-migrator:<content hash>``.
 
-    Tags are immutable and builds are not byte-reproducible, so the image is built only
-    when its tag changes: the build inputs and the registry token (new on every run) are
-    left out of the diff, and a new tag replaces the resource, which builds with fresh
-    credentials. ``digest`` is the pushed image as ``name@sha256:...``.
+    Tags are immutable and builds are not byte-reproducible, so every input is a function of
+    the content hash alone: same content, no diff, no build. A new hash changes the tag (and
+    the context), and the provider's update builds and pushes with this run's credentials.
+    The provider never diffs the registry's username or password (pulumi-docker
+    ``diffUpdates``), so the fresh token of every run is used without causing a rebuild.
+    ``digest`` is the pushed image as ``name@sha256:...``.
     """
 
     content_hash: str
@@ -32,17 +35,18 @@ class MigratorImage(pulumi.ComponentResource):
         super().__init__("api-migrations:index:MigratorImage", name, None, opts)
         self.content_hash = content_hash(root)
         self.latest_migration = max((m.version for m in collect(root / "migrations")), default=0)
+        context = materialise(root, self.content_hash)
         credentials = None
         if registry.username is not None and registry.password is not None:
             credentials = docker.RegistryArgs(
-                server=registry.url, username=registry.username, password=registry.password
+                server=registry.server, username=registry.username, password=registry.password
             )
         image = docker.Image(
             name,
             image_name=pulumi.Output.concat(registry.url, f"/{IMAGE_NAME}:{self.content_hash}"),
             build=docker.DockerBuildArgs(
-                context=str(root),
-                dockerfile=str(root / "migrator" / "Dockerfile"),
+                context=context,
+                dockerfile=f"{context}/migrator/Dockerfile",
                 platform=PLATFORM,
                 args={
                     "MIGRATIONS_HASH": self.content_hash,
@@ -51,11 +55,7 @@ class MigratorImage(pulumi.ComponentResource):
             ),
             registry=credentials,
             build_on_preview=False,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=["build", "registry"],
-                replace_on_changes=["imageName"],
-            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.digest = image.repo_digest
         self.register_outputs({"digest": self.digest, "contentHash": self.content_hash})

@@ -1,4 +1,4 @@
-"""Where the migrator image lives: an Artifact Registry repository, or an existing registry."""
+"""Where the migrator image lives: a repository the stack owns, one it only reads, or a plain host."""
 
 from __future__ import annotations
 
@@ -7,69 +7,100 @@ import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 
+# Versions the cleanup never touches, whatever their tag: more than Nomad keeps of a job's
+# history (6 by default), so every image a live or rollback-able job version runs is kept.
 KEEP_RECENT_VERSIONS = 20
+UNTAGGED_AFTER = f"{7 * 24 * 3600}s"
+
+
+def cleanup_policies() -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgs]:
+    """Delete only untagged leftovers (an interrupted push). Every image this stack pushes
+    carries an immutable tag, and the job pins one of them by digest: no delete rule can
+    match an image a job runs."""
+    return [
+        gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+            id="keep-recent",
+            action="KEEP",
+            most_recent_versions=gcp.artifactregistry.RepositoryCleanupPolicyMostRecentVersionsArgs(
+                keep_count=KEEP_RECENT_VERSIONS
+            ),
+        ),
+        gcp.artifactregistry.RepositoryCleanupPolicyArgs(
+            id="delete-untagged",
+            action="DELETE",
+            condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
+                tag_state="UNTAGGED", older_than=UNTAGGED_AFTER
+            ),
+        ),
+    ]
 
 
 class Registry(pulumi.ComponentResource):
-    """For ``artifact-registry``: a Docker repository with immutable tags, a cleanup policy
-    that keeps recent versions and read access for the Nomad clients. For a registry host
-    (``localhost:5000``): no resource at all, just its address."""
+    """For ``artifact-registry``: by default a Docker repository the stack owns, with immutable
+    tags, the cleanup policy above and read access for the Nomad clients' account; protected
+    and kept when the stack is destroyed. With ``existingRepository``: that repository, looked
+    up and pushed to, never managed. For a registry host (``localhost:5000``): just its address.
+
+    ``pull_access`` lists what must exist before a Nomad client can pull from it."""
 
     url: pulumi.Output[str]
+    server: pulumi.Output[str]
     username: pulumi.Output[str] | None
     password: pulumi.Output[str] | None
+    pull_access: list[pulumi.Resource]
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("api-migrations:index:Registry", name, None, opts)
+        self.pull_access = []
         if not config.uses_artifact_registry:
-            self.url = pulumi.Output.from_input(config.registry)
+            self.url = self.server = pulumi.Output.from_input(config.registry)
             self.username = self.password = None
             self.register_outputs({"url": self.url})
             return
 
-        child = pulumi.ResourceOptions(parent=self)
+        if config.existing_repository:
+            found = gcp.artifactregistry.get_repository_output(
+                location=config.gcp_region,
+                project=config.gcp_project,
+                repository_id=config.existing_repository,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            location, project, repository_id = found.location, found.project, found.repository_id
+        else:
+            owned = self._owned(name, config)
+            location, project, repository_id = owned.location, owned.project, owned.repository_id
+        self.server = pulumi.Output.concat(location, "-docker.pkg.dev")
+        self.url = pulumi.Output.concat(self.server, "/", project, "/", repository_id)
+        # A short-lived OAuth token of the identity running Pulumi, fetched on every run: no key file.
+        client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.username = pulumi.Output.from_input("oauth2accesstoken")
+        self.password = pulumi.Output.secret(client.access_token)
+        self.register_outputs({"url": self.url})
+
+    def _owned(self, name: str, config: StackConfig) -> gcp.artifactregistry.Repository:
         repository = gcp.artifactregistry.Repository(
             name,
             repository_id=config.repository,
             location=config.gcp_region,
             project=config.gcp_project,
             format="DOCKER",
-            description="API images, including the db-migrator prestart image",
+            description="The db-migrator image, tagged with its content hash",
             docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(immutable_tags=True),
             cleanup_policy_dry_run=False,
-            cleanup_policies=[
-                gcp.artifactregistry.RepositoryCleanupPolicyArgs(
-                    id="keep-recent",
-                    action="KEEP",
-                    most_recent_versions=gcp.artifactregistry.RepositoryCleanupPolicyMostRecentVersionsArgs(
-                        keep_count=KEEP_RECENT_VERSIONS
-                    ),
-                ),
-                gcp.artifactregistry.RepositoryCleanupPolicyArgs(
-                    id="delete-old",
-                    action="DELETE",
-                    condition=gcp.artifactregistry.RepositoryCleanupPolicyConditionArgs(
-                        tag_state="ANY", older_than="2592000s"
-                    ),
-                ),
-            ],
-            opts=child,
+            cleanup_policies=cleanup_policies(),
+            # Images of live and past job versions live here: never deleted with the stack.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
         if config.registry_reader:
-            gcp.artifactregistry.RepositoryIamMember(
-                f"{name}-nomad-reader",
-                project=repository.project,
-                location=repository.location,
-                repository=repository.name,
-                role="roles/artifactregistry.reader",
-                member=f"serviceAccount:{config.registry_reader}",
-                opts=child,
+            self.pull_access.append(
+                gcp.artifactregistry.RepositoryIamMember(
+                    f"{name}-nomad-reader",
+                    project=repository.project,
+                    location=repository.location,
+                    repository=repository.name,
+                    role="roles/artifactregistry.reader",
+                    member=f"serviceAccount:{config.registry_reader}",
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
             )
-        self.url = pulumi.Output.concat(
-            repository.location, "-docker.pkg.dev/", repository.project, "/", repository.repository_id
-        )
-        # A short-lived OAuth token of the identity running Pulumi: no key file anywhere.
-        client = gcp.organizations.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        self.username = pulumi.Output.from_input("oauth2accesstoken")
-        self.password = pulumi.Output.secret(client.access_token)
-        self.register_outputs({"url": self.url})
+        return repository

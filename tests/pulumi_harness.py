@@ -24,27 +24,47 @@ class Declared:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    options: pulumi.ResourceOptions = field(default_factory=pulumi.ResourceOptions)
 
 
 @dataclass
 class Recorder(Mocks):
+    """Answers as the providers would, and records every resource with its options.
+
+    ``nomad_runs`` stands for the migrator image Nomad actually runs after the update (None:
+    the one submitted), as the refreshed job's group meta reports it."""
+
     resources: list[Declared] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    nomad_runs: str | None = None
+    access_token: str = ACCESS_TOKEN
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "docker:index/image:Image":
             name = str(args.inputs["imageName"])
             outputs["repoDigest"] = f"{name.rsplit(':', 1)[0]}@sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+        if args.typ == "nomad:index/job:Job":
+            submitted = args.inputs["hcl2"]["vars"]["migrator_image"]
+            meta = {"migrator_image": self.nomad_runs or submitted}
+            outputs["taskGroups"] = [{"name": "api-service", "count": 1, "meta": meta, "tasks": [], "volumes": []}]
         if args.typ == "pulumi-python:dynamic:Resource":
-            outputs.update(applied=APPLIED, latest=APPLIED[-1], error=None)
-        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), outputs))
+            outputs.update(applied=APPLIED, latest=APPLIED[-1], pending=[], error=None)
+        options = self.options.get((args.typ, args.name), pulumi.ResourceOptions())
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), outputs, options))
         return f"{args.name}-id", outputs
+
+    def remember_options(self, args: pulumi.ResourceTransformationArgs) -> None:
+        self.options[(args.type_, args.name)] = args.opts
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         self.calls.append(args.token)
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
-            return {"accessToken": ACCESS_TOKEN, "project": "p", "region": "r", "zone": "z", "id": "x"}, []
+            return {"accessToken": self.access_token, "project": "p", "region": "r", "zone": "z", "id": "x"}, []
+        if args.token == "gcp:artifactregistry/getRepository:getRepository":
+            found = {k: args.args[k] for k in ("location", "project", "repositoryId")}
+            return {**found, "name": found["repositoryId"], "format": "DOCKER"}, []
         return {}, []
 
     def of_type(self, typ: str) -> list[Declared]:
@@ -76,14 +96,26 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def run_program(program: Path, config: dict[str, str], *, stack: str = "staging") -> Run:
-    recorder = Recorder()
+def run_program(
+    program: Path,
+    config: dict[str, str],
+    *,
+    stack: str = "staging",
+    secret_keys: tuple[str, ...] = ("api-migrations:databaseUrl",),
+    recorder: Recorder | None = None,
+    preview: bool = False,
+) -> Run:
+    recorder = recorder or Recorder()
     exports: dict[str, Any] = {}
-    pulumi.runtime.set_mocks(recorder, project="api-migrations", stack=stack, preview=False)
-    pulumi.runtime.set_all_config(config, ["api-migrations:databaseUrl"])
+    pulumi.runtime.set_mocks(recorder, project="api-migrations", stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(config, list(secret_keys))
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        recorder.remember_options(args)
 
     @pulumi.runtime.test
     def execute() -> pulumi.Output[None]:
+        pulumi.runtime.register_stack_transformation(record)
         with mock.patch.object(pulumi, "export", side_effect=exports.__setitem__):
             runpy.run_path(str(program), run_name="__main__")
         outputs = {k: pulumi.Output.from_input(v) for k, v in exports.items()}

@@ -9,9 +9,9 @@ import pulumi
 import pytest
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra.migration_status import MigrationStatusProvider, pending_migrations, read_database
+from infra.migration_status import MigrationStatusProvider, applied_versions, pending_migrations, read_database
 from migrator.source import collect
-from tests.conftest import REPO, MigrationDir, run_migrator
+from tests.conftest import REPO, MigrationDir, query, run_migrator, tables
 from tests.pulumi_harness import Recorder
 
 THREE = {f"0000{v}_m{v}.sql": f"-- +goose Up\nCREATE TABLE m{v} (id int);\n" for v in (1, 2, 3)}
@@ -22,26 +22,62 @@ def outs(result: CreateResult | ReadResult | UpdateResult) -> dict[str, Any]:
     return result.outs
 
 
-def props(dsn: str, migrations_hash: str = "h1") -> dict[str, object]:
-    return {"database_url": dsn, "table": "_migrations", "migrations_hash": migrations_hash, "job_id": "api"}
+def props(dsn: str, migrations_hash: str = "h1", table: str = "_migrations") -> dict[str, object]:
+    return {
+        "database_url": dsn,
+        "table": table,
+        "versions": [1, 2, 3],
+        "migrations_hash": migrations_hash,
+        "job_id": "api",
+    }
 
 
-def test_provider_reports_exactly_the_applied_versions(dsn: str, migrations: MigrationDir) -> None:
+def test_provider_reports_exactly_the_applied_and_pending_versions(dsn: str, migrations: MigrationDir) -> None:
     for name, body in THREE.items():
         migrations.add(name, body)
     provider = MigrationStatusProvider()
-    fresh = provider.create(props(dsn))
-    assert outs(fresh)["applied"] == [] and outs(fresh)["latest"] == 0 and outs(fresh)["error"] is None
+    fresh = outs(provider.create(props(dsn)))
+    assert (fresh["applied"], fresh["latest"], fresh["pending"], fresh["error"]) == ([], 0, [1, 2, 3], None)
 
     assert run_migrator("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
-    read = provider.read("migration-status", outs(fresh))
-    assert outs(read)["applied"] == [1, 2] and outs(read)["latest"] == 2
+    read = outs(provider.read("migration-status", fresh))
+    assert (read["applied"], read["latest"], read["pending"]) == ([1, 2], 2, [3])
 
-    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is False
-    assert provider.diff("migration-status", props(dsn), props(dsn, "h2")).changes is True
     assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
-    updated = provider.update("migration-status", props(dsn), props(dsn, "h2"))
-    assert outs(updated)["applied"] == [1, 2, 3] and outs(updated)["latest"] == 3
+    updated = outs(provider.update("migration-status", props(dsn), props(dsn, "h2")))
+    assert (updated["applied"], updated["latest"], updated["pending"]) == ([1, 2, 3], 3, [])
+
+
+def test_every_up_reads_the_database_again(dsn: str, migrations: MigrationDir) -> None:
+    """Item 12: nothing in the program changed, the database did (out of band, or it was
+    unreadable last time): the provider still asks to update, and the update re-reads."""
+    for name, body in THREE.items():
+        migrations.add(name, body)
+    provider = MigrationStatusProvider()
+    earlier = outs(provider.create(props("postgresql://api:pw@127.0.0.1:1/api")))
+    assert earlier["error"] is not None and earlier["applied"] == []
+
+    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is True
+    assert outs(provider.update("migration-status", props(dsn), props(dsn)))["applied"] == []
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0  # out of band
+    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is True
+    again = outs(provider.update("migration-status", props(dsn), props(dsn)))
+    assert (again["applied"], again["pending"], again["error"]) == ([1], [2, 3], None)
+
+
+def test_applied_follows_gooses_newest_row_rule_and_reads_only(dsn: str) -> None:
+    assert applied_versions(dsn) == ([], None)
+    assert "_migrations" not in tables(dsn), "reading never creates the table"
+    query(dsn, "CREATE SCHEMA app")
+    query(
+        dsn,
+        "CREATE TABLE app.versions (id serial PRIMARY KEY, version_id bigint NOT NULL,"
+        " is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now())",
+    )
+    rows = [(0, True), (5, True), (7, True), (7, False), (9, False), (9, True)]
+    for version, applied in rows:
+        query(dsn, "INSERT INTO app.versions (version_id, is_applied) VALUES (%s, %s)", (version, applied))
+    assert applied_versions(dsn, "app.versions") == ([5, 9], None)
 
 
 def test_unreachable_database_is_an_error_field_without_the_password() -> None:

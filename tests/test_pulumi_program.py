@@ -1,29 +1,42 @@
-"""The Pulumi program under Pulumi's mocks: what each stack declares, and what it never does."""
+"""The Pulumi program under Pulumi's mocks: what each stack declares, and what it never does.
+
+A mock accepts anything, so these tests check what the real engine and providers would:
+pulumi-docker's context digest (provider/provider.go ``hashContext``), the Nomad provider's
+timeouts and the engine's handling of resource options.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import hcl2
+import pulumi
 import pytest
+import yaml
 
-from infra.api_job import DATABASE_VARIABLE_PATH, JOBSPEC
+from infra.api_job import JOBSPEC, SECRETS_VARIABLE_PATH, DeploymentReverted
+from infra.build_context import CONTEXT_ROOT
 from infra.config import ConfigError
+from infra.deadlines import Deadlines
 from migrator.content import IMAGE_FILES, content_hash, image_files
 from tests.conftest import REPO
-from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Run, run_program
+from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
 
 PASSWORD = "pW-9f2c81e0-secret"
 DATABASE_URL = f"postgresql://api:{PASSWORD}@10.1.2.3:5432/api?sslmode=require"
+API_DIGEST = "us-central1-docker.pkg.dev/e2b-staging/api/api@sha256:" + "ab" * 32
 STAGING = {
     "gcp:project": "e2b-staging",
     "gcp:region": "us-central1",
     "api-migrations:registry": "artifact-registry",
     "api-migrations:registryReaderServiceAccount": "nomad@e2b-staging.iam.gserviceaccount.com",
-    "api-migrations:apiImage": "us-central1-docker.pkg.dev/e2b-staging/e2b-orchestration/api:1.2.3",
+    "api-migrations:apiImage": API_DIGEST,
     "api-migrations:apiCount": "2",
     "api-migrations:datacenters": '["us-central1-a"]',
     "api-migrations:databaseUrl": DATABASE_URL,
@@ -32,10 +45,15 @@ STAGING = {
 }
 DEV = {
     "api-migrations:registry": "localhost:5000",
-    "api-migrations:apiImage": "localhost:5000/api:dev",
+    "api-migrations:apiImage": "localhost:5000/api:dev-1",
+    "api-migrations:canary": "0",
     "api-migrations:databaseUrl": DATABASE_URL,
     "api-migrations:reportMigrations": "false",
 }
+JOB = "nomad:index/job:Job"
+IMAGE = "docker:index/image:Image"
+REPOSITORY = "gcp:artifactregistry/repository:Repository"
+READER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 
 
 def copy_project(destination: Path) -> Path:
@@ -47,8 +65,9 @@ def copy_project(destination: Path) -> Path:
     return destination / "__main__.py"
 
 
-def staging(overrides: dict[str, str] | None = None, program: Path = REPO / "__main__.py") -> Run:
-    return run_program(program, {**STAGING, **(overrides or {})})
+def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
+    config = {k: v for k, v in {**STAGING, **(overrides or {})}.items() if v is not None}
+    return run_program(program, config, **kw)
 
 
 def declared(run: Run) -> dict[tuple[str, str], dict[str, object]]:
@@ -57,72 +76,117 @@ def declared(run: Run) -> dict[tuple[str, str], dict[str, object]]:
 
 
 def job_vars(run: Run) -> dict[str, str]:
-    return dict(run.recorder.one("nomad:index/job:Job").inputs["hcl2"]["vars"])
+    return dict(run.recorder.one(JOB).inputs["hcl2"]["vars"])
+
+
+def seconds(text: str) -> int:
+    """A Go duration as the providers parse it (whole seconds is all the program writes)."""
+    assert text.endswith("s") and text[:-1].isdigit(), text
+    return int(text[:-1])
+
+
+def go_mode_string(mode: int) -> str:
+    """Go's fs.FileMode.String() for a regular file (what hashContext writes)."""
+    bits = "rwxrwxrwx"
+    return "-" + "".join(bits[i] if mode & (1 << (8 - i)) else "-" for i in range(9))
+
+
+def provider_context_digest(project: Path, build: dict[str, Any]) -> str:
+    """pulumi-docker's contextDigest (provider/provider.go hashContext), for a context whose
+    .dockerignore lets exactly the listed image files through: the Dockerfile under the name
+    "Dockerfile" with mode 0, then every file in lexical order with its mode."""
+    context = project / build["context"]
+    dockerfile = project / build["dockerfile"]
+    entries = [("Dockerfile", go_mode_string(0), hashlib.sha256(dockerfile.read_bytes()).digest())]
+    for name in image_files(context):
+        path = context / name
+        entries.append(
+            (name, go_mode_string(stat.S_IMODE(path.stat().st_mode)), hashlib.sha256(path.read_bytes()).digest())
+        )
+    accumulated = b"".join(name.encode() + mode.encode() + digest + b"\0" for name, mode, digest in entries)
+    return hashlib.sha256(accumulated).hexdigest()
 
 
 def test_staging_declares_repository_image_and_job() -> None:
     run = staging()
-    repository = run.recorder.one("gcp:artifactregistry/repository:Repository").inputs
-    assert repository["format"] == "DOCKER"
-    assert repository["dockerConfig"] == {"immutableTags": True}
-    assert repository["repositoryId"] == "e2b-orchestration" and repository["location"] == "us-central1"
-    actions = {p["id"]: p["action"] for p in repository["cleanupPolicies"]}
-    assert actions == {"keep-recent": "KEEP", "delete-old": "DELETE"}
-    reader = run.recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs
+    repository = run.recorder.one(REPOSITORY)
+    assert repository.inputs["format"] == "DOCKER"
+    assert repository.inputs["dockerConfig"] == {"immutableTags": True}
+    assert repository.inputs["repositoryId"] == "db-migrator" and repository.inputs["location"] == "us-central1"
+    reader = run.recorder.one(READER).inputs
     assert reader["role"] == "roles/artifactregistry.reader"
     assert reader["member"] == "serviceAccount:nomad@e2b-staging.iam.gserviceaccount.com"
 
-    image = run.recorder.one("docker:index/image:Image")
+    image = run.recorder.one(IMAGE)
     tag = content_hash(REPO)
-    assert image.inputs["imageName"] == f"us-central1-docker.pkg.dev/e2b-staging/e2b-orchestration/db-migrator:{tag}"
+    assert image.inputs["imageName"] == f"us-central1-docker.pkg.dev/e2b-staging/db-migrator/db-migrator:{tag}"
     build = image.inputs["build"]
-    assert build["platform"] == "linux/amd64"
-    assert Path(build["context"]) == REPO and Path(build["dockerfile"]) == REPO / "migrator" / "Dockerfile"
-    assert build["args"]["MIGRATIONS_HASH"] == tag
+    assert build["platform"] == "linux/amd64" and build["args"]["MIGRATIONS_HASH"] == tag
+    assert image.inputs["registry"]["value"]["server"] == "us-central1-docker.pkg.dev"
     assert image.inputs["registry"]["value"]["password"] == ACCESS_TOKEN  # a secret, from the GCP provider
     assert "gcp:organizations/getClientConfig:getClientConfig" in run.recorder.calls
 
-    job = run.recorder.one("nomad:index/job:Job").inputs
-    assert job["detach"] is False
+    job = run.recorder.one(JOB).inputs
+    assert job["detach"] is False and job["deregisterOnDestroy"] is False
     assert job["jobspec"] == JOBSPEC.read_text()
     assert job_vars(run)["migrator_image"] == image.outputs["repoDigest"] == run.exports["migratorImage"]
     assert job_vars(run)["api_count"] == "2" and job_vars(run)["datacenters"] == '["us-central1-a"]'
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
-    assert variable["path"] == DATABASE_VARIABLE_PATH and variable["itemsWoVersion"] == 1
+    assert variable["path"] == SECRETS_VARIABLE_PATH and variable["itemsWoVersion"] == 1
 
     assert run.exports["migrationsHash"] == tag
-    assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/e2b-orchestration"
+    assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/db-migrator"
     assert run.exports["apiJobId"] == "api-id"
 
 
-def test_status_outputs_come_from_the_status_resource() -> None:
-    run = staging(
-        {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": "postgresql://x@127.0.0.1:1/x"}
-    )
-    status = run.recorder.one("pulumi-python:dynamic:Resource")
-    assert status.inputs["job_id"] == "api-id" and status.inputs["migrations_hash"] == content_hash(REPO)
-    assert run.exports["appliedMigrations"] == APPLIED and run.exports["latestMigration"] == APPLIED[-1]
-    assert run.exports["pendingMigrations"] == []  # unreachable database: a warning, not a crash
+def test_image_inputs_never_depend_on_path_umask_times_or_token(tmp_path: Path) -> None:
+    """Item 2: two checkouts at different paths, one made under umask 002, give identical image
+    inputs and the same provider context digest; only the registry password (which the
+    provider leaves out of its diff) may differ. Nothing is ignored by the engine."""
+    first, second = copy_project(tmp_path / "alice" / "repo"), copy_project(tmp_path / "ci-runner" / "checkout")
+    for name in image_files(second.parent):
+        os.chmod(second.parent / name, 0o664)
+        later = time.time() + 3600
+        os.utime(second.parent / name, (later, later))
+    assert provider_context_digest(first.parent, {"context": ".", "dockerfile": "migrator/Dockerfile"}) != (
+        provider_context_digest(second.parent, {"context": ".", "dockerfile": "migrator/Dockerfile"})
+    ), "the checkouts differ in modes, which the provider hashes"
+
+    tokens = iter(["ya29.token-of-run-1", "ya29.token-of-run-2"])
+    runs = []
+    for program in (first, second):
+        recorder = Recorder(access_token=next(tokens))
+        runs.append((program.parent, staging(program=program, recorder=recorder).recorder.one(IMAGE)))
+    (root_a, image_a), (root_b, image_b) = runs
+    for image in (image_a, image_b):
+        assert not image.options.ignore_changes and not image.options.replace_on_changes
+        build = image.inputs["build"]
+        assert not Path(build["context"]).is_absolute() and not Path(build["dockerfile"]).is_absolute()
+    without_password = [
+        {**i.inputs, "registry": {**i.inputs["registry"]["value"], "password": None}} for i in (image_a, image_b)
+    ]
+    assert without_password[0] == without_password[1]
+    assert image_a.inputs["registry"]["value"]["password"] != image_b.inputs["registry"]["value"]["password"]
+    build = image_a.inputs["build"]
+    assert provider_context_digest(root_a, build) == provider_context_digest(root_b, build)
+    assert content_hash(root_a / build["context"]) == content_hash(root_a)
+    assert (root_a / build["dockerfile"]).read_bytes() == (REPO / "migrator" / "Dockerfile").read_bytes()
 
 
-def test_same_content_same_inputs_and_one_byte_changes_the_tag(tmp_path: Path) -> None:
+def test_one_byte_changes_the_tag_and_the_context(tmp_path: Path) -> None:
     program = copy_project(tmp_path / "a")
     first, second = staging(program=program), staging(program=program)
     assert declared(first) == declared(second)
 
-    later = time.time() + 3600
-    for name in image_files(tmp_path / "a"):
-        os.utime(tmp_path / "a" / name, (later, later))
-    touched = staging(program=program)
-    assert job_vars(touched) == job_vars(first)
-
     migration = next((tmp_path / "a" / "migrations").glob("*.sql"))
-    migration.write_bytes(migration.read_bytes() + b"\n")
+    migration.write_bytes(migration.read_bytes() + b"\n-- one more byte\n")
     changed = staging(program=program)
-    old_image = first.recorder.one("docker:index/image:Image").inputs["imageName"]
-    new_image = changed.recorder.one("docker:index/image:Image").inputs["imageName"]
-    assert old_image.rsplit(":", 1)[1] != new_image.rsplit(":", 1)[1]
+    old, new = first.recorder.one(IMAGE).inputs, changed.recorder.one(IMAGE).inputs
+    assert old["imageName"].rsplit(":", 1)[1] != new["imageName"].rsplit(":", 1)[1]
+    assert old["build"]["context"] != new["build"]["context"]
     assert job_vars(changed)["migrator_image"] != job_vars(first)["migrator_image"]
+    contexts = [p.name for p in (tmp_path / "a" / CONTEXT_ROOT).iterdir()]
+    assert contexts == [content_hash(tmp_path / "a")], "the old context is pruned"
 
 
 def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
@@ -131,36 +195,167 @@ def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
     assert "migrator/Dockerfile" in image_files(REPO) and "migrator/cli.py" in image_files(REPO)
 
 
+def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_image() -> None:
+    """Item 3: the stack's own repository, kept on destroy; cleanup deletes only untagged data."""
+    repository = staging().recorder.one(REPOSITORY)
+    assert repository.inputs["repositoryId"] != "e2b-orchestration"
+    assert repository.options.protect is True and repository.options.retain_on_delete is True
+    policies = repository.inputs["cleanupPolicies"]
+    deletes = [p for p in policies if p["action"] == "DELETE"]
+    assert deletes and all(p["condition"]["tagState"] == "UNTAGGED" for p in deletes)
+    assert repository.inputs["cleanupPolicyDryRun"] is False
+
+
+def test_an_existing_repository_is_only_looked_up() -> None:
+    run = staging({"api-migrations:existingRepository": "e2b-orchestration"})
+    assert not run.recorder.of_type(REPOSITORY) and not run.recorder.of_type(READER)
+    assert "gcp:artifactregistry/getRepository:getRepository" in run.recorder.calls
+    assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/e2b-orchestration"
+    assert run.recorder.one(IMAGE).inputs["imageName"].startswith(run.exports["registryUrl"] + "/db-migrator:")
+
+
+def test_job_timeouts_outlast_the_whole_deployment() -> None:
+    """Item 4: the provider waits 5 minutes unless told; every batch may take progress_deadline."""
+    run = staging({"api-migrations:apiCount": "3", "api-migrations:canary": "1"})
+    job = run.recorder.one(JOB)
+    timeouts = job.options.custom_timeouts
+    assert timeouts is not None
+    progress = seconds(job_vars(run)["progress_deadline"])
+    batches = 1 + (3 - 1)  # the canary, then the two others one at a time
+    for timeout in (timeouts.create, timeouts.update):
+        assert timeout is not None and seconds(timeout) > batches * progress
+
+
+def test_dev_stack_rolls_without_canary_on_one_node() -> None:
+    """Item 5: one node cannot hold a canary beside the old allocation on a static port."""
+    dev = job_vars(run_program(REPO / "__main__.py", DEV, stack="dev"))
+    assert dev["canary"] == "0"
+    dev_stack = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    assert int(dev_stack["api-migrations:canary"]) == 0
+    assert job_vars(staging({"api-migrations:canary": "2"}))["canary"] == "2"
+
+
+@pytest.mark.parametrize("canary", ["3", "-1"])
+def test_canary_must_fit_the_count(canary: str) -> None:
+    with pytest.raises(ConfigError, match="api-migrations:canary must be between 0 and 2"):
+        staging({"api-migrations:canary": canary})
+
+
+def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
+    """Item 6: args, plain env, secrets via the Nomad Variable at the group path, one database URL."""
+    run = staging(
+        {
+            "api-migrations:apiArgs": '["--port", "${NOMAD_PORT_api}", "--verbose"]',
+            "api-migrations:apiEnv": '{"LOKI_URL": "http://loki:3100", "DEBUG": true}',
+            "api-migrations:apiSecrets": '{"SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}',
+            "api-migrations:apiDistinctHosts": "true",
+        },
+        secret_keys=("api-migrations:databaseUrl", "api-migrations:apiSecrets"),
+    )
+    variables = job_vars(run)
+    assert variables["api_args"] == '["--port", "$${NOMAD_PORT_api}", "--verbose"]'
+    assert variables["api_env"] == '{"LOKI_URL": "http://loki:3100", "DEBUG": "true"}'
+    assert variables["api_distinct_hosts"] == "true"
+    assert variables["secrets_path"] == SECRETS_VARIABLE_PATH == "nomad/jobs/api/api-service"
+    items = run.recorder.one("nomad:index/variable:Variable").inputs["itemsWo"]
+    assert items["value"] == '{"database_url": "' + DATABASE_URL + '", "SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}'
+    assert "s3cr3t-jwt" not in run.plain_text() and "s3cr3t-jwt" not in repr(variables)
+
+
+def test_plain_api_secrets_are_refused() -> None:
+    with pytest.raises(ConfigError, match="apiSecrets is stored in plain text"):
+        staging({"api-migrations:apiSecrets": '{"TOKEN": "x"}'})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"api-migrations:apiEnv": '{"bad-name": "x"}'}, "'bad-name' is not an environment variable name"),
+        ({"api-migrations:apiEnv": '{"POSTGRES_CONNECTION_STRING": "x"}'}, "is set from databaseUrl"),
+        ({"api-migrations:apiArgs": '"--port 80"'}, "apiArgs must be a non-empty list of strings"),
+        ({"api-migrations:migrationTimeout": "forever"}, "migrationTimeout: invalid duration"),
+        ({"api-migrations:migrationTimeout": "30s"}, "migrationTimeout must be between 1m and 24h"),
+    ],
+)
+def test_bad_api_settings_name_the_key(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        staging(overrides)
+
+
+def test_deadlines_in_the_job_come_from_migration_timeout() -> None:
+    """Item 8: the migrator's waits and the deadlines move together with one setting."""
+    for timeout, expected in (("45m", 2700), ("2h", 7200)):
+        variables = job_vars(staging({"api-migrations:migrationTimeout": timeout}))
+        waits = Deadlines(expected, 2, 1)
+        assert seconds(variables["migrator_statement_timeout"]) == expected
+        assert seconds(variables["migrator_lock_wait"]) == waits.lock_wait
+        assert seconds(variables["healthy_deadline"]) == waits.healthy_deadline
+        assert seconds(variables["progress_deadline"]) == waits.progress_deadline
+
+
+def test_refresh_on_every_operation() -> None:
+    """Item 9: the engine reads Nomad before every update (Pulumi.yaml options.refresh)."""
+    assert yaml.safe_load((REPO / "Pulumi.yaml").read_text())["options"] == {"refresh": "always"}
+
+
+def test_a_reverted_deployment_fails_up_and_warns_in_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 9: Nomad runs another image than the one submitted: say so instead of succeeding."""
+    old = "us-central1-docker.pkg.dev/e2b-staging/db-migrator/db-migrator@sha256:" + "0" * 64
+    with pytest.raises(DeploymentReverted, match="failed and Nomad reverted it"):
+        staging(recorder=Recorder(nomad_runs=old))
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    staging(recorder=Recorder(nomad_runs=old), preview=True)
+    assert any("failed and Nomad reverted it" in w for w in warnings)
+    assert staging().exports["apiJobId"] == "api-id"
+
+
+def test_job_waits_for_the_registry_read_access() -> None:
+    """Item 11: the first allocation must not pull before the reader binding exists."""
+    run = staging()
+    job = run.recorder.one(JOB)
+    depends = {getattr(d, "_name", None) for d in job.options.depends_on or []}  # type: ignore[union-attr]
+    assert run.recorder.one(READER).name in depends
+
+
+@pytest.mark.parametrize(
+    ("image", "warned"),
+    [
+        ("registry.example/api:latest", True),
+        ("registry.example:5000/api", True),
+        ("registry.example/api:1.4.2", False),
+        (API_DIGEST, False),
+    ],
+)
+def test_a_latest_api_image_is_warned_about(monkeypatch: pytest.MonkeyPatch, image: str, warned: bool) -> None:
+    """Item 13: a new image under a mutable tag never redeploys."""
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    staging({"api-migrations:apiImage": image})
+    assert any("mutable tag 'latest'" in w for w in warnings) is warned
+
+
+def test_status_outputs_come_from_the_status_resource() -> None:
+    run = staging(
+        {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": "postgresql://x@127.0.0.1:1/x"}
+    )
+    status = run.recorder.one("pulumi-python:dynamic:Resource")
+    assert status.inputs["job_id"] == "api-id" and status.inputs["migrations_hash"] == content_hash(REPO)
+    assert status.inputs["versions"] == sorted(
+        int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql")
+    )
+    assert run.exports["appliedMigrations"] == APPLIED and run.exports["latestMigration"] == APPLIED[-1]
+    assert run.exports["pendingMigrations"] == []
+
+
 def test_database_url_never_in_plain_text() -> None:
     run = staging({"api-migrations:reportMigrations": "true"})
     plain = run.plain_text() + repr(run.exports)
     assert PASSWORD not in plain and "10.1.2.3" not in plain
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert PASSWORD in variable["itemsWo"]["value"]  # there, but only as a secret
-    job = run.recorder.one("nomad:index/job:Job").inputs
+    job = run.recorder.one(JOB).inputs
     assert PASSWORD not in job["jobspec"] + repr(job["hcl2"])
-
-
-def test_jobspec_is_hcl2_with_the_prestart_migrator() -> None:
-    options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-    spec = hcl2.loads(JOBSPEC.read_text(), serialization_options=options)
-    variables = {name for block in spec["variable"] for name in block}
-    assert {"api_image", "migrator_image", "api_count", "api_port", "node_pool", "datacenters"} <= variables
-    assert set(job_vars(staging())) <= variables
-    group = spec["job"][0]["api"]["group"][0]["api-service"]
-    tasks = {name: body for task in group["task"] for name, body in task.items()}
-    assert set(tasks) == {"db-migrator", "start"}
-    migrator = tasks["db-migrator"]
-    assert migrator["lifecycle"][0] == {"hook": "prestart", "sidecar": False}
-    assert migrator["config"][0]["image"] == "${var.migrator_image}"
-    assert migrator["restart"][0]["mode"] == "fail"
-    template = migrator["template"][0]
-    assert template["env"] is True
-    data = template["data"]
-    assert "nomadVarExists" in data and "nomadVar" in data and "database_url" in data
-    assert data.index("nomadVarExists") < data.index('nomadVar "')
-    assert group["update"][0]["auto_revert"] is True and group["update"][0]["canary"] == 1
-    assert tasks["start"]["config"][0]["image"] == "${var.api_image}"
 
 
 @pytest.mark.parametrize(
@@ -172,13 +367,13 @@ def test_jobspec_is_hcl2_with_the_prestart_migrator() -> None:
         ({"api-migrations:apiPort": "70000"}, "api-migrations:apiPort must be between 1 and 65535"),
         ({"api-migrations:apiImage": None}, "api-migrations:apiImage is required"),
         ({"api-migrations:reportMigrations": "yes"}, "api-migrations:reportMigrations must be true or false"),
+        ({"api-migrations:existingRepository": "Not_An_Id"}, "api-migrations:existingRepository must be"),
         ({"gcp:region": None}, "gcp:project and gcp:region are required"),
     ],
 )
 def test_bad_config_stops_with_one_message_naming_the_key(override: dict[str, str | None], message: str) -> None:
-    config = {k: v for k, v in {**STAGING, **override}.items() if v is not None}
     with pytest.raises(ConfigError) as caught:
-        run_program(REPO / "__main__.py", config)
+        staging(override)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -187,6 +382,6 @@ def test_dev_stack_creates_no_gcp_resource() -> None:
     run = run_program(REPO / "__main__.py", DEV, stack="dev")
     assert not [r for r in run.recorder.resources if r.typ.startswith("gcp:")]
     assert not [c for c in run.recorder.calls if c.startswith("gcp:")]
-    image = run.recorder.one("docker:index/image:Image").inputs
+    image = run.recorder.one(IMAGE).inputs
     assert image["imageName"].startswith("localhost:5000/db-migrator:") and "registry" not in image
     assert run.exports["registryUrl"] == "localhost:5000"

@@ -1,5 +1,6 @@
-# The API job. Pulumi (infra/api_job.py) passes every variable through hcl2.vars; the
-# database URL is never one of them: the migrator reads it from a Nomad Variable.
+# The API job. Pulumi (infra/api_job.py) passes every variable through hcl2.vars, derived from
+# the stack's config and from one setting, migrationTimeout (infra/deadlines.py). Secrets are
+# never variables: both tasks read them from the Nomad Variable at the group's path.
 
 variable "datacenters" {
   type        = list(string)
@@ -15,7 +16,7 @@ variable "node_pool" {
 
 variable "api_image" {
   type        = string
-  description = "The API's container image."
+  description = "The API's container image, by digest or immutable tag."
 }
 
 variable "api_count" {
@@ -26,8 +27,71 @@ variable "api_count" {
 
 variable "api_port" {
   type        = number
-  description = "Port the API listens on."
+  description = "Static port the API listens on."
   default     = 80
+}
+
+variable "api_args" {
+  type        = list(string)
+  description = "Arguments of the API's container; e2b's API takes --port."
+  default     = ["--port", "$${NOMAD_PORT_api}"]
+}
+
+variable "api_env" {
+  type        = map(string)
+  description = "Plain environment of the API task."
+  default     = {}
+}
+
+variable "api_distinct_hosts" {
+  type        = bool
+  description = "At most one API allocation per node."
+  default     = false
+}
+
+variable "api_cpu" {
+  type        = number
+  description = "CPU of the API task, MHz."
+  default     = 1000
+}
+
+variable "api_memory" {
+  type        = number
+  description = "Memory reserved for the API task, MiB."
+  default     = 1024
+}
+
+variable "api_memory_max" {
+  type        = number
+  description = "Memory the API task may use when the node has it free, MiB (twice the reservation, as e2b's job)."
+  default     = 2048
+}
+
+variable "api_kill_timeout" {
+  type        = string
+  description = "Time the API gets to drain after SIGTERM; beyond the client's max_kill_timeout (30s by default) needs client config."
+  default     = "30s"
+}
+
+variable "canary" {
+  type        = number
+  description = "Canary allocations of an update; 0 is a rolling update that stops an old allocation before starting its replacement."
+  default     = 1
+}
+
+variable "min_healthy_time" {
+  type    = string
+  default = "10s"
+}
+
+variable "healthy_deadline" {
+  type        = string
+  description = "Longer than the migrator's lock wait plus its longest run, plus image pulls and the API's start."
+}
+
+variable "progress_deadline" {
+  type        = string
+  description = "Longer than healthy_deadline (Nomad requires it)."
 }
 
 variable "migrator_image" {
@@ -35,10 +99,37 @@ variable "migrator_image" {
   description = "The db-migrator image, pinned by digest (name@sha256:...)."
 }
 
-variable "database_variable_path" {
+variable "migrations_hash" {
   type        = string
-  description = "Nomad Variable holding database_url; the task's own path grants it read access."
-  default     = "nomad/jobs/api/api-service/db-migrator"
+  description = "Content hash of the migrator image, recorded in the job's meta."
+}
+
+variable "migrator_lock_wait" {
+  type        = string
+  description = "How long the migrator waits for the advisory lock (--lock-timeout)."
+}
+
+variable "migrator_statement_timeout" {
+  type        = string
+  description = "statement_timeout of each migration (MIGRATOR_STATEMENT_TIMEOUT)."
+}
+
+variable "migrator_db_lock_timeout" {
+  type        = string
+  description = "lock_timeout of each migration (MIGRATOR_DB_LOCK_TIMEOUT)."
+  default     = "5s"
+}
+
+variable "migrator_lock_retries" {
+  type        = string
+  description = "Retries of a file blocked by a lock (MIGRATOR_LOCK_RETRIES)."
+  default     = "5"
+}
+
+variable "secrets_path" {
+  type        = string
+  description = "Nomad Variable with database_url and the API's secrets. The group's path: both tasks may read it without any policy."
+  default     = "nomad/jobs/api/api-service"
 }
 
 job "api" {
@@ -50,34 +141,54 @@ job "api" {
   group "api-service" {
     count = var.api_count
 
+    meta {
+      migrator_image  = var.migrator_image
+      migrations_hash = var.migrations_hash
+    }
+
     network {
       port "api" {
         static = var.api_port
       }
     }
 
-    # One canary runs the migrator first; if it fails, the deployment fails and reverts.
+    dynamic "constraint" {
+      for_each = var.api_distinct_hosts ? [true] : []
+      content {
+        operator = "distinct_hosts"
+        value    = "true"
+      }
+    }
+
+    # With canaries, the new version's migrator runs while the old allocations still serve;
+    # a failed canary fails the deployment, and Nomad reverts to the last stable version.
     update {
       max_parallel      = 1
-      canary            = 1
-      auto_promote      = true
+      canary            = var.canary
+      auto_promote      = var.canary > 0
       auto_revert       = true
       health_check      = "checks"
-      min_healthy_time  = "10s"
-      healthy_deadline  = "5m"
-      progress_deadline = "10m"
+      min_healthy_time  = var.min_healthy_time
+      healthy_deadline  = var.healthy_deadline
+      progress_deadline = var.progress_deadline
     }
 
-    # A failed migration must fail the deployment, not be retried on other nodes forever.
+    # A crashed API allocation is replaced, as Nomad does for any service: capacity never
+    # silently drops. A failing migration cannot loop for ever: within a deployment it is
+    # retried only until progress_deadline, then the deployment fails and auto_revert puts
+    # back the stable version, whose image has nothing new to apply.
     reschedule {
-      attempts  = 0
-      unlimited = false
+      unlimited      = true
+      delay          = "30s"
+      delay_function = "exponential"
+      max_delay      = "1h"
     }
 
+    # The API task restarts in place a few times before its allocation fails and is rescheduled.
     restart {
-      attempts = 2
+      attempts = 3
       interval = "5m"
-      delay    = "10s"
+      delay    = "15s"
       mode     = "fail"
     }
 
@@ -92,13 +203,19 @@ job "api" {
       config {
         image        = var.migrator_image
         network_mode = "host"
-        args         = ["up", "--lock-timeout", "10m"]
+        args         = ["up", "--lock-timeout", var.migrator_lock_wait]
       }
 
-      # Migrations are not retried blindly: one more attempt covers a lost connection.
+      env {
+        MIGRATOR_STATEMENT_TIMEOUT = var.migrator_statement_timeout
+        MIGRATOR_DB_LOCK_TIMEOUT   = var.migrator_db_lock_timeout
+        MIGRATOR_LOCK_RETRIES      = var.migrator_lock_retries
+      }
+
+      # Never retried in place: a failed run fails the allocation (the migrator rolled the
+      # file back), and the deployment decides what happens next.
       restart {
-        attempts = 1
-        delay    = "15s"
+        attempts = 0
         mode     = "fail"
       }
 
@@ -108,18 +225,18 @@ job "api" {
         env         = true
         change_mode = "noop"
         data        = <<-EOT
-        {{- if nomadVarExists "${var.database_variable_path}" -}}
-        {{- with nomadVar "${var.database_variable_path}" -}}
+        {{- if nomadVarExists "${var.secrets_path}" -}}
+        {{- with nomadVar "${var.secrets_path}" -}}
         POSTGRES_CONNECTION_STRING={{ .database_url | toJSON }}
         {{- end -}}
         {{- else -}}
-        MIGRATOR_MISSING_DATABASE="Nomad variable ${var.database_variable_path} does not exist: run pulumi up for this stack"
+        MIGRATOR_MISSING_DATABASE="Nomad variable ${var.secrets_path} does not exist: run pulumi up for this stack"
         {{- end }}
         EOT
       }
 
       resources {
-        cpu    = 200
+        cpu    = 250
         memory = 128
       }
 
@@ -130,16 +247,39 @@ job "api" {
     }
 
     task "start" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = var.api_kill_timeout
+      kill_signal  = "SIGTERM"
 
       config {
         image        = var.api_image
         network_mode = "host"
         ports        = ["api"]
+        args         = var.api_args
       }
 
-      env {
-        PORT = "${NOMAD_PORT_api}"
+      env = var.api_env
+
+      # The database URL (written once, for both tasks) and the API's secrets. Only the
+      # prestart task reports a missing variable; start never runs without it.
+      template {
+        destination = "secrets/api.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+        {{- if nomadVarExists "${var.secrets_path}" -}}
+        {{- with nomadVar "${var.secrets_path}" -}}
+        {{- range .Tuples }}
+        {{- if eq .K "database_url" }}
+        POSTGRES_CONNECTION_STRING={{ .V | toJSON }}
+        AUTH_DB_CONNECTION_STRING={{ .V | toJSON }}
+        {{- else }}
+        {{ .K }}={{ .V | toJSON }}
+        {{- end }}
+        {{- end }}
+        {{- end -}}
+        {{- end }}
+        EOT
       }
 
       service {
@@ -149,15 +289,17 @@ job "api" {
 
         check {
           type     = "http"
+          name     = "health"
           path     = "/health"
-          interval = "10s"
+          interval = "3s"
           timeout  = "3s"
         }
       }
 
       resources {
-        cpu    = 1000
-        memory = 1024
+        cpu        = var.api_cpu
+        memory     = var.api_memory
+        memory_max = var.api_memory_max
       }
     }
   }

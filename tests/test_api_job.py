@@ -1,0 +1,188 @@
+"""The jobspec with the values each stack gives it, against Nomad's own rules.
+
+Nomad validates a job on registration (nomad/structs ``UpdateStrategy.Validate``,
+``RestartPolicy.Validate``, ``ReschedulePolicy.Validate``) and parses ``hcl2.vars`` with
+jobspec2 in strict mode: an undeclared variable is an error, and a list, map or bool value is
+an HCL expression evaluated without variables, where ``${...}`` is an interpolation. Nomad
+itself is mocked in every other test; these checks apply its rules to what would be sent.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from infra.api_job import GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
+from infra.deadlines import STARTUP_SECONDS, Deadlines
+from tests.conftest import REPO
+from tests.pulumi_harness import run_program
+from tests.test_stack_config import STACK_FILES, engine_config
+
+_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+RESTART_MIN_INTERVAL = 5  # structs.RestartPolicyMinInterval
+RESCHEDULE_MIN_DELAY = 5  # structs.ReschedulePolicyMinDelay
+
+
+def seconds(text: str) -> int:
+    match = _DURATION.fullmatch(text)
+    assert match and text, f"not a duration: {text!r}"
+    hours, minutes, secs = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+def spec() -> dict[str, Any]:
+    return dict(hcl2.loads(JOBSPEC.read_text(), serialization_options=_OPTIONS))
+
+
+def group() -> dict[str, Any]:
+    return dict(spec()["job"][0][JOB_ID]["group"][0][GROUP])
+
+
+def tasks() -> dict[str, dict[str, Any]]:
+    return {name: body for task in group()["task"] for name, body in task.items()}
+
+
+def declared_variables() -> dict[str, dict[str, Any]]:
+    return {name: body for block in spec()["variable"] for name, body in block.items()}
+
+
+def stack_variables(path: Path) -> dict[str, str]:
+    name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    job = run_program(REPO / "__main__.py", engine_config(path), stack=name).recorder.one("nomad:index/job:Job")
+    return dict(job.inputs["hcl2"]["vars"])
+
+
+def resolve(value: Any, variables: dict[str, str]) -> Any:
+    """The value of a block attribute once the variables are set (the forms the jobspec uses)."""
+    if not isinstance(value, str) or not value.startswith("${"):
+        return value
+    expression = value[2:-1]
+    if match := re.fullmatch(r"var\.(\w+)", expression):
+        return variables[match[1]]
+    if match := re.fullmatch(r"var\.(\w+) > 0", expression):
+        return int(variables[match[1]]) > 0
+    raise AssertionError(f"unexpected expression {value}")
+
+
+@pytest.fixture(params=STACK_FILES, ids=lambda p: p.name)
+def variables(request: pytest.FixtureRequest) -> dict[str, str]:
+    return stack_variables(request.param)
+
+
+def test_every_variable_passed_is_declared_and_every_required_one_passed(variables: dict[str, str]) -> None:
+    declared = declared_variables()
+    assert set(variables) <= set(declared), "jobspec2 strict mode refuses an undeclared variable"
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required <= set(variables)
+
+
+def test_expression_values_hold_no_interpolation(variables: dict[str, str]) -> None:
+    """A list/map/bool value is an HCL expression evaluated without variables: a bare ${...}
+    would fail to parse; escaped, it reaches Nomad's runtime interpolation as written."""
+    declared = declared_variables()
+    for name, value in variables.items():
+        if declared[name]["type"] in {"string", "number"}:
+            continue
+        unescaped = re.sub(r"\$\$\{|%%\{", "", value)
+        assert "${" not in unescaped and "%{" not in unescaped, f"{name}: {value}"
+
+
+def test_update_strategy_passes_nomads_validation(variables: dict[str, str]) -> None:
+    update = {k: resolve(v, variables) for k, v in group()["update"][0].items()}
+    canary = int(update["canary"])
+    assert canary >= 0 and not (canary == 0 and update["auto_promote"]), "Auto Promote requires a Canary count"
+    healthy, progress = seconds(update["healthy_deadline"]), seconds(update["progress_deadline"])
+    assert seconds(update["min_healthy_time"]) < healthy
+    assert progress == 0 or healthy < progress
+    assert update["auto_revert"] is True
+
+
+def test_restart_and_reschedule_pass_nomads_validation() -> None:
+    policies = [group()["restart"][0], tasks()["db-migrator"]["restart"][0]]
+    for restart in policies:
+        attempts = int(restart["attempts"])
+        assert not (attempts == 0 and restart["mode"] != "fail")
+        if "interval" in restart:
+            assert seconds(restart["interval"]) >= RESTART_MIN_INTERVAL
+            assert attempts * seconds(restart["delay"]) <= seconds(restart["interval"])
+    reschedule = group()["reschedule"][0]
+    assert not (int(reschedule.get("attempts", 0)) > 0 and reschedule.get("unlimited"))
+    assert seconds(reschedule["delay"]) >= RESCHEDULE_MIN_DELAY
+    assert seconds(reschedule["max_delay"]) >= seconds(reschedule["delay"])
+
+
+def test_a_crashed_api_is_replaced_and_a_failed_migration_is_not_retried_for_ever() -> None:
+    """Item 10: the API restarts in place, then its allocation is rescheduled (no capacity is
+    silently lost); the migrator is never restarted in place, and a deployment whose
+    migration keeps failing ends at progress_deadline and is reverted."""
+    reschedule = group()["reschedule"][0]
+    assert reschedule.get("unlimited") is True or int(reschedule.get("attempts", 0)) > 0
+    assert int(group()["restart"][0]["attempts"]) > 0
+    assert "restart" not in tasks()["start"], "the API task uses the group's restart policy"
+    migrator_restart = tasks()["db-migrator"]["restart"][0]
+    assert migrator_restart == {"attempts": 0, "mode": "fail"}
+    update = group()["update"][0]
+    assert update["auto_revert"] is True and update["progress_deadline"] != "0"
+
+
+@pytest.mark.parametrize("minutes", [1, 10, 60, 180, 24 * 60])
+@pytest.mark.parametrize(("count", "canary"), [(1, 0), (1, 1), (3, 1), (5, 2)])
+def test_deadlines_can_never_cut_a_migration_short(minutes: int, count: int, canary: int) -> None:
+    """Item 8: the ordering every derived wait must keep, for any migrationTimeout."""
+    waits = Deadlines(minutes * 60, count, canary)
+    assert waits.statement_timeout <= waits.migration_seconds
+    assert waits.lock_wait + waits.statement_timeout <= waits.migrator_worst_case
+    assert waits.migrator_worst_case + STARTUP_SECONDS <= waits.healthy_deadline - waits.min_healthy_time
+    assert waits.min_healthy_time < waits.healthy_deadline < waits.progress_deadline
+    assert waits.pulumi_timeout > waits.batches * waits.progress_deadline
+    assert waits.batches == (1 + count - canary if canary else count)
+
+
+def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> None:
+    migrator = tasks()["db-migrator"]
+    args = migrator["config"][0]["args"]
+    assert args[:2] == ["up", "--lock-timeout"] and resolve(args[2], variables) == variables["migrator_lock_wait"]
+    env = {k: resolve(v, variables) for k, v in migrator["env"][0].items()}
+    assert env["MIGRATOR_STATEMENT_TIMEOUT"] == variables["migrator_statement_timeout"]
+    assert set(env) == {"MIGRATOR_STATEMENT_TIMEOUT", "MIGRATOR_DB_LOCK_TIMEOUT", "MIGRATOR_LOCK_RETRIES"}
+    lock, statement = seconds(variables["migrator_lock_wait"]), seconds(variables["migrator_statement_timeout"])
+    assert lock + statement < seconds(variables["healthy_deadline"])
+
+
+def test_api_task_is_the_api() -> None:
+    """Item 6: e2b's API takes --port and its own environment, secrets, drain time and memory."""
+    start = tasks()["start"]
+    assert start["config"][0]["args"] == "${var.api_args}" and start["env"] == "${var.api_env}"
+    assert "--port" in declared_variables()["api_args"]["default"]
+    assert start["kill_timeout"] == "${var.api_kill_timeout}"
+    assert start["resources"][0]["memory_max"] == "${var.api_memory_max}"
+    assert "PORT" not in str(start.get("env"))
+    constraint = group()["dynamic"][0]["constraint"]
+    assert constraint["content"][0] == {"operator": "distinct_hosts", "value": "true"}
+    assert constraint["for_each"] == "${var.api_distinct_hosts ? [true] : []}"
+
+
+def test_both_tasks_read_the_one_variable_they_may_read() -> None:
+    """Implicit access covers nomad/jobs/<job>, .../<group> and .../<group>/<task>: the group's
+    path is readable by both tasks. The migrator checks it exists before reading it."""
+    assert f"nomad/jobs/{JOB_ID}/{GROUP}" == SECRETS_VARIABLE_PATH
+    assert declared_variables()["secrets_path"]["default"] == SECRETS_VARIABLE_PATH
+    for name in ("db-migrator", "start"):
+        data = tasks()[name]["template"][0]["data"]
+        assert 'nomadVarExists "${var.secrets_path}"' in data and 'nomadVar "${var.secrets_path}"' in data
+        assert data.index("nomadVarExists") < data.index('nomadVar "')
+        assert tasks()[name]["template"][0]["env"] is True
+    assert "POSTGRES_CONNECTION_STRING={{ .database_url | toJSON }}" in tasks()["db-migrator"]["template"][0]["data"]
+    start = tasks()["start"]["template"][0]["data"]
+    assert "range .Tuples" in start and "POSTGRES_CONNECTION_STRING={{ .V | toJSON }}" in start
+
+
+def test_the_group_records_the_image_it_runs() -> None:
+    """The refreshed job's group meta is what tells a reverted deployment apart (item 9)."""
+    assert group()["meta"][0]["migrator_image"] == "${var.migrator_image}"
+    assert tasks()["db-migrator"]["config"][0]["image"] == "${var.migrator_image}"

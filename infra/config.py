@@ -152,8 +152,8 @@ class _Reader:
 
 
 def _api_secrets(reader: _Reader, api_env: dict[str, str]) -> pulumi.Output[dict[str, str]]:
-    raw = reader.raw("apiSecrets")
-    if raw is not None and not pulumi.runtime.is_config_secret(_key("apiSecrets")):
+    # The engine hands over the schema's default ({}) as plain config: only values are secret.
+    if reader.structured("apiSecrets") and not pulumi.runtime.is_config_secret(_key("apiSecrets")):
         raise ConfigError(
             f"{_key('apiSecrets')} is stored in plain text: set each value with"
             " `pulumi config set --secret --path 'apiSecrets.NAME' VALUE`"

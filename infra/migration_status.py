@@ -28,6 +28,7 @@ from migrator.store import DEFAULT_TABLE, TableName, table_exists
 
 READ_TIMEOUT_SECONDS = 5
 _STATUS_ID = "migration-status"
+_INPUTS = ("database_url", "table", "versions", "migrations_hash", "job_id")
 # goose's rule: the newest row of a version says whether it is applied (very old goose
 # recorded a rollback as a second row with is_applied = false); 0 is goose's own marker row.
 _APPLIED = sql.SQL(
@@ -105,8 +106,10 @@ class MigrationStatusProvider(ResourceProvider):
         return ReadResult(id_, self._outputs(props))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # Always read again: the database changes without Pulumi (other runs, goose, by hand).
-        return DiffResult(changes=True, replaces=[], delete_before_replace=False)
+        # Only the inputs: the database is re-read by the refresh every `up` starts with
+        # (Pulumi.yaml's options.refresh), so an unchanged stack previews no changes.
+        changed = [key for key in _INPUTS if olds.get(key) != news.get(key)]
+        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(self._outputs(news))

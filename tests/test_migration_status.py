@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra.migration_status import MigrationStatusProvider, applied_versions, pending_migrations, read_database
@@ -50,19 +51,21 @@ def test_provider_reports_exactly_the_applied_and_pending_versions(dsn: str, mig
 
 def test_every_up_reads_the_database_again(dsn: str, migrations: MigrationDir) -> None:
     """Item 12: nothing in the program changed, the database did (out of band, or it was
-    unreadable last time): the provider still asks to update, and the update re-reads."""
+    unreadable last time): the refresh every `up` starts with re-reads it, and an unchanged
+    stack still previews no changes."""
     for name, body in THREE.items():
         migrations.add(name, body)
     provider = MigrationStatusProvider()
     earlier = outs(provider.create(props("postgresql://api:pw@127.0.0.1:1/api")))
     assert earlier["error"] is not None and earlier["applied"] == []
 
-    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is True
-    assert outs(provider.update("migration-status", props(dsn), props(dsn)))["applied"] == []
+    assert outs(provider.read("migration-status", props(dsn)))["applied"] == []
     assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0  # out of band
-    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is True
-    again = outs(provider.update("migration-status", props(dsn), props(dsn)))
+    again = outs(provider.read("migration-status", props(dsn)))
     assert (again["applied"], again["pending"], again["error"]) == ([1], [2, 3], None)
+    assert provider.diff("migration-status", props(dsn), props(dsn)).changes is False
+    assert provider.diff("migration-status", props(dsn), {**props(dsn), "migrations_hash": "h2"}).changes is True
+    assert yaml.safe_load((REPO / "Pulumi.yaml").read_text())["options"]["refresh"] == "always"
 
 
 def test_applied_follows_gooses_newest_row_rule_and_reads_only(dsn: str) -> None:

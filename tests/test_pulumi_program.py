@@ -267,6 +267,12 @@ def test_plain_api_secrets_are_refused() -> None:
         staging({"api-migrations:apiSecrets": '{"TOKEN": "x"}'})
 
 
+def test_the_schema_default_for_api_secrets_is_not_a_plain_secret() -> None:
+    # The real engine hands the program Pulumi.yaml's default ({}) as plain config.
+    run = staging({"api-migrations:apiSecrets": "{}"})
+    assert run.recorder.one("nomad:index/variable:Variable") is not None
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

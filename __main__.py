@@ -5,10 +5,11 @@ from pathlib import Path
 import pulumi
 
 from infra import config as stack_config
-from infra.api_job import ApiJob, confirm_deployed
+from infra.api_job import ApiJob, confirm_deployed, deadlines
 from infra.migration_status import MigrationStatus, pending_migrations
 from infra.migrator_image import MigratorImage
 from infra.registry import Registry
+from infra.schema_target import check_schema_target
 from migrator.source import collect
 
 ROOT = Path(__file__).resolve().parent
@@ -31,18 +32,28 @@ pulumi.export("migratorImage", image.digest)
 pulumi.export("registryUrl", registry.url)
 pulumi.export("apiJobId", confirm_deployed(job, image.digest))
 
+migrations = collect(ROOT / "migrations")
+# While the program runs, so that `pulumi preview` refuses an unreachable migrateTo, or lists
+# every Down statement a rollback will run.
+check_schema_target(
+    config.database_url if config.report_migrations else None, ROOT, migrations, config.migrate_to, config.allow_down
+)
+
 if config.report_migrations:
     # Logged while the program runs, so `pulumi preview` lists what the next `up` applies.
-    pending_migrations(config.database_url, ROOT)
+    pending_migrations(config.database_url, ROOT, config.migrate_to)
     status = MigrationStatus(
         "migration-status",
         database_url=config.database_url,
-        versions=[m.version for m in collect(ROOT / "migrations")],
+        versions=[m.version for m in migrations],
         migrations_hash=image.content_hash,
-        job_id=job.job_id,
-        opts=pulumi.ResourceOptions(depends_on=[job]),
+        migrator_image=image.digest,
+        job_fingerprint=job.fingerprint,
+        # Beside the job, not after it: a failed deployment must not keep it from saying why.
+        wait_seconds=deadlines(config).pulumi_timeout,
     )
     status.error.apply(warn_if_unread)
     pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))
     pulumi.export("latestMigration", pulumi.Output.unsecret(status.latest))
     pulumi.export("pendingMigrations", pulumi.Output.unsecret(status.pending))
+    pulumi.export("lastMigratorRun", pulumi.Output.unsecret(status.last_run))

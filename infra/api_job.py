@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,12 +56,29 @@ def job_variables(
         "progress_deadline": duration(waits.progress_deadline),
         "migrator_image": migrator_image,
         "migrations_hash": migrations_hash,
-        "migrator_lock_wait": duration(waits.lock_wait),
+        "migrator_args": hcl_value(migrator_args(config, waits)),
         "migrator_statement_timeout": duration(waits.statement_timeout),
         "migrator_db_lock_timeout": duration(DB_LOCK_TIMEOUT_SECONDS),
         "migrator_lock_retries": str(LOCK_RETRIES),
         "secrets_path": SECRETS_VARIABLE_PATH,
     }
+
+
+def migrator_args(config: StackConfig, waits: Deadlines) -> list[str]:
+    """The db-migrator task's command: the stack's declared schema version, never further."""
+    target = "latest" if config.migrate_to is None else str(config.migrate_to)
+    allow_down = ["--allow-down"] if config.allow_down else []
+    return ["migrate-to", target, "--lock-timeout", duration(waits.lock_wait), *allow_down]
+
+
+def job_fingerprint(variables: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """Changes exactly when the job Nomad runs changes, and so the migrator runs again."""
+    names = sorted(variables)
+    return pulumi.Output.all(*(variables[name] for name in names)).apply(
+        lambda values: hashlib.sha256(
+            json.dumps([JOBSPEC.read_text(), dict(zip(names, values, strict=True))]).encode()
+        ).hexdigest()
+    )
 
 
 def variable_items(database_url: str, api_secrets: dict[str, Any]) -> str:
@@ -73,6 +91,7 @@ class ApiJob(pulumi.ComponentResource):
 
     job_id: pulumi.Output[str]
     deployed_image: pulumi.Output[str | None]
+    fingerprint: pulumi.Output[str]
 
     def __init__(
         self,
@@ -97,10 +116,11 @@ class ApiJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         timeout = duration(deadlines(config).pulumi_timeout)
+        variables = job_variables(config, migrator_image, migrations_hash)
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),
-            hcl2=nomad.JobHcl2Args(vars=job_variables(config, migrator_image, migrations_hash)),
+            hcl2=nomad.JobHcl2Args(vars=variables),
             detach=False,
             purge_on_destroy=False,
             # The API outlives this stack: `pulumi destroy`, or `pulumi up --replace` of this
@@ -114,6 +134,7 @@ class ApiJob(pulumi.ComponentResource):
             ),
         )
         self.job_id = job.id
+        self.fingerprint = job_fingerprint(variables)
         # What Nomad runs, as the provider last read it (refreshed before every update).
         self.deployed_image = job.task_groups.apply(deployed_migrator_image)
         self.register_outputs({"jobId": self.job_id})

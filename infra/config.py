@@ -58,6 +58,8 @@ class StackConfig:
     database_url: pulumi.Output[str]  # always secret
     database_url_version: int
     report_migrations: bool
+    migrate_to: int | None  # None: the newest migration in the image
+    allow_down: bool
     gcp_project: str | None
     gcp_region: str | None
 
@@ -175,6 +177,15 @@ def _migration_timeout(reader: _Reader) -> int:
     return seconds
 
 
+def _migrate_to(reader: _Reader) -> int | None:
+    text = reader.string("migrateTo").strip()
+    if text == "latest":
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"{_key('migrateTo')} must be `latest` or a migration version (digits), got {text!r}")
+    return int(text)
+
+
 def _warn_on_mutable_image(image: str) -> None:
     """Nomad redeploys only when the job changes: a new image under the same tag never ships."""
     if "@sha256:" in image:
@@ -231,6 +242,8 @@ def load() -> StackConfig:
         database_url=reader.config.require_secret("databaseUrl"),
         database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
         report_migrations=reader.boolean("reportMigrations"),
+        migrate_to=_migrate_to(reader),
+        allow_down=reader.boolean("allowDown"),
         gcp_project=gcp.get("project"),
         gcp_region=gcp.get("region"),
     )

@@ -18,8 +18,10 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
+from infra.verdict import describe, last_run, summary, wait_for_verdict
 from migrator.dsn import connect, redact
 from migrator.errors import MigratorError
+from migrator.history import Run
 from migrator.lint import find_config, lint, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.runner import Runner
@@ -28,7 +30,7 @@ from migrator.store import DEFAULT_TABLE, TableName, table_exists
 
 READ_TIMEOUT_SECONDS = 5
 _STATUS_ID = "migration-status"
-_INPUTS = ("database_url", "table", "versions", "migrations_hash", "job_id")
+_INPUTS = ("database_url", "table", "versions", "migrations_hash", "migrator_image", "job_fingerprint", "wait_seconds")
 # goose's rule: the newest row of a version says whether it is applied (very old goose
 # recorded a rollback as a second row with is_applied = false); 0 is goose's own marker row.
 _APPLIED = sql.SQL(
@@ -88,19 +90,31 @@ class MigrationStatusProvider(ResourceProvider):
     job_id. Outputs add ``applied``, ``latest`` (0 when none), ``pending`` (versions in
     migrations/ not applied) and ``error`` (None when read)."""
 
-    def _outputs(self, props: dict[str, Any]) -> dict[str, Any]:
-        applied, error = applied_versions(str(props["database_url"]), str(props.get("table") or DEFAULT_TABLE))
+    def _outputs(self, props: dict[str, Any], verdict: Run | None = None) -> dict[str, Any]:
+        url, table = str(props["database_url"]), str(props.get("table") or DEFAULT_TABLE)
+        applied, error = applied_versions(url, table)
         done = set(applied)
+        last = verdict or last_run(url, table)
         return {
             **props,
             "applied": applied,
             "latest": max(applied, default=0),
             "pending": [] if error else [v for v in sorted(props.get("versions") or []) if v not in done],
             "error": error,
+            "last_run": summary(last) if last else None,
         }
 
+    def _verdict(self, props: dict[str, Any], *, new_runs: bool) -> Run | None:
+        """The migrator's verdict on the job version this update deploys; raises when it failed."""
+        image, seconds = props.get("migrator_image"), props.get("wait_seconds") or 0
+        if not image or not seconds:
+            return None
+        table = TableName.parse(str(props.get("table") or DEFAULT_TABLE))
+        return wait_for_verdict(str(props["database_url"]), table, str(image), float(seconds), new_runs=new_runs)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(_STATUS_ID, self._outputs(props))
+        # A job that exists already may have run this image before the status did.
+        return CreateResult(_STATUS_ID, self._outputs(props, self._verdict(props, new_runs=False)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, self._outputs(props))
@@ -112,14 +126,22 @@ class MigrationStatusProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._outputs(news))
+        # Nomad runs the migrator only when the job changes: wait only then.
+        redeployed = any(olds.get(key) != news.get(key) for key in ("migrator_image", "job_fingerprint"))
+        return UpdateResult(self._outputs(news, self._verdict(news, new_runs=True) if redeployed else None))
 
 
 class MigrationStatus(pulumi.dynamic.Resource):
+    """What the database has applied after this update. When the update changes the job, it
+    first waits (at most ``wait_seconds``, the job's own deadline) for the migrator's run of
+    ``migrator_image`` and fails with the migrator's message if that run failed. It does not
+    depend on the job: a failed deployment must not keep it from reporting why."""
+
     applied: pulumi.Output[list[int]]
     latest: pulumi.Output[int]
     pending: pulumi.Output[list[int]]
     error: pulumi.Output[str | None]
+    last_run: pulumi.Output[dict[str, Any] | None]
 
     def __init__(
         self,
@@ -128,7 +150,9 @@ class MigrationStatus(pulumi.dynamic.Resource):
         database_url: pulumi.Input[str],
         versions: list[int],
         migrations_hash: pulumi.Input[str],
-        job_id: pulumi.Input[str],
+        migrator_image: pulumi.Input[str],
+        job_fingerprint: pulumi.Input[str],
+        wait_seconds: int,
         opts: pulumi.ResourceOptions | None = None,
     ):
         props = {
@@ -136,11 +160,14 @@ class MigrationStatus(pulumi.dynamic.Resource):
             "table": DEFAULT_TABLE,
             "versions": versions,
             "migrations_hash": migrations_hash,
-            "job_id": job_id,
+            "migrator_image": migrator_image,
+            "job_fingerprint": job_fingerprint,
+            "wait_seconds": wait_seconds,
             "applied": None,
             "latest": None,
             "pending": None,
             "error": None,
+            "last_run": None,
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=["database_url"])
         super().__init__(MigrationStatusProvider(), name, props, pulumi.ResourceOptions.merge(secret, opts))
@@ -159,8 +186,11 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
         return [f"migration lint: {exc}"]
 
 
-def pending_migrations(database_url: pulumi.Output[str], root: Path) -> pulumi.Output[list[int]]:
-    """Versions the next ``up`` will apply, logged one line per file; [] if unreadable."""
+def pending_migrations(
+    database_url: pulumi.Output[str], root: Path, migrate_to: int | None = None
+) -> pulumi.Output[list[int]]:
+    """Versions the next deployment will apply (up to ``migrate_to``), logged one line per
+    file, and the migrator's last run; [] if the database cannot be read."""
     migrations = collect(root / "migrations")
 
     def report(url: str) -> list[int]:
@@ -168,12 +198,15 @@ def pending_migrations(database_url: pulumi.Output[str], root: Path) -> pulumi.O
         if reading.error is not None:
             pulumi.log.warn(f"migration status: cannot read the database from here: {reading.error}")
             return []
+        if (last := last_run(url, DEFAULT_TABLE)) is not None:
+            (pulumi.log.warn if last.outcome in ("failed", "interrupted") else pulumi.log.info)(describe(last))
         if reading.refusal is not None:
             pulumi.log.warn(f"the migrator will refuse to run: {reading.refusal}")
-        for migration in reading.pending:
+        pending = [m for m in reading.pending if migrate_to is None or m.version <= migrate_to]
+        for migration in pending:
             pulumi.log.info(f"pending migration: {migration.filename}")
-        for warning in lint_warnings(reading.pending, root / "migrations"):
+        for warning in lint_warnings(pending, root / "migrations"):
             pulumi.log.warn(warning)
-        return [m.version for m in reading.pending]
+        return [m.version for m in pending]
 
     return database_url.apply(report)

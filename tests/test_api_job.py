@@ -9,6 +9,7 @@ itself is mocked in every other test; these checks apply its rules to what would
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,18 @@ def test_deadlines_can_never_cut_a_migration_short(minutes: int, count: int, can
 
 def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> None:
     migrator = tasks()["db-migrator"]
-    args = migrator["config"][0]["args"]
-    assert args[:2] == ["up", "--lock-timeout"] and resolve(args[2], variables) == variables["migrator_lock_wait"]
+    args = json.loads(resolve(migrator["config"][0]["args"], variables))
+    assert args[:3] == ["migrate-to", "latest", "--lock-timeout"]
     env = {k: resolve(v, variables) for k, v in migrator["env"][0].items()}
     assert env["MIGRATOR_STATEMENT_TIMEOUT"] == variables["migrator_statement_timeout"]
-    assert set(env) == {"MIGRATOR_STATEMENT_TIMEOUT", "MIGRATOR_DB_LOCK_TIMEOUT", "MIGRATOR_LOCK_RETRIES"}
-    lock, statement = seconds(variables["migrator_lock_wait"]), seconds(variables["migrator_statement_timeout"])
+    assert env["MIGRATOR_IMAGE"] == variables["migrator_image"]
+    assert set(env) == {
+        "MIGRATOR_IMAGE",
+        "MIGRATOR_STATEMENT_TIMEOUT",
+        "MIGRATOR_DB_LOCK_TIMEOUT",
+        "MIGRATOR_LOCK_RETRIES",
+    }
+    lock, statement = seconds(args[3]), seconds(variables["migrator_statement_timeout"])
     assert lock + statement < seconds(variables["healthy_deadline"])
 
 

@@ -8,6 +8,7 @@ timeouts and the engine's handling of resource options.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -24,12 +25,15 @@ from infra.api_job import JOBSPEC, SECRETS_VARIABLE_PATH, DeploymentReverted
 from infra.build_context import CONTEXT_ROOT
 from infra.config import ConfigError
 from infra.deadlines import Deadlines
+from infra.schema_target import SchemaTargetError
 from migrator.content import IMAGE_FILES, content_hash, image_files
 from tests.conftest import REPO
 from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
 
 PASSWORD = "pW-9f2c81e0-secret"
-DATABASE_URL = f"postgresql://api:{PASSWORD}@10.1.2.3:5432/api?sslmode=require"
+# A host name that must never show, and hostaddr so that a program run that reads the database
+# only ever reaches a closed port on loopback: tests send nothing anywhere else.
+DATABASE_URL = f"postgresql://api:{PASSWORD}@db.internal.example:1/api?hostaddr=127.0.0.1&sslmode=require"
 API_DIGEST = "us-central1-docker.pkg.dev/e2b-staging/api/api@sha256:" + "ab" * 32
 STAGING = {
     "gcp:project": "e2b-staging",
@@ -294,7 +298,7 @@ def test_deadlines_in_the_job_come_from_migration_timeout() -> None:
         variables = job_vars(staging({"api-migrations:migrationTimeout": timeout}))
         waits = Deadlines(expected, 2, 1)
         assert seconds(variables["migrator_statement_timeout"]) == expected
-        assert seconds(variables["migrator_lock_wait"]) == waits.lock_wait
+        assert seconds(json.loads(variables["migrator_args"])[3]) == waits.lock_wait
         assert seconds(variables["healthy_deadline"]) == waits.healthy_deadline
         assert seconds(variables["progress_deadline"]) == waits.progress_deadline
 
@@ -346,7 +350,10 @@ def test_status_outputs_come_from_the_status_resource() -> None:
         {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": "postgresql://x@127.0.0.1:1/x"}
     )
     status = run.recorder.one("pulumi-python:dynamic:Resource")
-    assert status.inputs["job_id"] == "api-id" and status.inputs["migrations_hash"] == content_hash(REPO)
+    assert status.inputs["migrations_hash"] == content_hash(REPO)
+    assert status.inputs["migrator_image"] == run.exports["migratorImage"], "it waits for this image's run"
+    assert status.inputs["wait_seconds"] == Deadlines(3600, 2, 1).pulumi_timeout
+    assert not status.options.depends_on, "beside the job, not after it: a failed deployment must not skip it"
     assert status.inputs["versions"] == sorted(
         int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql")
     )
@@ -357,7 +364,7 @@ def test_status_outputs_come_from_the_status_resource() -> None:
 def test_database_url_never_in_plain_text() -> None:
     run = staging({"api-migrations:reportMigrations": "true"})
     plain = run.plain_text() + repr(run.exports)
-    assert PASSWORD not in plain and "10.1.2.3" not in plain
+    assert PASSWORD not in plain and "db.internal.example" not in plain
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert PASSWORD in variable["itemsWo"]["value"]  # there, but only as a secret
     job = run.recorder.one(JOB).inputs
@@ -391,3 +398,21 @@ def test_dev_stack_creates_no_gcp_resource() -> None:
     image = run.recorder.one(IMAGE).inputs
     assert image["imageName"].startswith("localhost:5000/db-migrator:") and "registry" not in image
     assert run.exports["registryUrl"] == "localhost:5000"
+
+
+def test_a_migrate_to_the_image_cannot_reach_is_refused() -> None:
+    """Issue 13: refused while the program runs, so `pulumi preview` fails before any change."""
+    with pytest.raises(SchemaTargetError, match="migrateTo 1 is not a version of migrations/"):
+        staging({"api-migrations:migrateTo": "1"})
+
+
+def test_the_migrator_task_moves_the_database_to_migrate_to() -> None:
+    latest = json.loads(job_vars(staging())["migrator_args"])
+    assert latest[:2] == ["migrate-to", "latest"] and "--allow-down" not in latest
+    version = sorted(int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql"))[0]
+    pinned = json.loads(
+        job_vars(staging({"api-migrations:migrateTo": str(version), "api-migrations:allowDown": "true"}))[
+            "migrator_args"
+        ]
+    )
+    assert pinned[:2] == ["migrate-to", str(version)] and pinned[-1] == "--allow-down"

@@ -104,9 +104,9 @@ variable "migrations_hash" {
   description = "Content hash of the migrator image, recorded in the job's meta."
 }
 
-variable "migrator_lock_wait" {
-  type        = string
-  description = "How long the migrator waits for the advisory lock (--lock-timeout)."
+variable "migrator_args" {
+  type        = list(string)
+  description = "The migrator's command: migrate-to the stack's migrateTo, with its advisory-lock wait (and --allow-down when the stack allows it)."
 }
 
 variable "migrator_statement_timeout" {
@@ -203,10 +203,12 @@ job "api" {
       config {
         image        = var.migrator_image
         network_mode = "host"
-        args         = ["up", "--lock-timeout", var.migrator_lock_wait]
+        args         = var.migrator_args
       }
 
       env {
+        # Recorded with each run (NOMAD_ALLOC_ID too): `pulumi up` reads its verdict by this image.
+        MIGRATOR_IMAGE             = var.migrator_image
         MIGRATOR_STATEMENT_TIMEOUT = var.migrator_statement_timeout
         MIGRATOR_DB_LOCK_TIMEOUT   = var.migrator_db_lock_timeout
         MIGRATOR_LOCK_RETRIES      = var.migrator_lock_retries

@@ -1,0 +1,170 @@
+"""`pulumi up` learns the migrator's verdict from the database, and `migrateTo` is checked at
+preview: the status provider and the program's checks against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pulumi
+import pytest
+from psycopg import conninfo
+
+from infra.migration_status import MigrationStatusProvider
+from infra.schema_target import SchemaTargetError, announce_rollback, check_known, rollback_steps
+from infra.verdict import LOGS_COMMAND, MigrationVerdictError
+from migrator.dsn import connect
+from migrator.source import collect
+from tests.conftest import MigrationDir, run_migrator
+
+IMAGE = "registry.test/db-migrator@sha256:" + "cd" * 32
+OLD_IMAGE = "registry.test/db-migrator@sha256:" + "01" * 32
+
+
+def table_file(name: str) -> str:
+    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
+
+
+def props(dsn: str, image: str, fingerprint: str = "job-1", wait_seconds: int = 30) -> dict[str, Any]:
+    return {
+        "database_url": dsn,
+        "table": "_migrations",
+        "versions": [1, 2],
+        "migrations_hash": image[-8:],
+        "migrator_image": image,
+        "job_fingerprint": fingerprint,
+        "wait_seconds": wait_seconds,
+    }
+
+
+def deploy_later(dsn: str, migrations: MigrationDir, image: str, delay: float = 1.0) -> threading.Thread:
+    """Nomad's prestart run of ``image``, started while the status provider waits."""
+
+    def run() -> None:
+        time.sleep(delay)
+        env = {"MIGRATOR_IMAGE": image, "NOMAD_ALLOC_ID": "4f2a9c1e-alloc"}
+        run_migrator("migrate-to", "latest", dsn=dsn, directory=migrations.path, env=env)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+# -- the verdict -------------------------------------------------------------------------
+
+
+def test_a_successful_run_of_this_image_ends_the_wait_with_the_applied_versions(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    deployment = deploy_later(dsn, migrations, IMAGE)
+    result = MigrationStatusProvider().update("migration-status", props(dsn, OLD_IMAGE), props(dsn, IMAGE))
+    deployment.join()
+    assert result.outs is not None
+    assert (result.outs["applied"], result.outs["pending"]) == ([1, 2], [])
+    last = result.outs["last_run"]
+    assert (last["outcome"], last["image"], last["allocation"], last["applied"]) == (
+        "succeeded",
+        IMAGE,
+        "4f2a9c1e-alloc",
+        [1, 2],
+    )
+
+
+def test_a_failed_run_fails_with_the_migrators_own_message(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_bad.sql", "-- +goose Up\nCREATE TABLE b (id int);\nSELECT 1 / 0;\n")
+    deployment = deploy_later(dsn, migrations, IMAGE)
+    with pytest.raises(MigrationVerdictError) as raised:
+        MigrationStatusProvider().update("migration-status", props(dsn, OLD_IMAGE), props(dsn, IMAGE))
+    deployment.join()
+    message = str(raised.value)
+    assert message.startswith("db-migrator failed in Nomad allocation 4f2a9c1e-alloc: ")
+    assert "00002_bad.sql (up): statement 2 (line 3) failed: ERROR: division by zero" in message
+    assert str(conninfo.conninfo_to_dict(dsn)["password"]) not in message
+
+
+def test_no_run_in_time_names_the_logs_command(dsn: str) -> None:
+    with pytest.raises(MigrationVerdictError) as raised:
+        MigrationStatusProvider().update("migration-status", props(dsn, OLD_IMAGE), props(dsn, IMAGE, wait_seconds=3))
+    assert f"no run of the db-migrator image {IMAGE} reached the database within 3s" in str(raised.value)
+    assert LOGS_COMMAND in str(raised.value)
+    assert LOGS_COMMAND == "nomad alloc logs -stderr -job api -task db-migrator"
+
+
+def test_an_earlier_deployments_run_of_another_image_does_not_count(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    env = {"MIGRATOR_IMAGE": OLD_IMAGE, "NOMAD_ALLOC_ID": "old-alloc"}
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    with pytest.raises(MigrationVerdictError, match="no run of the db-migrator image"):
+        MigrationStatusProvider().update("migration-status", props(dsn, OLD_IMAGE), props(dsn, IMAGE, wait_seconds=3))
+
+
+def test_no_wait_when_the_job_does_not_change(dsn: str) -> None:
+    started = time.monotonic()
+    result = MigrationStatusProvider().update(
+        "migration-status", props(dsn, IMAGE), {**props(dsn, IMAGE), "database_url": dsn + " "}
+    )
+    assert result.outs is not None
+    assert result.outs["last_run"] is None
+    assert time.monotonic() - started < 30, "it did not wait for the deadline"
+
+
+# -- migrateTo at preview ----------------------------------------------------------------
+
+
+@pytest.fixture
+def applied_three(dsn: str, migrations: MigrationDir) -> MigrationDir:
+    for version, name in ((1, "a"), (2, "b"), (3, "c")):
+        migrations.add(f"0000{version}_{name}.sql", table_file(name))
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    return migrations
+
+
+def test_an_unknown_version_is_refused(migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    with pytest.raises(SchemaTargetError, match="migrateTo 7 is not a version of migrations/"):
+        check_known(7, collect(migrations.path))
+    check_known(1, collect(migrations.path))
+    check_known(None, collect(migrations.path))
+
+
+def test_going_down_without_allow_down_fails_the_preview(dsn: str, applied_three: MigrationDir) -> None:
+    steps = rollback_steps(connect(dsn), collect(applied_three.path), 1)
+    assert steps is not None
+    assert [s.migration.filename for s in steps] == ["00003_c.sql", "00002_b.sql"]
+    with pytest.raises(SchemaTargetError, match=r"would roll back 00003_c.sql, 00002_b.sql\. Set .*allowDown true"):
+        announce_rollback(steps, 1, allow_down=False, directory=applied_three.path)
+
+
+def test_going_down_with_allow_down_lists_every_down_statement(
+    dsn: str, applied_three: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    steps = rollback_steps(connect(dsn), collect(applied_three.path), 1)
+    assert steps is not None
+    announce_rollback(steps, 1, allow_down=True, directory=applied_three.path)
+    rollback = [line for line in warned if line.startswith("rollback: ")]
+    assert rollback == [
+        "rollback: 00003_c.sql statement 1 (line 4): DROP TABLE c;",
+        "rollback: 00002_b.sql statement 1 (line 4): DROP TABLE b;",
+    ]
+
+
+def test_an_empty_down_section_fails_the_preview_naming_it(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_keep.sql", "-- +goose Up\nCREATE TABLE keep (id int);\n-- +goose Down\n")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    steps = rollback_steps(connect(dsn), collect(migrations.path), 1)
+    assert steps is not None
+    with pytest.raises(SchemaTargetError, match=r"Down section of 00002_keep\.sql, which has no statement"):
+        announce_rollback(steps, 1, allow_down=True, directory=migrations.path)
+
+
+def test_the_current_version_or_ahead_needs_no_rollback(dsn: str, applied_three: MigrationDir) -> None:
+    assert rollback_steps(connect(dsn), collect(applied_three.path), 3) is None
+    applied_three.add("00004_d.sql", table_file("d"))
+    assert rollback_steps(connect(dsn), collect(applied_three.path), 4) is None

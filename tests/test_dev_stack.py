@@ -133,6 +133,20 @@ def test_services_only_refuses_a_database_that_does_not_answer(engine: Engine, t
     assert secret not in up.stdout + up.stderr
 
 
+def test_up_names_the_missing_tool_before_starting_anything(engine: Engine, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # only what the script needs up to its checks: no nomad, no pulumi
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "docker"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    state = tmp_path / "dev-state"
+    up = run_script("up.sh", state, env={"PATH": str(bin_dir)})
+    assert up.returncode == 1
+    assert "dev/up.sh: nomad is not installed: https://developer.hashicorp.com/nomad/install" in up.stderr
+    assert not state.exists()
+
+
 def test_dev_pulumi_uses_the_local_backend_and_only_the_dev_agent(tmp_path: Path) -> None:
     """dev/pulumi runs `pulumi` with the dev stack's settings; `env` stands in to show them."""
     bin_dir = tmp_path / "bin"

@@ -204,6 +204,8 @@ def test_make_verbs_are_thin_calls_of_the_real_commands(verb: list[str], command
     dry = make("-n", *verb)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.strip() == command
+    program = command.split(maxsplit=1)[0]
+    assert "/" not in program or os.access(REPO / program, os.X_OK), f"{program} is not executable"
 
 
 def test_make_refuses_an_unknown_env_and_points_old_verbs_to_new_ones() -> None:

@@ -34,8 +34,10 @@ remove_container() {  # remove_container NAME: the container whose id dev/up.sh 
     rm -f "$cid_file"
 }
 
-dev_stack_exists() {
-    pulumi stack ls --json 2>/dev/null | python3 -c 'import json, sys; sys.exit(0 if any(s["name"] == "dev" for s in json.load(sys.stdin)) else 1)'
+dev_stack_exists() {  # false too when the backend does not exist (make dev never got that far)
+    local stacks
+    stacks=$(pulumi stack ls --json 2>/dev/null) || return 1
+    python3 -c 'import json, sys; sys.exit(0 if any(s["name"] == "dev" for s in json.loads(sys.argv[1])) else 1)' "$stacks"
 }
 
 job_running() { curl -fsS --max-time 2 "$NOMAD_ADDR/v1/job/api" >/dev/null 2>&1; }

@@ -133,6 +133,20 @@ def test_services_only_refuses_a_database_that_does_not_answer(engine: Engine, t
     assert secret not in up.stdout + up.stderr
 
 
+def test_up_names_the_missing_tool_before_starting_anything(engine: Engine, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # only what the script needs up to its checks: no nomad, no pulumi
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "docker"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    state = tmp_path / "dev-state"
+    up = run_script("up.sh", state, env={"PATH": str(bin_dir)})
+    assert up.returncode == 1
+    assert "dev/up.sh: nomad is not installed: https://developer.hashicorp.com/nomad/install" in up.stderr
+    assert not state.exists()
+
+
 def test_dev_pulumi_uses_the_local_backend_and_only_the_dev_agent(tmp_path: Path) -> None:
     """dev/pulumi runs `pulumi` with the dev stack's settings; `env` stands in to show them."""
     bin_dir = tmp_path / "bin"
@@ -190,6 +204,8 @@ def test_make_verbs_are_thin_calls_of_the_real_commands(verb: list[str], command
     dry = make("-n", *verb)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.strip() == command
+    program = command.split(maxsplit=1)[0]
+    assert "/" not in program or os.access(REPO / program, os.X_OK), f"{program} is not executable"
 
 
 def test_make_refuses_an_unknown_env_and_points_old_verbs_to_new_ones() -> None:

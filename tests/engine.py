@@ -29,6 +29,11 @@ PROJECT = "api-migrations"
 PASSPHRASE = "engine-tests-only"
 ENGINE_PLUGINS = Path(__file__).resolve().parent / "engine_plugins"
 NOT_RUN_PACKAGES = ("docker", "nomad")
+# The one output of an unrun resource the program reads: the image's digest, which the job
+# and the status resource take. A fixed stand-in keeps what depends on it known and stable,
+# as a pushed image's digest is; nothing asserts on its value.
+STAND_IN_DIGEST = "localhost:5000/db-migrator@sha256:" + "0" * 64
+STAND_IN_OUTPUTS = {"docker:index/image:Image": {"repoDigest": STAND_IN_DIGEST}}
 NOT_RUN = tuple(f"**{package}:index/**" for package in NOT_RUN_PACKAGES)
 TIMEOUT_SECONDS = 600
 
@@ -169,9 +174,9 @@ class LocalStack:
 
     def record_unrun_resources(self) -> list[str]:
         """Writes the docker and nomad resources the program declares into the state, as if
-        created, with no outputs; returns their URNs. What depends on them (MigrationStatus
-        waits for the job) can then be created: the engine refuses a snapshot in which a
-        resource depends on one that an ``--exclude`` left uncreated."""
+        created, with no outputs but the image's digest (STAND_IN_OUTPUTS); returns their
+        URNs. What depends on them can then be created: the engine refuses a snapshot in
+        which a resource depends on one that an ``--exclude`` left uncreated."""
         self.operation("up", "--yes", "--exclude-dependents")  # the stack and the default providers
         steps = self.operation("preview", "--json", "--show-sames").json()["steps"]
         deployment = self.export()
@@ -190,7 +195,7 @@ class LocalStack:
                     "id": step["urn"].rsplit("::", 1)[1],
                     "type": new["type"],
                     "inputs": {},
-                    "outputs": {},
+                    "outputs": STAND_IN_OUTPUTS.get(new["type"], {}),
                     "parent": new.get("parent"),
                     "provider": f"{provider_urn}::{known[provider_urn]['id']}",
                     "dependencies": new.get("dependencies", []),

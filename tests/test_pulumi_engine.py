@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from tests.conftest import run_migrator, unavailable, versions
-from tests.engine import PROJECT, LocalStack, copy_project, pulumi_cli
+from tests.engine import PROJECT, STAND_IN_DIGEST, LocalStack, Result, copy_project, pulumi_cli
 
 STATUS_TYPE = "pulumi-python:dynamic:Resource"
 
@@ -91,6 +92,29 @@ def stacks(cli: str, tmp_path_factory: pytest.TempPathFactory, databases: Databa
 class Deployed:
     stack: LocalStack
     database_url: str
+    target: int  # the stack's migrateTo: the newest shipped migration
+    pending: Path  # a migration of the test's own beyond migrateTo, which stays pending
+
+
+def up_with_prestart(stack: LocalStack, database_url: str, target: int) -> Result:
+    """`pulumi up` while a stand-in for Nomad's prestart task runs the migrator as the job
+    would (`migrate-to <migrateTo>`, with the image and an allocation in its environment):
+    the status resource waits for that run's verdict."""
+    results: list[Result] = []
+    upper = threading.Thread(target=lambda: results.append(stack.operation("up", "--yes", check=False)))
+    upper.start()
+    prestart = run_migrator(
+        "migrate-to",
+        str(target),
+        dsn=database_url,
+        directory=stack.checkout / "migrations",
+        env={"MIGRATOR_IMAGE": STAND_IN_DIGEST, "NOMAD_ALLOC_ID": "engine-test-alloc"},
+    )
+    upper.join()
+    [result] = results
+    assert prestart.returncode == 0, prestart.stdout + prestart.stderr
+    assert result.returncode == 0, result.output
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +122,15 @@ def deployed(stacks: Stacks, databases: Database) -> Deployed:
     """One stack after ``pulumi up``, shared by the tests below in file order."""
     database_url = databases.create()
     stack = stacks.new("engine", database_url=database_url)
+    target = max(int(name.split("_", 1)[0]) for name in migration_files(stack.checkout))
+    pending = stack.checkout / "migrations" / f"{target + 1}_engine_pending.sql"
+    pending.write_text(
+        "-- +goose Up\nCREATE TABLE engine_pending (id int);\n-- +goose Down\nDROP TABLE engine_pending;\n"
+    )
+    stack.set_config("migrateTo", str(target))
     stack.record_unrun_resources()
-    stack.operation("up", "--yes")
-    return Deployed(stack, database_url)
+    up_with_prestart(stack, database_url, target)
+    return Deployed(stack, database_url, target, pending)
 
 
 def migration_files(checkout: Path) -> list[str]:
@@ -231,7 +261,7 @@ def test_another_checkout_at_another_path_and_umask_has_no_changes(deployed: Dep
 def test_one_changed_byte_changes_the_hash_and_reverting_restores_it(deployed: Deployed) -> None:
     stack = deployed.stack
     before = stack.outputs()["migrationsHash"]
-    target = sorted((stack.checkout / "migrations").glob("*.sql"))[-1]
+    target = deployed.pending  # a byte of an applied file would make the migrator refuse: "edited"
     original = target.read_bytes()
     try:
         target.write_bytes(original + b"\n")
@@ -240,12 +270,12 @@ def test_one_changed_byte_changes_the_hash_and_reverting_restores_it(deployed: D
         assert [s["op"] for s in status] == ["update"], status
         hashes = [status[0][state]["inputs"]["migrations_hash"] for state in ("oldState", "newState")]
         assert hashes[0] == before != hashes[1], hashes
-        stack.operation("up", "--yes")
+        up_with_prestart(stack, deployed.database_url, deployed.target)
         changed = stack.outputs()["migrationsHash"]
         assert changed == hashes[1]
     finally:
         target.write_bytes(original)
-    stack.operation("up", "--yes")
+    up_with_prestart(stack, deployed.database_url, deployed.target)
     assert stack.outputs()["migrationsHash"] == before
     stack.operation("preview", "--expect-no-changes")
 
@@ -253,18 +283,30 @@ def test_one_changed_byte_changes_the_hash_and_reverting_restores_it(deployed: D
 # -- what the database has applied ----------------------------------------------------------------
 
 
+def test_up_waited_for_the_prestart_runs_verdict(deployed: Deployed) -> None:
+    outputs = deployed.stack.outputs()
+    last = outputs["lastMigratorRun"]
+    assert (last["outcome"], last["image"], last["allocation"]) == ("succeeded", STAND_IN_DIGEST, "engine-test-alloc")
+    assert last["command"] == f"migrate-to {deployed.target}"
+    applied = sorted(v for v in versions(deployed.database_url) if v != 0)
+    assert outputs["appliedMigrations"] == applied
+    assert applied[-1] == deployed.target
+    assert outputs["pendingMigrations"] == [deployed.target + 1], "beyond migrateTo stays pending"
+
+
 def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed: Deployed) -> None:
     stack = deployed.stack
-    assert stack.outputs()["appliedMigrations"] == []
-    migrated = run_migrator("up", dsn=deployed.database_url, directory=stack.checkout / "migrations")
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    migrations = stack.checkout / "migrations"
+    rolled_back = run_migrator("down", dsn=deployed.database_url, directory=migrations)  # out of band
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
     applied = sorted(v for v in versions(deployed.database_url) if v != 0)
-    assert applied, "the project has migrations to apply"
 
     stack.operation("refresh", "--yes")
     assert status_of(stack)["outputs"]["applied"] == applied
-    stack.operation("up", "--yes")
+    stack.operation("up", "--yes")  # the job does not change: no wait
     outputs = stack.outputs()
     assert outputs["appliedMigrations"] == applied
-    assert outputs["latestMigration"] == applied[-1]
-    assert outputs["pendingMigrations"] == []
+    assert outputs["latestMigration"] == (applied[-1] if applied else 0)
+    assert deployed.target in outputs["pendingMigrations"]
+    restored = run_migrator("up-to", str(deployed.target), dsn=deployed.database_url, directory=migrations)
+    assert restored.returncode == 0, restored.stdout + restored.stderr

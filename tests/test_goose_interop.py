@@ -194,6 +194,8 @@ def _wait_for_lock_holder(dsn: str) -> int:
 
 
 def _slow_file(migrations: MigrationDir, version: int, seconds: float) -> None:
+    """A file that keeps its runner holding the lock for ``seconds``: several times what the
+    other side needs to start, try and give up, so the order of events is certain."""
     migrations.add(
         f"{version:05d}_slow.sql",
         f"-- +goose Up\nCREATE TABLE slow{version} (id int);\nSELECT pg_sleep({seconds});\n"
@@ -204,7 +206,7 @@ def _slow_file(migrations: MigrationDir, version: int, seconds: float) -> None:
 def test_goose_library_holding_the_lock_makes_the_migrator_time_out_with_exit_3(
     migrations: MigrationDir, dsn: str
 ) -> None:
-    _slow_file(migrations, 1, 4)
+    _slow_file(migrations, 1, 6)
     tools = Tools(dsn, migrations.path)
     goose = tools.spawn_library("up")
     holder = _wait_for_lock_holder(dsn)
@@ -219,12 +221,12 @@ def test_goose_library_holding_the_lock_makes_the_migrator_time_out_with_exit_3(
 
 
 def test_migrator_holding_the_lock_makes_the_goose_library_wait(migrations: MigrationDir, dsn: str) -> None:
-    _slow_file(migrations, 1, 3)
+    _slow_file(migrations, 1, 5)
     tools = Tools(dsn, migrations.path)
     migrator = tools.spawn_migrator("up")
     holder = _wait_for_lock_holder(dsn)
     goose = tools.spawn_library("up")
-    # While the migrator holds the lock, goose waits: it has applied and recorded nothing.
+    # The migrator is still inside its file, holding the lock; goose is still polling for it.
     time.sleep(1.5)
     assert goose.poll() is None, "goose did not wait for the lock"
     assert _wait_for_lock_holder(dsn) == holder
@@ -238,7 +240,7 @@ def test_migrator_holding_the_lock_makes_the_goose_library_wait(migrations: Migr
 
 
 def test_goose_library_gives_up_on_a_lock_the_migrator_holds(migrations: MigrationDir, dsn: str) -> None:
-    _slow_file(migrations, 1, 4)
+    _slow_file(migrations, 1, 6)
     tools = Tools(dsn, migrations.path)
     migrator = tools.spawn_migrator("up")
     _wait_for_lock_holder(dsn)

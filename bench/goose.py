@@ -10,6 +10,8 @@ on loopback, all reading the same files.
    psql running the same statements and version rows in one session.
 2. realistic: about 130 files as a team writes them (bench/corpus.py), StatementBegin/End
    and NO TRANSACTION mixed: the same three.
+   link: both again with every reply from PostgreSQL held back 1 ms (bench/latency.py), a
+   model of the network between a Nomad client and Cloud SQL.
 3. noop: ``up`` with nothing to do at 1,000 applied versions: the migrator (from a checkout,
    and in the image with its checksum manifest), goose's CLI, the goose-library program.
 4. concurrent: 16 started at once on a fresh database with 500 migrations: the migrator
@@ -35,6 +37,7 @@ from pathlib import Path
 import psycopg
 
 from bench.corpus import write_realistic
+from bench.latency import delayed_link
 from bench.migrator import REPO, fresh_database, table_statements, verdict, write_corpus
 from bench.report import print_table
 from migrator.ledger import MANIFEST_ENV
@@ -44,7 +47,8 @@ from tests import pgserver
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 TABLE = "_migrations"
-RUNS = {"apply": 5, "noop": 11, "concurrent": 3}
+RUNS = {"apply": 5, "link": 3, "noop": 11, "concurrent": 3}
+LINK_MS = 1.0
 Contender = Callable[[str], float]
 
 
@@ -108,13 +112,13 @@ def medians(admin_dsn: str, runs: int, contenders: dict[str, Contender]) -> dict
     return {name: statistics.median(measured) for name, measured in times.items()}
 
 
-def apply_rows(admin_dsn: str, corpus: Path, scratch: Path, what: str) -> list[list[str]]:
-    script = scratch / f"{corpus.name}.sql"
+def apply_rows(admin_dsn: str, corpus: Path, what: str, runs: int = RUNS["apply"]) -> list[list[str]]:
+    script = corpus.with_suffix(".psql")
     script.write_text(psql_script(corpus))
     psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)]
     found = medians(
         admin_dsn,
-        RUNS["apply"],
+        runs,
         {
             "migrator": lambda dsn: timed(migrator_command(dsn, corpus)),
             "goose": lambda dsn: timed(goose_command(dsn, corpus)),
@@ -122,25 +126,46 @@ def apply_rows(admin_dsn: str, corpus: Path, scratch: Path, what: str) -> list[l
         },
     )
     ours = found["migrator"]
-    return [
-        [f"{what}: migrator", f"{ours:.2f} s", "", ""],
-        [f"{what}: goose up", f"{found['goose']:.2f} s", f"{ours / found['goose']:.2f}", ""],
-        [f"{what}: psql, same statements and rows", f"{found['psql']:.2f} s", f"{ours / found['psql']:.2f}", ""],
-    ]
+    return _with_verdicts(
+        [
+            [f"{what}: migrator", f"{ours:.2f} s", "", ""],
+            [f"{what}: goose up", f"{found['goose']:.2f} s", f"{ours / found['goose']:.2f}", ""],
+            [f"{what}: psql, same statements and rows", f"{found['psql']:.2f} s", f"{ours / found['psql']:.2f}", ""],
+        ]
+    )
+
+
+def generated_corpus(scratch: Path) -> tuple[Path, str]:
+    corpus = scratch / "apply"
+    if not corpus.exists():
+        write_corpus(corpus, 500, table_statements)
+    return corpus, "apply 500 migrations"
+
+
+def realistic_corpus(scratch: Path) -> tuple[Path, str]:
+    corpus = scratch / "realistic"
+    if not corpus.exists():
+        write_realistic(corpus)
+    files = collect(corpus)
+    no_tx = sum(1 for m in files if not parse_file(m.path, Direction.UP).use_tx)
+    return corpus, f"apply {len(files)} files ({no_tx} NO TRANSACTION)"
 
 
 def bench_apply(admin_dsn: str, scratch: Path) -> list[list[str]]:
-    corpus = scratch / "apply"
-    write_corpus(corpus, 500, table_statements)
-    rows = apply_rows(admin_dsn, corpus, scratch, "apply 500 migrations")
-    return _with_verdicts(rows)
+    return apply_rows(admin_dsn, *generated_corpus(scratch))
 
 
 def bench_realistic(admin_dsn: str, scratch: Path) -> list[list[str]]:
-    corpus = scratch / "realistic"
-    files = write_realistic(corpus)
-    no_tx = sum(1 for path in files if not parse_file(path, Direction.UP).use_tx)
-    return _with_verdicts(apply_rows(admin_dsn, corpus, scratch, f"apply {len(files)} files ({no_tx} NO TRANSACTION)"))
+    return apply_rows(admin_dsn, *realistic_corpus(scratch))
+
+
+def bench_link(admin_dsn: str, scratch: Path) -> list[list[str]]:
+    """Both applies again, every reply from PostgreSQL held back LINK_MS."""
+    rows = []
+    with delayed_link(admin_dsn, LINK_MS) as linked:
+        for corpus, what in (realistic_corpus(scratch), generated_corpus(scratch)):
+            rows += apply_rows(linked, corpus, f"{LINK_MS:g} ms link, {what}", runs=RUNS["link"])
+    return rows
 
 
 def _with_verdicts(rows: list[list[str]]) -> list[list[str]]:
@@ -235,6 +260,7 @@ def main(argv: list[str]) -> int:
     sections = {
         "apply": bench_apply,
         "realistic": bench_realistic,
+        "link": bench_link,
         "noop": bench_noop,
         "concurrent": bench_concurrent,
     }

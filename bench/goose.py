@@ -112,19 +112,19 @@ def medians(admin_dsn: str, runs: int, contenders: dict[str, Contender]) -> dict
     return {name: statistics.median(measured) for name, measured in times.items()}
 
 
-def apply_rows(admin_dsn: str, corpus: Path, what: str, runs: int = RUNS["apply"]) -> list[list[str]]:
+def apply_contenders(corpus: Path) -> dict[str, Contender]:
     script = corpus.with_suffix(".psql")
     script.write_text(psql_script(corpus))
     psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)]
-    found = medians(
-        admin_dsn,
-        runs,
-        {
-            "migrator": lambda dsn: timed(migrator_command(dsn, corpus)),
-            "goose": lambda dsn: timed(goose_command(dsn, corpus)),
-            "psql": lambda dsn: timed([*psql, dsn]),
-        },
-    )
+    return {
+        "migrator": lambda dsn: timed(migrator_command(dsn, corpus)),
+        "goose": lambda dsn: timed(goose_command(dsn, corpus)),
+        "psql": lambda dsn: timed([*psql, dsn]),
+    }
+
+
+def apply_rows(admin_dsn: str, corpus: Path, what: str, runs: int = RUNS["apply"]) -> list[list[str]]:
+    found = medians(admin_dsn, runs, apply_contenders(corpus))
     ours = found["migrator"]
     return _with_verdicts(
         [
@@ -162,9 +162,16 @@ def bench_realistic(admin_dsn: str, scratch: Path) -> list[list[str]]:
 def bench_link(admin_dsn: str, scratch: Path) -> list[list[str]]:
     """Both applies again, every reply from PostgreSQL held back LINK_MS."""
     rows = []
-    with delayed_link(admin_dsn, LINK_MS) as linked:
+    with delayed_link(admin_dsn, LINK_MS) as link:
         for corpus, what in (realistic_corpus(scratch), generated_corpus(scratch)):
-            rows += apply_rows(linked, corpus, f"{LINK_MS:g} ms link, {what}", runs=RUNS["link"])
+            rows += apply_rows(link.dsn, corpus, f"{LINK_MS:g} ms link, {what}", runs=RUNS["link"])
+            replies = []
+            for name, contender in apply_contenders(corpus).items():
+                with fresh_database(link.dsn) as dsn:
+                    before = link.replies
+                    contender(dsn)
+                    replies.append(f"{name} {link.replies - before}")
+            rows.append([f"{what}: replies from PostgreSQL (~round trips)", ", ".join(replies), "", ""])
     return rows
 
 

@@ -10,15 +10,28 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from psycopg import conninfo
 
 
-async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+@dataclass
+class Link:
+    """The DSN that goes through the proxy, and how many replies (reads from the server,
+    about one per round trip) it has passed on so far."""
+
+    dsn: str
+    replies: int = 0
+
+
+async def _forward(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, link: Link | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     try:
         while data := await reader.read(65536):
-            if delay:
+            if link is not None:
+                link.replies += 1
                 loop.call_later(delay, writer.write, data)  # order is kept: equal delays
             else:
                 writer.write(data)
@@ -29,8 +42,15 @@ async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, d
         writer.close()
 
 
+async def _cancel_connections() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 @contextmanager
-def delayed_link(dsn: str, delay_ms: float) -> Iterator[str]:
+def delayed_link(dsn: str, delay_ms: float) -> Iterator[Link]:
     """``dsn`` rewritten to reach its server through the proxy, for the duration."""
     params = conninfo.conninfo_to_dict(dsn)
     target_host, target_port = str(params.get("host", "127.0.0.1")), int(str(params.get("port", 5432)))
@@ -38,10 +58,14 @@ def delayed_link(dsn: str, delay_ms: float) -> Iterator[str]:
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     port: list[int] = []
+    link = Link(dsn)
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(target_host, target_port)
-        await asyncio.gather(_forward(client_reader, server_writer, 0.0), _forward(server_reader, client_writer, delay))
+        with suppress(asyncio.CancelledError):  # the link is closing: nothing left to report
+            await asyncio.gather(
+                _forward(client_reader, server_writer, 0.0), _forward(server_reader, client_writer, delay, link)
+            )
 
     async def serve() -> asyncio.Server:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -58,9 +82,10 @@ def delayed_link(dsn: str, delay_ms: float) -> Iterator[str]:
     thread.start()
     ready.wait()
     try:
-        yield conninfo.make_conninfo(dsn, host="127.0.0.1", port=port[0])
+        link.dsn = conninfo.make_conninfo(dsn, host="127.0.0.1", port=port[0])
+        yield link
     finally:
+        asyncio.run_coroutine_threadsafe(_cancel_connections(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
-        with suppress(RuntimeError):
-            loop.close()
+        loop.close()

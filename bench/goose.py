@@ -29,7 +29,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,12 +37,12 @@ import psycopg
 
 from bench.corpus import write_realistic
 from bench.latency import delayed_link
-from bench.migrator import REPO, fresh_database, table_statements, verdict, write_corpus
-from bench.report import print_table
+from bench.migrator import REPO, table_statements, verdict, write_corpus
+from bench.report import Section, run_sections
 from migrator.ledger import MANIFEST_ENV
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
-from tests import pgserver
+from tests.pgserver import fresh_database
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 TABLE = "_migrations"
@@ -263,33 +262,20 @@ def bench_concurrent(admin_dsn: str, scratch: Path) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    which = argv[0] if argv else "all"
-    sections = {
+    sections: dict[str, Section] = {
         "apply": bench_apply,
         "realistic": bench_realistic,
         "link": bench_link,
         "noop": bench_noop,
         "concurrent": bench_concurrent,
     }
-    if which not in {*sections, "all"}:
-        print(__doc__, file=sys.stderr)
-        return 2
-    goose_version = subprocess.run([binary("goose"), "-version"], capture_output=True, text=True, check=True)
-    server = pgserver.start()
-    scratch = Path(tempfile.mkdtemp(prefix="goose-bench-"))
-    try:
-        print(
-            f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]},"
-            f" {goose_version.stdout.strip()}, PostgreSQL on loopback"
-        )
-        for name, section in sections.items():
-            if which in (name, "all"):
-                rows = section(server.admin_dsn, scratch)
-                print_table(f"bench: {name}", ["measure (whole process)", "value", "ratio", "goal"], rows)
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 0
+    goose = subprocess.run([binary("goose"), "-version"], capture_output=True, text=True, check=True).stdout.strip()
+    banner = (
+        f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]},"
+        f" {goose}, PostgreSQL on loopback"
+    )
+    header = ["measure (whole process)", "value", "ratio", "goal"]
+    return run_sections(argv, __doc__ or "", header, sections, banner)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 
 from tests import pgserver
 
@@ -43,23 +40,10 @@ def pg_admin_dsn() -> Iterator[str]:
         server.stop()
 
 
-@contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
-    """A fresh, empty database on the server, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield conninfo.make_conninfo(admin_dsn, dbname=name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test."""
-    with fresh_database(pg_admin_dsn) as database:
+    with pgserver.fresh_database(pg_admin_dsn) as database:
         yield database
 
 

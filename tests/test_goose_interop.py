@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from migrator.lock import GOOSE_LOCK_ID
-from tests.conftest import MigrationDir, fresh_database, query, versions
+from tests import pgserver
+from tests.conftest import MigrationDir, query, versions
 from tests.goose_interop import (
     CORPUS,
     CORPUS_ENV,
@@ -45,7 +46,7 @@ def tools(dsn: str, corpus: Path) -> Tools:
 @pytest.fixture
 def other_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A second fresh database, for the run to compare with."""
-    with fresh_database(pg_admin_dsn) as database:
+    with pgserver.fresh_database(pg_admin_dsn) as database:
         yield database
 
 

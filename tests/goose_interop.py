@@ -195,8 +195,14 @@ $$;
 ALTER TABLE accounts ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
 CREATE TRIGGER accounts_touch BEFORE UPDATE ON accounts
     FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
+-- one goose statement holding two commands: goose sends it as one simple query
+-- +goose StatementBegin
+CREATE DOMAIN email_address AS text CHECK (VALUE LIKE '%@%');
+COMMENT ON DOMAIN email_address IS 'an address; with an at sign';
+-- +goose StatementEnd
 
 -- +goose Down
+DROP DOMAIN email_address;
 DROP TRIGGER accounts_touch ON accounts;
 ALTER TABLE accounts DROP COLUMN updated_at;
 DROP FUNCTION touch_updated_at();

@@ -2,7 +2,7 @@
 // advisory lock, the way a goose-based deployment migrates (the goose CLI takes no lock).
 // The interoperability tests and the benchmarks drive it beside the migrator.
 //
-//	goose-provider -dsn DSN -dir DIR [-table T] [-allow-missing] [-json] [-no-lock]
+//	goose-provider -dsn DSN -dir DIR [-table T] [-allow-missing] [-json]
 //	               [-lock-poll SECONDS] [-lock-attempts N] COMMAND [VERSION]
 //
 // Commands: up, up-by-one, up-to V, down, down-to V, status, version.
@@ -29,7 +29,6 @@ import (
 type options struct {
 	dsn, dir, table      string
 	allowMissing, asJSON bool
-	noLock               bool
 	lockPoll, lockTries  uint64
 }
 
@@ -62,7 +61,6 @@ func run(args []string) int {
 	flags.StringVar(&opts.table, "table", "_migrations", "version table")
 	flags.BoolVar(&opts.allowMissing, "allow-missing", false, "apply pending files older than the current version")
 	flags.BoolVar(&opts.asJSON, "json", false, "print one JSON document")
-	flags.BoolVar(&opts.noLock, "no-lock", false, "take no session lock (as the goose CLI)")
 	// goose's own defaults: poll every 5s, 60 times.
 	flags.Uint64Var(&opts.lockPoll, "lock-poll", 5, "seconds between pg_try_advisory_lock polls")
 	flags.Uint64Var(&opts.lockTries, "lock-attempts", 60, "polls before giving up on the lock")
@@ -92,13 +90,12 @@ func run(args []string) int {
 		return 2
 	}
 
-	provider, db, err := open(opts)
+	provider, err := open(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "goose-provider: %v\n", err)
 		return 1
 	}
-	defer db.Close()
-	defer provider.Close()
+	defer provider.Close() // closes the database too
 
 	ctx := context.Background()
 	var document any
@@ -131,29 +128,27 @@ func run(args []string) int {
 	return 0
 }
 
-func open(opts options) (*goose.Provider, *sql.DB, error) {
+func open(opts options) (*goose.Provider, error) {
 	db, err := sql.Open("pgx", opts.dsn)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	providerOptions := []goose.ProviderOption{
 		goose.WithTableName(opts.table),
 		goose.WithAllowOutofOrder(opts.allowMissing),
 	}
-	if !opts.noLock {
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(opts.lockPoll, opts.lockTries))
-		if err != nil {
-			db.Close()
-			return nil, nil, err
-		}
-		providerOptions = append(providerOptions, goose.WithSessionLocker(locker))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(opts.lockPoll, opts.lockTries))
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
+	providerOptions = append(providerOptions, goose.WithSessionLocker(locker))
 	provider, err := goose.NewProvider(database.DialectPostgres, db, os.DirFS(opts.dir), providerOptions...)
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return provider, db, nil
+	return provider, nil
 }
 
 func migrate(ctx context.Context, p *goose.Provider, command string, target int64) ([]*goose.MigrationResult, error) {

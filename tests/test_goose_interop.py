@@ -71,8 +71,11 @@ def test_goose_applies_everything_then_the_migrator_agrees_and_works(tools: Tool
 
     ok(tools.migrator("down"))  # the NO TRANSACTION file, newest
     assert tools.assert_agree() == CORPUS_VERSIONS[:-1]
+    row_of_newest = "SELECT id FROM _migrations WHERE version_id = %s"
+    before = query(tools.dsn, row_of_newest, (CORPUS_VERSIONS[-2],))
     ok(tools.migrator("redo"))  # the view: Down in StatementBegin/End, then Up again
     assert tools.assert_agree() == CORPUS_VERSIONS[:-1]
+    assert query(tools.dsn, row_of_newest, (CORPUS_VERSIONS[-2],)) > before, "redo recorded the version anew"
     ok(tools.migrator("up"))
     assert tools.assert_agree() == CORPUS_VERSIONS
     assert schema(tools.dsn) == goose_schema

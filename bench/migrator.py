@@ -15,27 +15,22 @@ Each starts its own PostgreSQL on loopback (tests/pgserver.py) and fresh databas
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo, sql
 
-from bench.report import print_table
+from bench.report import Section, run_sections
 from migrator.content import content_hash, image_files
 from migrator.ledger import MANIFEST_ENV
 from migrator.runner import Runner
 from migrator.source import collect
 from migrator.store import TableName
-from tests import pgserver
+from tests.pgserver import fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = {"apply": 1.2, "noop_ms": 20.0, "hash": 0.8, "concurrent": 2.0}
@@ -54,18 +49,6 @@ def table_statements(version: int) -> list[str]:
         f"INSERT INTO t{version} VALUES (1, 'one'), (2, 'two');",
         f"CREATE INDEX t{version}_label_idx ON t{version} (label);",
     ]
-
-
-@contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
-    name = f"b_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield conninfo.make_conninfo(admin_dsn, dbname=name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def migrator_process(dsn: str, directory: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -239,27 +222,14 @@ def verdict(met: bool, target: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    which = argv[0] if argv else "all"
-    if which not in {"apply", "noop", "hash", "concurrent", "all"}:
-        print(__doc__, file=sys.stderr)
-        return 2
-    server = pgserver.start()
-    scratch = Path(tempfile.mkdtemp(prefix="migrator-bench-"))
-    try:
-        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, PostgreSQL on loopback")
-        sections = {
-            "apply": lambda: bench_apply(server.admin_dsn, scratch),
-            "noop": lambda: bench_noop(server.admin_dsn, scratch),
-            "hash": lambda: bench_hash(scratch),
-            "concurrent": lambda: bench_concurrent(server.admin_dsn, scratch),
-        }
-        for name, section in sections.items():
-            if which in (name, "all"):
-                print_table(f"bench: {name}", ["measure", "value", "target"], section())
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 0
+    sections: dict[str, Section] = {
+        "apply": bench_apply,
+        "noop": bench_noop,
+        "hash": lambda _, scratch: bench_hash(scratch),
+        "concurrent": bench_concurrent,
+    }
+    banner = f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, PostgreSQL on loopback"
+    return run_sections(argv, __doc__ or "", ["measure", "value", "target"], sections, banner)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""Plain-text tables for benchmark output."""
+"""Plain-text tables for benchmark output, and the benchmarks' command line."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from tests import pgserver
+
+# A section of a benchmark: given the server's admin DSN and a scratch directory, its rows.
+Section = Callable[[str, Path], Sequence[Sequence[str]]]
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -14,3 +23,24 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
     print(line)
+
+
+def run_sections(
+    argv: Sequence[str], usage: str, header: Sequence[str], sections: Mapping[str, Section], banner: str
+) -> int:
+    """Run the section named in ``argv`` (or all) on a throwaway PostgreSQL on loopback."""
+    which = argv[0] if argv else "all"
+    if which not in {*sections, "all"}:
+        print(usage, file=sys.stderr)
+        return 2
+    server = pgserver.start()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        print(banner)
+        for name, section in sections.items():
+            if which in (name, "all"):
+                print_table(f"bench: {name}", header, section(server.admin_dsn, scratch))
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0

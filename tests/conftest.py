@@ -4,14 +4,12 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 
 from tests import mutation_support, pgserver
 
@@ -82,12 +80,8 @@ def pg_admin_dsn() -> Iterator[str]:
 @pytest.fixture
 def dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield conninfo.make_conninfo(pg_admin_dsn, dbname=name)
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with pgserver.fresh_database(pg_admin_dsn) as database:
+        yield database
 
 
 @dataclass

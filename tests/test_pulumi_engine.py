@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import psycopg
@@ -96,7 +97,7 @@ class Deployed:
     pending: Path  # a migration of the test's own beyond migrateTo, which stays pending
 
 
-def up_with_prestart(stack: LocalStack, database_url: str, target: int) -> Result:
+def up_beside_prestart(stack: LocalStack, database_url: str, target: str) -> tuple[Result, CompletedProcess[str]]:
     """`pulumi up` while a stand-in for Nomad's prestart task runs the migrator as the job
     would (`migrate-to <migrateTo>`, with the image and an allocation in its environment):
     the status resource waits for that run's verdict."""
@@ -105,13 +106,18 @@ def up_with_prestart(stack: LocalStack, database_url: str, target: int) -> Resul
     upper.start()
     prestart = run_migrator(
         "migrate-to",
-        str(target),
+        target,
         dsn=database_url,
         directory=stack.checkout / "migrations",
         env={"MIGRATOR_IMAGE": STAND_IN_DIGEST, "NOMAD_ALLOC_ID": "engine-test-alloc"},
     )
     upper.join()
     [result] = results
+    return result, prestart
+
+
+def up_with_prestart(stack: LocalStack, database_url: str, target: int) -> Result:
+    result, prestart = up_beside_prestart(stack, database_url, str(target))
     assert prestart.returncode == 0, prestart.stdout + prestart.stderr
     assert result.returncode == 0, result.output
     return result
@@ -252,6 +258,10 @@ def test_second_preview_expects_no_changes(deployed: Deployed) -> None:
 def test_another_checkout_at_another_path_and_umask_has_no_changes(deployed: Deployed, tmp_path: Path) -> None:
     other = deployed.stack.another_checkout(tmp_path / "elsewhere" / "api-migrations", umask=0o002)
     assert other.checkout != deployed.stack.checkout
+    # The same commit: with the test's own migration too, written as umask 002 would.
+    copied = other.checkout / "migrations" / deployed.pending.name
+    copied.write_bytes(deployed.pending.read_bytes())
+    copied.chmod(0o664)
     sample = next(iter(sorted((other.checkout / "migrations").glob("*.sql"))))
     assert sample.stat().st_mode & 0o777 == 0o664
     result = other.operation("preview", "--expect-no-changes", "--json")
@@ -310,3 +320,23 @@ def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed:
     assert deployed.target in outputs["pendingMigrations"]
     restored = run_migrator("up-to", str(deployed.target), dsn=deployed.database_url, directory=migrations)
     assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
+def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stacks, databases: Database) -> None:
+    database_url = databases.create()
+    stack = stacks.new("failing", database_url=database_url)
+    latest = max(int(name.split("_", 1)[0]) for name in migration_files(stack.checkout))
+    broken = f"{latest + 1}_engine_broken.sql"
+    (stack.checkout / "migrations" / broken).write_text(
+        "-- +goose Up\nCREATE TABLE engine_half (id int);\nSELECT 1 / 0;\n"
+    )
+    stack.record_unrun_resources()
+    result, prestart = up_beside_prestart(stack, database_url, "latest")
+    assert prestart.returncode == 1
+    assert result.returncode != 0
+    failure = [line for line in error_lines(result.output) if "db-migrator failed" in line]
+    assert failure, result.output
+    # The dynamic provider host puts "Exception calling application: " before it.
+    assert "db-migrator failed in Nomad allocation engine-test-alloc: " in failure[0]
+    assert f"{broken} (up): statement 2 (line 3) failed: ERROR: division by zero" in failure[0]
+    print(result.output)  # what `pulumi up` prints, for the record (pytest -rP)

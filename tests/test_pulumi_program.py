@@ -27,7 +27,9 @@ from infra.config import ConfigError
 from infra.deadlines import Deadlines
 from infra.schema_target import SchemaTargetError
 from migrator.content import IMAGE_FILES, content_hash, image_files
-from tests.conftest import REPO
+from migrator.parser import Direction, parse_file
+from migrator.source import collect
+from tests.conftest import REPO, run_migrator
 from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
 
 PASSWORD = "pW-9f2c81e0-secret"
@@ -416,3 +418,40 @@ def test_the_migrator_task_moves_the_database_to_migrate_to() -> None:
         ]
     )
     assert pinned[:2] == ["migrate-to", str(version)] and pinned[-1] == "--allow-down"
+
+
+def shipped_down_statements() -> tuple[int, list[str]]:
+    """Down statements of every shipped file, and the files whose Down section is empty."""
+    files = collect(REPO / "migrations")
+    downs = {m.filename: parse_file(m.path, Direction.DOWN).statements for m in files}
+    return sum(len(s) for s in downs.values()), sorted(name for name, s in downs.items() if not s)
+
+
+def test_going_below_the_database_without_allow_down_fails_the_preview(dsn: str) -> None:
+    """Issue 13: the program reads the database (reportMigrations) and refuses a rollback
+    the stack did not allow, before anything is deployed."""
+    assert run_migrator("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
+    stack = {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": dsn}
+    with pytest.raises(SchemaTargetError, match="is below the database's version: the deployment would roll back"):
+        staging({**stack, "api-migrations:migrateTo": "0"}, preview=True)
+
+
+def test_an_allowed_rollback_lists_every_down_statement_or_names_an_empty_one(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_migrator("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
+    stack = {
+        "api-migrations:reportMigrations": "true",
+        "api-migrations:databaseUrl": dsn,
+        "api-migrations:migrateTo": "0",
+        "api-migrations:allowDown": "true",
+    }
+    statements, empty = shipped_down_statements()
+    if empty:  # rolling those back would only forget their versions
+        with pytest.raises(SchemaTargetError, match=f"needs the Down section of {empty[-1]}"):
+            staging(stack, preview=True)
+    else:
+        staging(stack, preview=True)
+        assert len([line for line in warned if line.startswith("rollback: ")]) == statements

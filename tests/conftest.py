@@ -15,6 +15,12 @@ from tests import mutation_support, pgserver
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Advisory locks held in the test's own database: pg_locks lists every database's, and an
+# earlier test's process may still hold one elsewhere.
+ADVISORY_LOCKS_HERE = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 def unavailable(reason: str) -> None:

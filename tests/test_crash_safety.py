@@ -10,7 +10,7 @@ import time
 
 import psycopg
 
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
 
 SLOW_TX = "-- +goose Up\nCREATE TABLE half (id bigint);\nSELECT pg_sleep(60);\nCREATE TABLE other (id bigint);\n"
 SLOW_NO_TX = (
@@ -46,7 +46,11 @@ def kill_during_sleep(dsn: str, migrations: MigrationDir) -> None:
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     # client_connection_check_interval lets the server notice the dead client and let go.
-    wait_until("SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory'", dsn, seconds=15)
+    wait_until(
+        f"SELECT ({ADVISORY_LOCKS_HERE}) = 0",
+        dsn,
+        seconds=15,
+    )
 
 
 def test_sigkill_mid_transaction_leaves_nothing_and_the_next_run_applies(dsn: str, migrations: MigrationDir) -> None:

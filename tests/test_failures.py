@@ -10,7 +10,7 @@ import time
 import psycopg
 from psycopg import conninfo
 
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"
 FAILS_AT_THREE = """-- +goose Up
@@ -161,4 +161,7 @@ def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
     assert "00002_slow.sql (up): statement 2 (line 3) failed" in message
     assert "terminat" in message
     assert versions(dsn) == [0, 1] and "slow" not in tables(dsn)
-    assert query(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    assert query(
+        dsn,
+        ADVISORY_LOCKS_HERE,
+    ) == [(0,)]

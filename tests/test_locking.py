@@ -8,7 +8,7 @@ import sys
 import psycopg
 
 from migrator.lock import GOOSE_LOCK_ID
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
 
 
 def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations: MigrationDir) -> None:
@@ -46,7 +46,10 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
         # Reads take no lock.
         assert run_migrator("status", dsn=dsn, directory=migrations.path).returncode == 0
     assert run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
-    assert query(dsn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    assert query(
+        dsn,
+        ADVISORY_LOCKS_HERE,
+    ) == [(0,)]
 
 
 def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:

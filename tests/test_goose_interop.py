@@ -234,8 +234,14 @@ def test_migrator_holding_the_lock_makes_the_goose_library_wait(migrations: Migr
     goose = tools.spawn_library("up")
     # The migrator is still inside its file, holding the lock; goose is still polling for it.
     time.sleep(1.5)
-    assert goose.poll() is None, "goose did not wait for the lock"
-    assert _wait_for_lock_holder(dsn) == holder
+    still = _wait_for_lock_holder(dsn)
+    if goose.poll() is not None or still != holder:
+        migrator.kill()
+        goose.kill()
+        raise AssertionError(
+            f"the lock moved from {holder} to {still} while the migrator's file ran:"
+            f" migrator {migrator.communicate()}, goose {goose.communicate()}"
+        )
     migrator_out, migrator_err = migrator.communicate(timeout=120)
     assert migrator.returncode == 0, migrator_err
     goose_out, _ = goose.communicate(timeout=120)

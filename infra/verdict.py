@@ -51,11 +51,18 @@ def describe(run: Run) -> str:
 
 
 def _decide(runs: list[Run], image: str, since: datetime | None) -> Run | None:
-    """The run that decides the deployment: the first of ``image`` started since ``since``
-    (any time, when None) to finish; None while there is none."""
+    """The finished run of ``image`` that decides (``runs`` newest first), or None yet: of
+    the runs since ``since``, the first to finish (the deployment's first allocation); with
+    no ``since``, the newest, which says how the database stands now."""
     earliest = since - EARLY_START if since is not None else None
-    mine = [run for run in reversed(runs) if run.image == image and (earliest is None or run.started_at >= earliest)]
-    return next((run for run in mine if run.outcome != Outcome.RUNNING), None)
+    finished = [
+        run
+        for run in runs
+        if run.image == image and run.outcome != Outcome.RUNNING and (earliest is None or run.started_at >= earliest)
+    ]
+    if not finished:
+        return None
+    return finished[0] if since is None else finished[-1]
 
 
 def _database_now(conn: psycopg.Connection) -> datetime:

@@ -168,3 +168,17 @@ def test_the_current_version_or_ahead_needs_no_rollback(dsn: str, applied_three:
     assert rollback_steps(connect(dsn), collect(applied_three.path), 3) is None
     applied_three.add("00004_d.sql", table_file("d"))
     assert rollback_steps(connect(dsn), collect(applied_three.path), 4) is None
+
+
+def test_a_new_status_takes_the_newest_run_of_its_image(dsn: str, migrations: MigrationDir) -> None:
+    """A stack whose job already ran this image: the newest finished run decides, not an
+    earlier failed attempt that was fixed since."""
+    path = migrations.add("00001_a.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": "first-try"}
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 1
+    path.write_text(table_file("a"))
+    env["NOMAD_ALLOC_ID"] = "second-try"
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    result = MigrationStatusProvider().create(props(dsn, IMAGE))
+    assert result.outs is not None
+    assert (result.outs["last_run"]["outcome"], result.outs["last_run"]["allocation"]) == ("succeeded", "second-try")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from infra.verdict import describe, last_run, summary, wait_for_verdict
@@ -26,19 +25,11 @@ from migrator.lint import find_config, lint, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.runner import Runner
 from migrator.source import Migration, collect
-from migrator.store import DEFAULT_TABLE, TableName, table_exists
+from migrator.store import DEFAULT_TABLE, Store, TableName
 
 READ_TIMEOUT_SECONDS = 5
 _STATUS_ID = "migration-status"
 _INPUTS = ("database_url", "table", "versions", "migrations_hash", "migrator_image", "job_fingerprint", "wait_seconds")
-# goose's rule: the newest row of a version says whether it is applied (very old goose
-# recorded a rollback as a second row with is_applied = false); 0 is goose's own marker row.
-_APPLIED = sql.SQL(
-    "SELECT version_id FROM ("
-    " SELECT version_id, is_applied, row_number() OVER (PARTITION BY version_id ORDER BY id DESC) AS newest"
-    " FROM {}) AS rows"
-    " WHERE newest = 1 AND is_applied AND version_id <> 0 ORDER BY version_id"
-)
 
 
 @dataclass(frozen=True)
@@ -59,13 +50,11 @@ def applied_versions(database_url: str, table: str = DEFAULT_TABLE) -> tuple[lis
     """The applied versions, in a read-only session; ([], why) when the database cannot be read."""
     try:
         with connect(database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as conn:
-            name = TableName.parse(table)
-            if not table_exists(conn, name):
-                return [], None
-            rows = conn.execute(_APPLIED.format(name.identifier)).fetchall()
+            # goose's rule (the newest row of a version decides) lives in the migrator's Store.
+            applied = Store(conn, TableName.parse(table)).applied()
     except Exception as exc:  # any driver failure must stay a warning, and stay redacted
         return [], _unreadable(exc, database_url)
-    return [int(row[0]) for row in rows], None
+    return sorted(applied), None
 
 
 def read_database(database_url: str, migrations: list[Migration], table: str = DEFAULT_TABLE) -> Reading:

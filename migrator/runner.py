@@ -405,7 +405,8 @@ class Runner:
         with self._locked(lock_timeout):
             if target is None:
                 return self._up(None, False, allow_missing, allow_edited, accept_edited)
-            highest = self.status().highest
+            # The versions alone: a full status would also hash every applied file.
+            highest = max(self.store.applied(), default=0)
             if target > highest:
                 return self._up(target, False, allow_missing, allow_edited, accept_edited)
             if target == highest:

@@ -7,9 +7,12 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -161,3 +164,25 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def serve() -> None:
+    """Start a server, print its superuser DSN, and stop it on SIGTERM or SIGINT.
+
+    For scripts that run many pytest sessions (``.ci/mutation``): one server for all of them.
+    """
+    server = start()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        print(server.admin_dsn, flush=True)
+        stopping.wait()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["serve"]:
+        sys.exit("usage: python -m tests.pgserver serve")
+    serve()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from migrator.parser import Direction, parse_file, parse_sql
 from tests.conftest import unavailable
 
 # goose's vectors are goose's (MIT), kept beside the checkout rather than in it.
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "goose-sqlparser"
+# ``../shared`` beside the checkout; MIGRATOR_SHARED_DIR when the tests run from a copy (mutmut's).
+SHARED = Path(os.environ.get("MIGRATOR_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+VECTORS = SHARED / "conformance" / "goose-sqlparser"
 ENVSUB_ENV = {"GOOSE_ENV_REGION": "us_east_", "GOOSE_ENV_SET_BUT_EMPTY_VALUE": "", "GOOSE_ENV_NAME": "foo"}
 # Statement counts from the vectors' README, so a lost golden file cannot pass unnoticed.
 EXPECTED_COUNTS = {

@@ -1,0 +1,133 @@
+"""The mutation score per module, from the results mutmut keeps in ``mutants/``.
+
+``python -m tests.mutation_score [MODULE]`` prints, per module, how many mutants the tests
+caught, the survivors by name, and the equivalent mutants excluded from the score (listed
+with their reasons in ``tests/equivalent_mutants.txt``). Over the whole project it exits 1
+when a package is under its floor, or when the exclusion list names a mutant that no longer
+exists or that the tests now catch: the list must stay true.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EQUIVALENT_LIST = REPO / "tests" / "equivalent_mutants.txt"
+FLOORS = {"migrator": 90.0, "infra": 80.0}
+
+# mutmut's exit codes (mutmut/stats.py): 1 and 3 are failed test runs, 0 a passing one.
+CAUGHT = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
+SURVIVED = {0: "survived", 5: "no tests", 33: "no tests", 35: "suspicious"}
+
+
+@dataclass
+class Tally:
+    caught: int = 0
+    survivors: list[str] = field(default_factory=list)
+    equivalent: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> int:
+        return self.caught + len(self.survivors)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.caught / self.judged if self.judged else 100.0
+
+
+def read_equivalent() -> dict[str, str]:
+    """Mutant name -> why it behaves exactly as the original (one per line: NAME  REASON)."""
+    reasons: dict[str, str] = {}
+    for number, line in enumerate(EQUIVALENT_LIST.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, reason = line.partition(" ")
+        if not reason.strip():
+            raise SystemExit(f"{EQUIVALENT_LIST}:{number}: {name} has no reason")
+        reasons[name] = reason.strip()
+    return reasons
+
+
+def read_results() -> dict[str, int | None]:
+    results: dict[str, int | None] = {}
+    for meta in sorted((REPO / "mutants").rglob("*.py.meta")):
+        results.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return results
+
+
+def status_of(code: int | None) -> str:
+    if code is None:
+        return "unchecked"
+    return CAUGHT.get(code) or SURVIVED.get(code) or "unchecked"
+
+
+def module_of(mutant: str) -> str:
+    """``migrator.dsn.x_parse__mutmut_3`` -> ``migrator.dsn``."""
+    return mutant.split("__mutmut_", maxsplit=1)[0].rsplit(".", 1)[0]
+
+
+def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[str, Tally]:
+    by_module: dict[str, Tally] = defaultdict(Tally)
+    for mutant, code in sorted(results.items()):
+        entry = by_module[module_of(mutant)]
+        if code in CAUGHT:
+            entry.caught += 1
+        elif mutant in equivalent:
+            entry.equivalent.append(mutant)
+        elif code in SURVIVED:
+            entry.survivors.append(mutant)
+        else:
+            entry.unchecked.append(mutant)
+    return by_module
+
+
+def main(argv: list[str]) -> int:
+    prefix = argv[0] if argv else ""
+    if not (REPO / "mutants").is_dir():
+        print("no mutants/ directory: run bash .ci/mutation first", file=sys.stderr)
+        return 2
+    equivalent = read_equivalent()
+    results = {name: code for name, code in read_results().items() if name.startswith(prefix)}
+    by_module = tally(results, equivalent)
+    packages: dict[str, Tally] = defaultdict(Tally)
+    for module, entry in sorted(by_module.items()):
+        print(
+            f"{module:34} {entry.caught:5} of {entry.judged:5} caught  {entry.percent:5.1f}%"
+            f"  ({len(entry.equivalent)} equivalent)"
+        )
+        for survivor in entry.survivors:
+            print(f"    survived: {survivor}")
+        package = packages[module.split(".")[0]]
+        package.caught += entry.caught
+        package.survivors += entry.survivors
+        package.equivalent += entry.equivalent
+        package.unchecked += entry.unchecked
+    verdict = 0
+    for name, package in sorted(packages.items()):
+        floor = FLOORS.get(name, 0.0)
+        mark = "ok" if package.percent >= floor else f"UNDER the {floor:.0f}% floor"
+        print(
+            f"mutation score {name}/: {package.caught} of {package.judged} non-equivalent mutants caught"
+            f" ({package.percent:.1f}%), {len(package.equivalent)} equivalent excluded: {mark}"
+        )
+        if package.unchecked:
+            print(f"    {len(package.unchecked)} mutants not checked yet (interrupted run?)")
+        if not prefix and package.percent < floor:
+            verdict = 1
+    if not prefix:
+        stale = [name for name in equivalent if results.get(name) not in SURVIVED]
+        for name in stale:
+            state = "no longer exists" if name not in results else "is caught by the tests now"
+            print(f"{EQUIVALENT_LIST.name}: {name} {state}: take it off the list")
+        verdict = verdict or int(bool(stale))
+    print(json.dumps(dict(Counter(status_of(code) for code in results.values()))))
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

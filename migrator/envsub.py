@@ -2,9 +2,11 @@
 
 goose expands one line at a time with a POSIX-style grammar: ``$VAR``, ``${VAR}``,
 ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset only), ``${VAR?message}``
-(error when unset), ``${VAR:offset[:length]}``. ``\\$`` and ``$$`` stand for a literal ``$``;
-``\\\\`` and ``$(`` pass through unchanged. A ``$`` followed by anything that is not a
-letter or ``{`` is an error, as in goose, so ENVSUB sections must not hold dollar quotes.
+(error when unset), ``${VAR:offset[:length]}`` (counting UTF-8 bytes, as goose does).
+``\\$`` and ``$$`` stand for a literal ``$``; ``\\\\`` and ``$(`` pass through unchanged. A
+``$`` followed by anything that is not a letter or ``{`` is an error, as in goose, so ENVSUB
+sections must not hold dollar quotes. As in goose, a default or message is checked for
+syntax always but evaluated only when it is used: ``${SET:-${UNSET?}}`` is ``$SET``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ class _Expander:
         self.pos = 0
         self.env = env
 
-    def expression(self, stop: str) -> str:
-        """Expand text up to (not including) a character in ``stop`` or the end."""
+    def expression(self, stop: str, *, used: bool = True) -> str:
+        """Expand text up to (not including) a character in ``stop`` or the end. Text that
+        is not ``used`` is only parsed: what it would fail on when expanded is not raised."""
         out: list[str] = []
         text = self.text
         while self.pos < len(text):
@@ -45,7 +48,7 @@ class _Expander:
                 out.append("$(")
                 self.pos += 2
             elif char == "$" and self.pos < len(text) - 1:
-                out.append(self._expansion())
+                out.append(self._expansion(used))
             else:
                 out.append(self._plain_text(stop))
         return "".join(out)
@@ -57,14 +60,14 @@ class _Expander:
             self.pos += 1
         return self.text[start : self.pos]
 
-    def _expansion(self) -> str:
+    def _expansion(self, used: bool) -> str:
         self.pos += 1  # "$"
         if self._peek() == "{":
             self.pos += 1
-            return self._braced()
+            return self._braced(used)
         return self.env.get(self._identifier(), "")
 
-    def _braced(self) -> str:
+    def _braced(self, used: bool) -> str:
         name = self._identifier()
         operator = self._take()
         if operator == "}":
@@ -74,18 +77,18 @@ class _Expander:
             operator = ":-"
         value = self.env.get(name)
         if operator == ":-":
-            fallback = self.expression(stop="}")
+            fallback = self.expression(stop="}", used=used and not value)
             result = value if value else fallback
         elif operator == "-":
-            fallback = self.expression(stop="}")
+            fallback = self.expression(stop="}", used=used and value is None)
             result = fallback if value is None else value
         elif operator == "?":
-            message = self.expression(stop="}")
-            if value is None:
+            message = self.expression(stop="}", used=used and value is None)
+            if value is None and used:
                 raise SubstitutionError(f"${name}: {message or 'not set'}")
-            result = value
+            result = value or ""
         elif operator == ":":
-            result = self._substring(value or "")
+            result = self._substring(name, value or "", used)
         else:
             shown = operator or "end of line"
             raise SubstitutionError(f"expected an operator after ${{{name}, got {shown!r}")
@@ -94,17 +97,28 @@ class _Expander:
             raise SubstitutionError(f"expected '}}' to close ${{{name}, got {closing or 'end of line'!r}")
         return result
 
-    def _substring(self, value: str) -> str:
+    def _substring(self, name: str, value: str, used: bool) -> str:
+        """goose's offsets and lengths count UTF-8 bytes, so this does too; where a cut
+        falls inside a character goose would send invalid UTF-8, which is refused here."""
         offset = self._integer("offset", until=":}")
         length: int | None = None
         if self._peek() == ":":
             self.pos += 1
             length = self._integer("length", until="}")
-        start = min(max(offset + len(value) if offset < 0 else offset, 0), len(value))
+        encoded = value.encode()
+        start = min(max(offset + len(encoded) if offset < 0 else offset, 0), len(encoded))
         if length is None:
-            return value[start:]
-        end = start + length if length >= 0 else max(length + len(value), start)
-        return value[start : min(end, len(value))]
+            end = len(encoded)
+        else:
+            end = min(start + length if length >= 0 else max(length + len(encoded), start), len(encoded))
+        try:
+            return encoded[start:end].decode()
+        except UnicodeDecodeError:
+            if not used:
+                return ""
+            raise SubstitutionError(
+                f"${{{name}:...}} cuts a multi-byte character: goose counts bytes, and would send invalid UTF-8"
+            ) from None
 
     def _integer(self, what: str, until: str) -> int:
         start = self.pos

@@ -5,7 +5,10 @@
 //	goose-provider -dsn DSN -dir DIR [-table T] [-allow-missing] [-json]
 //	               [-lock-poll SECONDS] [-lock-attempts N] COMMAND [VERSION]
 //
-// Commands: up, up-by-one, up-to V, down, down-to V, status, version.
+// Commands: up, up-by-one, up-to V, down, down-to V, status, version; and envsub, which
+// needs no database: it reads a JSON array of lines on stdin and expands each as goose's
+// parser expands a line under "-- +goose ENVSUB ON", printing one {"expanded"} or
+// {"error"} object per line as a JSON array.
 // Exit codes: 0 done, 1 a migration, the lock or the database failed, 2 usage.
 package main
 
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/mfridman/interpolate"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
@@ -73,6 +77,9 @@ func run(args []string) int {
 		return 2
 	}
 	command, rest := rest[0], rest[1:]
+	if command == "envsub" {
+		return envsub()
+	}
 	var target int64
 	if command == "up-to" || command == "down-to" {
 		if len(rest) != 1 {
@@ -239,4 +246,39 @@ func emit(asJSON bool, document any) {
 			fmt.Printf("%-32s -- %s\n", at, m.Path)
 		}
 	}
+}
+
+// processEnv looks variables up as goose's parser does (its envWrapper): os.LookupEnv, so
+// a variable set to "" is set.
+type processEnv struct{}
+
+func (processEnv) Get(key string) (string, bool) { return os.LookupEnv(key) }
+
+type expansion struct {
+	Expanded *string `json:"expanded,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+func envsub() int {
+	var lines []string
+	if err := json.NewDecoder(os.Stdin).Decode(&lines); err != nil {
+		fmt.Fprintf(os.Stderr, "goose-provider: envsub: stdin is not a JSON array of strings: %v\n", err)
+		return 2
+	}
+	expansions := make([]expansion, 0, len(lines))
+	for _, line := range lines {
+		expanded, err := interpolate.Interpolate(processEnv{}, line)
+		if err != nil {
+			expansions = append(expansions, expansion{Error: err.Error()})
+			continue
+		}
+		expansions = append(expansions, expansion{Expanded: &expanded})
+	}
+	encoded, err := json.Marshal(expansions)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "goose-provider: envsub: %v\n", err)
+		return 1
+	}
+	fmt.Println(string(encoded))
+	return 0
 }

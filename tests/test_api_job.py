@@ -18,8 +18,8 @@ import hcl2
 import pytest
 
 from infra import config as stack_config
-from infra.api_job import GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
-from infra.deadlines import STARTUP_SECONDS, Deadlines
+from infra.api_job import DATABASE_ENV, DATABASE_ITEM, GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
+from infra.deadlines import MAX_PARALLEL, STARTUP_SECONDS, Deadlines
 from tests.conftest import REPO
 from tests.pulumi_harness import run_program
 from tests.test_stack_config import STACK_FILES, engine_config
@@ -104,6 +104,7 @@ def test_update_strategy_passes_nomads_validation(variables: dict[str, str]) -> 
     assert seconds(update["min_healthy_time"]) < healthy
     assert progress == 0 or healthy < progress
     assert update["auto_revert"] is True
+    assert int(update["max_parallel"]) == MAX_PARALLEL, "the deadlines count batches of MAX_PARALLEL"
 
 
 def test_restart_and_reschedule_pass_nomads_validation() -> None:
@@ -186,9 +187,11 @@ def test_both_tasks_read_the_one_variable_they_may_read() -> None:
         assert 'nomadVarExists "${var.secrets_path}"' in data and 'nomadVar "${var.secrets_path}"' in data
         assert data.index("nomadVarExists") < data.index('nomadVar "')
         assert tasks()[name]["template"][0]["env"] is True
-    assert "POSTGRES_CONNECTION_STRING={{ .database_url | toJSON }}" in tasks()["db-migrator"]["template"][0]["data"]
+    # The item and environment names config.py keeps apiEnv/apiSecrets away from.
+    assert f"{DATABASE_ENV[0]}={{{{ .{DATABASE_ITEM} | toJSON }}}}" in tasks()["db-migrator"]["template"][0]["data"]
     start = tasks()["start"]["template"][0]["data"]
-    assert "range .Tuples" in start and "POSTGRES_CONNECTION_STRING={{ .V | toJSON }}" in start
+    assert "range .Tuples" in start and f'eq .K "{DATABASE_ITEM}"' in start
+    assert all(f"{env}={{{{ .V | toJSON }}}}" in start for env in DATABASE_ENV)
 
 
 def test_the_group_records_the_image_it_runs() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pulumi
 
 from infra import config as stack_config
-from infra.api_job import ApiJob, confirm_deployed, deadlines
+from infra.api_job import ApiJob, confirm_deployed
 from infra.migration_status import MigrationStatus, pending_migrations
 from infra.migrator_image import MigratorImage
 from infra.registry import Registry
@@ -21,10 +21,11 @@ def warn_if_unread(error: str | None) -> None:
 
 
 config = stack_config.load()
-registry = Registry("registry", config)
+registry = Registry("registry", config.registry_args())
 image = MigratorImage("db-migrator", ROOT, registry)
+job_args = config.api_job_args()
 job = ApiJob(
-    "api", config, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
+    "api", job_args, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
 )
 
 pulumi.export("migrationsHash", image.content_hash)
@@ -50,7 +51,7 @@ if config.report_migrations:
         migrator_image=image.digest,
         job_fingerprint=job.fingerprint,
         # Beside the job, not after it: a failed deployment must not keep it from saying why.
-        wait_seconds=deadlines(config).pulumi_timeout,
+        wait_seconds=job_args.deadlines.pulumi_timeout,
     )
     status.error.apply(warn_if_unread)
     pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 
 from bench.report import Section, run_sections
-from migrator.content import content_hash, image_files
+from infra.image_content import content_hash, image_files
 from migrator.ledger import MANIFEST_ENV
 from migrator.runner import Runner
 from migrator.source import collect

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_nomad as nomad
 
-from infra.config import DATABASE_ITEM, StackConfig
 from infra.deadlines import DB_LOCK_TIMEOUT_SECONDS, LOCK_RETRIES, Deadlines, duration
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
@@ -20,6 +20,35 @@ GROUP = "api-service"
 # Without any policy, a task may read the Variables at nomad/jobs/<job>, .../<job>/<group> and
 # .../<job>/<group>/<task>: the group's path is the one both tasks can read.
 SECRETS_VARIABLE_PATH = f"nomad/jobs/{JOB_ID}/{GROUP}"
+# The Variable's item that holds the database URL; apiSecrets may not reuse it.
+DATABASE_ITEM = "database_url"
+# Environment the jobspec sets itself from the database URL; apiEnv/apiSecrets may not reuse it.
+DATABASE_ENV = ("POSTGRES_CONNECTION_STRING", "AUTH_DB_CONNECTION_STRING")
+
+
+@dataclass(frozen=True)
+class ApiJobArgs:
+    """What the stack's config says about the job and the Variable its tasks read."""
+
+    api_image: str
+    api_count: int
+    api_port: int
+    api_args: list[str]
+    api_env: dict[str, str]
+    api_secrets: pulumi.Output[dict[str, str]]  # always secret
+    api_distinct_hosts: bool
+    canary: int
+    node_pool: str
+    datacenters: list[str]
+    migration_timeout_seconds: int
+    migrate_to: int | None  # None: the newest migration in the image
+    allow_down: bool
+    database_url: pulumi.Output[str]  # always secret
+    database_url_version: int
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.migration_timeout_seconds, self.api_count, self.canary)
 
 
 def hcl_value(value: list[str] | dict[str, str] | bool) -> str:
@@ -32,31 +61,27 @@ def hcl_value(value: list[str] | dict[str, str] | bool) -> str:
     return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
 
 
-def deadlines(config: StackConfig) -> Deadlines:
-    return Deadlines(config.migration_timeout_seconds, config.api_count, config.canary)
-
-
 def job_variables(
-    config: StackConfig, migrator_image: pulumi.Input[str], migrations_hash: str
+    args: ApiJobArgs, migrator_image: pulumi.Input[str], migrations_hash: str
 ) -> dict[str, pulumi.Input[str]]:
     """Values for the jobspec's ``variable`` blocks."""
-    waits = deadlines(config)
+    waits = args.deadlines
     return {
-        "api_image": config.api_image,
-        "api_count": str(config.api_count),
-        "api_port": str(config.api_port),
-        "api_args": hcl_value(config.api_args),
-        "api_env": hcl_value(config.api_env),
-        "api_distinct_hosts": hcl_value(config.api_distinct_hosts),
-        "canary": str(config.canary),
-        "node_pool": config.node_pool,
-        "datacenters": hcl_value(config.datacenters),
+        "api_image": args.api_image,
+        "api_count": str(args.api_count),
+        "api_port": str(args.api_port),
+        "api_args": hcl_value(args.api_args),
+        "api_env": hcl_value(args.api_env),
+        "api_distinct_hosts": hcl_value(args.api_distinct_hosts),
+        "canary": str(args.canary),
+        "node_pool": args.node_pool,
+        "datacenters": hcl_value(args.datacenters),
         "min_healthy_time": duration(waits.min_healthy_time),
         "healthy_deadline": duration(waits.healthy_deadline),
         "progress_deadline": duration(waits.progress_deadline),
         "migrator_image": migrator_image,
         "migrations_hash": migrations_hash,
-        "migrator_args": hcl_value(migrator_args(config, waits)),
+        "migrator_args": hcl_value(migrator_args(args)),
         "migrator_statement_timeout": duration(waits.statement_timeout),
         "migrator_db_lock_timeout": duration(DB_LOCK_TIMEOUT_SECONDS),
         "migrator_lock_retries": str(LOCK_RETRIES),
@@ -64,11 +89,11 @@ def job_variables(
     }
 
 
-def migrator_args(config: StackConfig, waits: Deadlines) -> list[str]:
+def migrator_args(args: ApiJobArgs) -> list[str]:
     """The db-migrator task's command: the stack's declared schema version, never further."""
-    target = "latest" if config.migrate_to is None else str(config.migrate_to)
-    allow_down = ["--allow-down"] if config.allow_down else []
-    return ["migrate-to", target, "--lock-timeout", duration(waits.lock_wait), *allow_down]
+    target = "latest" if args.migrate_to is None else str(args.migrate_to)
+    allow_down = ["--allow-down"] if args.allow_down else []
+    return ["migrate-to", target, "--lock-timeout", duration(args.deadlines.lock_wait), *allow_down]
 
 
 def job_fingerprint(variables: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
@@ -96,7 +121,7 @@ class ApiJob(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        config: StackConfig,
+        args: ApiJobArgs,
         *,
         migrator_image: pulumi.Input[str],
         migrations_hash: str,
@@ -111,12 +136,12 @@ class ApiJob(pulumi.ComponentResource):
             path=SECRETS_VARIABLE_PATH,
             namespace="default",
             # Both inputs are secrets, so the JSON is one too.
-            items_wo=pulumi.Output.all(config.database_url, config.api_secrets).apply(lambda v: variable_items(*v)),
-            items_wo_version=config.database_url_version,
+            items_wo=pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v)),
+            items_wo_version=args.database_url_version,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        timeout = duration(deadlines(config).pulumi_timeout)
-        variables = job_variables(config, migrator_image, migrations_hash)
+        timeout = duration(args.deadlines.pulumi_timeout)
+        variables = job_variables(args, migrator_image, migrations_hash)
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),

@@ -4,7 +4,7 @@ pulumi-docker's ``Check`` hashes the build context into ``build.contextDigest``,
 includes every file's mode (provider/provider.go ``hashContext``). A checkout made under
 another umask would then change the digest, and the provider would build and push the same
 tag again, which an immutable repository refuses. So the program copies the hashed files
-(``migrator.content.image_files``) to ``.image-context/<content hash>/`` under the project
+(``infra.image_content.image_files``) to ``.image-context/<content hash>/`` under the project
 root with fixed modes, and gives the provider that directory by a relative path: identical
 inputs from every checkout, whatever its path, umask or file times.
 """
@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from migrator.content import content_hash, image_files
+from infra.image_content import content_hash, image_files
 
 CONTEXT_ROOT = ".image-context"
 FILE_MODE = 0o644

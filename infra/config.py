@@ -1,4 +1,5 @@
-"""The stack's configuration, read and checked once, with errors that name the key.
+"""The stack's configuration, read and checked once, with errors that name the key, and
+handed to each component as its own Args.
 
 Defaults come from ``Pulumi.yaml``, the file the engine applies them from, so the program
 and the engine can never disagree about a value a stack leaves out.
@@ -16,20 +17,17 @@ from typing import Any
 import pulumi
 import yaml
 
+from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
+from infra.registry import ARTIFACT_REGISTRY, RegistryArgs
 from migrator.durations import parse_duration
 
 PROJECT = "api-migrations"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-ARTIFACT_REGISTRY = "artifact-registry"
 _REGISTRY_HOST = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?"
 )
 _REPOSITORY_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# The Nomad Variable's item that holds the database URL; apiSecrets may not reuse it.
-DATABASE_ITEM = "database_url"
-# Environment the jobspec sets itself from the database URL; apiEnv/apiSecrets may not reuse it.
-DATABASE_ENV = ("POSTGRES_CONNECTION_STRING", "AUTH_DB_CONNECTION_STRING")
 MIN_MIGRATION_SECONDS = 60
 MAX_MIGRATION_SECONDS = 24 * 3600
 
@@ -40,6 +38,8 @@ class ConfigError(pulumi.RunError):
 
 @dataclass(frozen=True)
 class StackConfig:
+    """Every setting, checked; each component gets only its own part, as its Args."""
+
     registry: str  # "artifact-registry" or a registry host such as localhost:5000
     repository: str  # the repository the stack owns, unless existing_repository is set
     existing_repository: str | None  # a repository the stack only looks up
@@ -63,9 +63,34 @@ class StackConfig:
     gcp_project: str | None
     gcp_region: str | None
 
-    @property
-    def uses_artifact_registry(self) -> bool:
-        return self.registry == ARTIFACT_REGISTRY
+    def registry_args(self) -> RegistryArgs:
+        return RegistryArgs(
+            registry=self.registry,
+            repository=self.repository,
+            existing_repository=self.existing_repository,
+            registry_reader=self.registry_reader,
+            gcp_project=self.gcp_project,
+            gcp_region=self.gcp_region,
+        )
+
+    def api_job_args(self) -> ApiJobArgs:
+        return ApiJobArgs(
+            api_image=self.api_image,
+            api_count=self.api_count,
+            api_port=self.api_port,
+            api_args=self.api_args,
+            api_env=self.api_env,
+            api_secrets=self.api_secrets,
+            api_distinct_hosts=self.api_distinct_hosts,
+            canary=self.canary,
+            node_pool=self.node_pool,
+            datacenters=self.datacenters,
+            migration_timeout_seconds=self.migration_timeout_seconds,
+            migrate_to=self.migrate_to,
+            allow_down=self.allow_down,
+            database_url=self.database_url,
+            database_url_version=self.database_url_version,
+        )
 
 
 def _key(name: str) -> str:
@@ -247,6 +272,6 @@ def load() -> StackConfig:
         gcp_project=gcp.get("project"),
         gcp_region=gcp.get("region"),
     )
-    if stack.uses_artifact_registry and not (stack.gcp_project and stack.gcp_region):
+    if stack.registry_args().uses_artifact_registry and not (stack.gcp_project and stack.gcp_region):
         raise ConfigError("gcp:project and gcp:region are required when api-migrations:registry is artifact-registry")
     return stack

@@ -27,6 +27,8 @@ from migrator.runner import Runner
 from migrator.source import Migration, collect
 from migrator.store import DEFAULT_TABLE, Store, TableName
 
+# Every read of the database from where Pulumi runs (schema_target.py too): unreachable is a
+# warning within seconds, never a hang.
 READ_TIMEOUT_SECONDS = 5
 _STATUS_ID = "migration-status"
 _INPUTS = ("database_url", "table", "versions", "migrations_hash", "migrator_image", "job_fingerprint", "wait_seconds")

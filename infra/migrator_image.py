@@ -8,8 +8,8 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.build_context import materialise
+from infra.image_content import content_hash
 from infra.registry import Registry
-from migrator.content import content_hash
 from migrator.source import collect
 
 IMAGE_NAME = "db-migrator"

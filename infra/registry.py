@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import StackConfig
-
+# The registry setting that means GCP Artifact Registry; any other value is a registry host.
+ARTIFACT_REGISTRY = "artifact-registry"
 # Versions the cleanup never touches, whatever their tag: more than Nomad keeps of a job's
 # history (6 by default), so every image a live or rollback-able job version runs is kept.
 KEEP_RECENT_VERSIONS = 20
@@ -35,10 +37,26 @@ def cleanup_policies() -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgs]
     ]
 
 
+@dataclass(frozen=True)
+class RegistryArgs:
+    """Where the stack's config says the image goes."""
+
+    registry: str  # ARTIFACT_REGISTRY or a registry host such as localhost:5000
+    repository: str  # the repository the stack owns, unless existing_repository is set
+    existing_repository: str | None  # a repository the stack only looks up
+    registry_reader: str | None  # service account e-mail of the Nomad clients' docker auth
+    gcp_project: str | None
+    gcp_region: str | None
+
+    @property
+    def uses_artifact_registry(self) -> bool:
+        return self.registry == ARTIFACT_REGISTRY
+
+
 class Registry(pulumi.ComponentResource):
     """For ``artifact-registry``: by default a Docker repository the stack owns, with immutable
     tags, the cleanup policy above and read access for the Nomad clients' account; protected
-    and kept when the stack is destroyed. With ``existingRepository``: that repository, looked
+    and kept when the stack is destroyed. With ``existing_repository``: that repository, looked
     up and pushed to, never managed. For a registry host (``localhost:5000``): just its address.
 
     ``pull_access`` lists what must exist before a Nomad client can pull from it."""
@@ -49,25 +67,25 @@ class Registry(pulumi.ComponentResource):
     password: pulumi.Output[str] | None
     pull_access: list[pulumi.Resource]
 
-    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("api-migrations:index:Registry", name, None, opts)
         self.pull_access = []
-        if not config.uses_artifact_registry:
-            self.url = self.server = pulumi.Output.from_input(config.registry)
+        if not args.uses_artifact_registry:
+            self.url = self.server = pulumi.Output.from_input(args.registry)
             self.username = self.password = None
             self.register_outputs({"url": self.url})
             return
 
-        if config.existing_repository:
+        if args.existing_repository:
             found = gcp.artifactregistry.get_repository_output(
-                location=config.gcp_region,
-                project=config.gcp_project,
-                repository_id=config.existing_repository,
+                location=args.gcp_region,
+                project=args.gcp_project,
+                repository_id=args.existing_repository,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             )
             location, project, repository_id = found.location, found.project, found.repository_id
         else:
-            owned = self._owned(name, config)
+            owned = self._owned(name, args)
             location, project, repository_id = owned.location, owned.project, owned.repository_id
         self.server = pulumi.Output.concat(location, "-docker.pkg.dev")
         self.url = pulumi.Output.concat(self.server, "/", project, "/", repository_id)
@@ -77,12 +95,12 @@ class Registry(pulumi.ComponentResource):
         self.password = pulumi.Output.secret(client.access_token)
         self.register_outputs({"url": self.url})
 
-    def _owned(self, name: str, config: StackConfig) -> gcp.artifactregistry.Repository:
+    def _owned(self, name: str, args: RegistryArgs) -> gcp.artifactregistry.Repository:
         repository = gcp.artifactregistry.Repository(
             name,
-            repository_id=config.repository,
-            location=config.gcp_region,
-            project=config.gcp_project,
+            repository_id=args.repository,
+            location=args.gcp_region,
+            project=args.gcp_project,
             format="DOCKER",
             description="The db-migrator image, tagged with its content hash",
             docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(immutable_tags=True),
@@ -91,7 +109,7 @@ class Registry(pulumi.ComponentResource):
             # Images of live and past job versions live here: never deleted with the stack.
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
-        if config.registry_reader:
+        if args.registry_reader:
             self.pull_access.append(
                 gcp.artifactregistry.RepositoryIamMember(
                     f"{name}-nomad-reader",
@@ -99,7 +117,7 @@ class Registry(pulumi.ComponentResource):
                     location=repository.location,
                     repository=repository.name,
                     role="roles/artifactregistry.reader",
-                    member=f"serviceAccount:{config.registry_reader}",
+                    member=f"serviceAccount:{args.registry_reader}",
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             )

@@ -14,14 +14,13 @@ from pathlib import Path
 import psycopg
 import pulumi
 
+from infra.migration_status import READ_TIMEOUT_SECONDS
 from migrator.dsn import connect
 from migrator.errors import MigratorError
 from migrator.lint import find_config, lint, squawk_binary
 from migrator.runner import Runner, Step
 from migrator.source import Migration
 from migrator.store import DEFAULT_TABLE, TableName
-
-READ_TIMEOUT_SECONDS = 5
 
 
 class SchemaTargetError(pulumi.RunError):

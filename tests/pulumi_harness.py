@@ -1,10 +1,12 @@
-"""Runs ``__main__.py`` under Pulumi's own unit-test mocks and records what it declares."""
+"""Runs ``__main__.py``, or any code that declares resources, under Pulumi's own unit-test
+mocks and records what it declares."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,8 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def run_program(
-    program: Path,
+def run_declarations(
+    declare: Callable[[], object],
     config: dict[str, str],
     *,
     stack: str = "staging",
@@ -117,9 +119,13 @@ def run_program(
     def execute() -> pulumi.Output[None]:
         pulumi.runtime.register_stack_transformation(record)
         with mock.patch.object(pulumi, "export", side_effect=exports.__setitem__):
-            runpy.run_path(str(program), run_name="__main__")
+            declare()
         outputs = {k: pulumi.Output.from_input(v) for k, v in exports.items()}
         return pulumi.Output.all(**outputs).apply(exports.update)
 
     execute()
     return Run(recorder, exports)
+
+
+def run_program(program: Path, config: dict[str, str], **options: Any) -> Run:
+    return run_declarations(lambda: runpy.run_path(str(program), run_name="__main__"), config, **options)

@@ -17,8 +17,9 @@ from typing import Any
 import hcl2
 import pytest
 
-from infra.api_job import GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
-from infra.deadlines import STARTUP_SECONDS, Deadlines
+from infra import config as stack_config
+from infra.api_job import DATABASE_ENV, DATABASE_ITEM, GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
+from infra.deadlines import MAX_PARALLEL, STARTUP_SECONDS, Deadlines
 from tests.conftest import REPO
 from tests.pulumi_harness import run_program
 from tests.test_stack_config import STACK_FILES, engine_config
@@ -75,11 +76,13 @@ def variables(request: pytest.FixtureRequest) -> dict[str, str]:
     return stack_variables(request.param)
 
 
-def test_every_variable_passed_is_declared_and_every_required_one_passed(variables: dict[str, str]) -> None:
+def test_the_program_passes_exactly_the_variables_without_a_default(variables: dict[str, str]) -> None:
+    """A jobspec default beside a value the program always passes would be a second source
+    of that value, free to drift from it; the defaults left are values no setting changes."""
     declared = declared_variables()
     assert set(variables) <= set(declared), "jobspec2 strict mode refuses an undeclared variable"
     required = {name for name, body in declared.items() if "default" not in body}
-    assert required <= set(variables)
+    assert required == set(variables)
 
 
 def test_expression_values_hold_no_interpolation(variables: dict[str, str]) -> None:
@@ -101,6 +104,7 @@ def test_update_strategy_passes_nomads_validation(variables: dict[str, str]) -> 
     assert seconds(update["min_healthy_time"]) < healthy
     assert progress == 0 or healthy < progress
     assert update["auto_revert"] is True
+    assert int(update["max_parallel"]) == MAX_PARALLEL, "the deadlines count batches of MAX_PARALLEL"
 
 
 def test_restart_and_reschedule_pass_nomads_validation() -> None:
@@ -165,7 +169,7 @@ def test_api_task_is_the_api() -> None:
     """Item 6: e2b's API takes --port and its own environment, secrets, drain time and memory."""
     start = tasks()["start"]
     assert start["config"][0]["args"] == "${var.api_args}" and start["env"] == "${var.api_env}"
-    assert "--port" in declared_variables()["api_args"]["default"]
+    assert "--port" in stack_config.default("apiArgs")
     assert start["kill_timeout"] == "${var.api_kill_timeout}"
     assert start["resources"][0]["memory_max"] == "${var.api_memory_max}"
     assert "PORT" not in str(start.get("env"))
@@ -178,15 +182,16 @@ def test_both_tasks_read_the_one_variable_they_may_read() -> None:
     """Implicit access covers nomad/jobs/<job>, .../<group> and .../<group>/<task>: the group's
     path is readable by both tasks. The migrator checks it exists before reading it."""
     assert f"nomad/jobs/{JOB_ID}/{GROUP}" == SECRETS_VARIABLE_PATH
-    assert declared_variables()["secrets_path"]["default"] == SECRETS_VARIABLE_PATH
     for name in ("db-migrator", "start"):
         data = tasks()[name]["template"][0]["data"]
         assert 'nomadVarExists "${var.secrets_path}"' in data and 'nomadVar "${var.secrets_path}"' in data
         assert data.index("nomadVarExists") < data.index('nomadVar "')
         assert tasks()[name]["template"][0]["env"] is True
-    assert "POSTGRES_CONNECTION_STRING={{ .database_url | toJSON }}" in tasks()["db-migrator"]["template"][0]["data"]
+    # The item and environment names config.py keeps apiEnv/apiSecrets away from.
+    assert f"{DATABASE_ENV[0]}={{{{ .{DATABASE_ITEM} | toJSON }}}}" in tasks()["db-migrator"]["template"][0]["data"]
     start = tasks()["start"]["template"][0]["data"]
-    assert "range .Tuples" in start and "POSTGRES_CONNECTION_STRING={{ .V | toJSON }}" in start
+    assert "range .Tuples" in start and f'eq .K "{DATABASE_ITEM}"' in start
+    assert all(f"{env}={{{{ .V | toJSON }}}}" in start for env in DATABASE_ENV)
 
 
 def test_the_group_records_the_image_it_runs() -> None:

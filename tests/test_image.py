@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.content import content_hash, image_files
+from infra.image_content import content_hash, image_files
 from migrator.ledger import file_sha256
 from tests.conftest import REPO, Engine, docker, query, shipped_migrations, tables, versions
 

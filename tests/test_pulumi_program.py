@@ -25,8 +25,8 @@ from infra.api_job import JOBSPEC, SECRETS_VARIABLE_PATH, DeploymentReverted
 from infra.build_context import CONTEXT_ROOT
 from infra.config import ConfigError
 from infra.deadlines import Deadlines
+from infra.image_content import IMAGE_FILES, content_hash, image_files
 from infra.schema_target import SchemaTargetError
-from migrator.content import IMAGE_FILES, content_hash, image_files
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
 from tests.conftest import REPO, run_migrator

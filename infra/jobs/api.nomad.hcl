@@ -1,17 +1,18 @@
-# The API job. Pulumi (infra/api_job.py) passes every variable through hcl2.vars, derived from
-# the stack's config and from one setting, migrationTimeout (infra/deadlines.py). Secrets are
-# never variables: both tasks read them from the Nomad Variable at the group's path.
+# The API job. Pulumi (infra/api_job.py) passes every variable without a default through
+# hcl2.vars, derived from the stack's config and from one setting, migrationTimeout
+# (infra/deadlines.py). None of those has a default here, so no second value can drift from
+# the one in Pulumi.yaml or infra/. The defaults below are the API task's resources and drain
+# time, which no stack setting changes: change them here. Secrets are never variables: both
+# tasks read them from the Nomad Variable at the group's path.
 
 variable "datacenters" {
   type        = list(string)
   description = "Datacenters the API may run in."
-  default     = ["*"]
 }
 
 variable "node_pool" {
   type        = string
   description = "Node pool of the API clients."
-  default     = "api"
 }
 
 variable "api_image" {
@@ -22,31 +23,26 @@ variable "api_image" {
 variable "api_count" {
   type        = number
   description = "Number of API allocations."
-  default     = 1
 }
 
 variable "api_port" {
   type        = number
   description = "Static port the API listens on."
-  default     = 80
 }
 
 variable "api_args" {
   type        = list(string)
   description = "Arguments of the API's container; e2b's API takes --port."
-  default     = ["--port", "$${NOMAD_PORT_api}"]
 }
 
 variable "api_env" {
   type        = map(string)
   description = "Plain environment of the API task."
-  default     = {}
 }
 
 variable "api_distinct_hosts" {
   type        = bool
   description = "At most one API allocation per node."
-  default     = false
 }
 
 variable "api_cpu" {
@@ -76,12 +72,11 @@ variable "api_kill_timeout" {
 variable "canary" {
   type        = number
   description = "Canary allocations of an update; 0 is a rolling update that stops an old allocation before starting its replacement."
-  default     = 1
 }
 
 variable "min_healthy_time" {
-  type    = string
-  default = "10s"
+  type        = string
+  description = "How long a new allocation must stay healthy before the update moves on."
 }
 
 variable "healthy_deadline" {
@@ -117,19 +112,16 @@ variable "migrator_statement_timeout" {
 variable "migrator_db_lock_timeout" {
   type        = string
   description = "lock_timeout of each migration (MIGRATOR_DB_LOCK_TIMEOUT)."
-  default     = "5s"
 }
 
 variable "migrator_lock_retries" {
   type        = string
   description = "Retries of a file blocked by a lock (MIGRATOR_LOCK_RETRIES)."
-  default     = "5"
 }
 
 variable "secrets_path" {
   type        = string
   description = "Nomad Variable with database_url and the API's secrets. The group's path: both tasks may read it without any policy."
-  default     = "nomad/jobs/api/api-service"
 }
 
 job "api" {

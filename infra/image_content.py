@@ -2,6 +2,8 @@
 
 The image build context (``.dockerignore``) and the hash cover the same files, so the
 tag changes exactly when the image's content does: never for timestamps or file modes.
+Only the Pulumi program (and the tests and benchmarks) use it, so it lives here, outside
+the image it describes.
 """
 
 from __future__ import annotations

@@ -1,0 +1,58 @@
+"""Each component declared from its own Args alone, with no stack config loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
+from infra.deadlines import Deadlines, duration
+from infra.registry import Registry, RegistryArgs
+from tests.pulumi_harness import run_declarations
+
+PASSWORD = "pW-component-secret"
+MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
+
+
+def test_a_registry_host_is_only_an_address() -> None:
+    def declare() -> None:
+        args = RegistryArgs("localhost:5000", "db-migrator", None, "reader@example.iam", None, None)
+        pulumi.export("url", Registry("registry", args).url)
+
+    run = run_declarations(declare, {})
+    assert run.exports == {"url": "localhost:5000"}
+    assert [r.typ for r in run.recorder.resources] == ["api-migrations:index:Registry"]
+    assert run.recorder.calls == []
+
+
+def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
+    def declare() -> None:
+        args = ApiJobArgs(
+            api_image="localhost:5000/api:1",
+            api_count=3,
+            api_port=8080,
+            api_args=["--port", "${NOMAD_PORT_api}"],
+            api_env={},
+            api_secrets=pulumi.Output.secret({"TOKEN": "t"}),
+            api_distinct_hosts=True,
+            canary=1,
+            node_pool="default",
+            datacenters=["dc1"],
+            migration_timeout_seconds=600,
+            migrate_to=None,
+            allow_down=False,
+            database_url=pulumi.Output.secret(f"postgresql://api:{PASSWORD}@127.0.0.1/api"),
+            database_url_version=2,
+        )
+        ApiJob("api", args, migrator_image=MIGRATOR_IMAGE, migrations_hash="hash")
+
+    run = run_declarations(declare, {})
+    job = run.recorder.one("nomad:index/job:Job")
+    timeouts = job.options.custom_timeouts
+    assert timeouts is not None
+    assert timeouts.create == timeouts.update == duration(Deadlines(600, 3, 1).pulumi_timeout)
+    assert json.loads(job.inputs["hcl2"]["vars"]["migrator_args"]) == ["migrate-to", "latest", "--lock-timeout", "600s"]
+    variable = run.recorder.one("nomad:index/variable:Variable").inputs
+    assert variable["path"] == SECRETS_VARIABLE_PATH and variable["itemsWoVersion"] == 2
+    assert PASSWORD in variable["itemsWo"]["value"] and PASSWORD not in run.plain_text()

@@ -52,7 +52,7 @@ def materialise(root: Path, digest: str) -> str:
             os.replace(staging, final)
         except OSError:
             # Another run wrote the same context first: keep theirs if it is complete.
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging)
             if not (final.is_dir() and content_hash(final) == digest):
                 raise
     for entry in base.iterdir():

@@ -114,7 +114,7 @@ class MigrationStatusProvider(ResourceProvider):
         # Only the inputs: the database is re-read by the refresh every `up` starts with
         # (Pulumi.yaml's options.refresh), so an unchanged stack previews no changes.
         changed = [key for key in _INPUTS if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+        return DiffResult(changes=bool(changed))  # never a replacement: this resource only reads
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Nomad runs the migrator only when the job changes: wait only then.

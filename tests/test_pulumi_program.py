@@ -330,6 +330,14 @@ def test_job_waits_for_the_registry_read_access() -> None:
     assert run.recorder.one(READER).name in depends
 
 
+def test_job_waits_for_the_variable_its_tasks_read() -> None:
+    """The prestart task reads the database URL from the Variable: it must exist before."""
+    run = staging()
+    job = run.recorder.one(JOB)
+    depends = {getattr(d, "_name", None) for d in job.options.depends_on or []}  # type: ignore[union-attr]
+    assert run.recorder.one("nomad:index/variable:Variable").name in depends
+
+
 @pytest.mark.parametrize(
     ("image", "warned"),
     [
@@ -356,6 +364,7 @@ def test_status_outputs_come_from_the_status_resource() -> None:
     assert status.inputs["migrator_image"] == run.exports["migratorImage"], "it waits for this image's run"
     assert status.inputs["wait_seconds"] == Deadlines(3600, 2, 1).pulumi_timeout
     assert not status.options.depends_on, "beside the job, not after it: a failed deployment must not skip it"
+    assert status.options.additional_secret_outputs == ["database_url"], "the engine stores the URL encrypted"
     assert status.inputs["versions"] == sorted(
         int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql")
     )

@@ -24,7 +24,7 @@ from migrator import __version__, commands
 from migrator.dsn import redact
 from migrator.durations import parse_duration
 from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, MigratorError
-from migrator.runner import Safety
+from migrator.safety import Safety
 from migrator.settings import DEFAULT_LOCK_WAIT, Settings
 from migrator.store import DEFAULT_TABLE, TableName
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -25,12 +24,13 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from migrator.durations import milliseconds
 from migrator.errors import Failure, InputError, Interrupted, MigrationFailed
 from migrator.history import Recording, RunRecorder
 from migrator.ledger import Entry, Ledger, LedgerUnreadable, State, checksums, manifest_names, manifest_text
 from migrator.lock import migration_lock
 from migrator.parser import Direction, ParsedMigration, parse_file
+from migrator.pg_reasons import blocked_relation, pg_reason
+from migrator.safety import Safety
 from migrator.source import Migration, collect
 from migrator.store import Store, TableName
 
@@ -86,46 +86,8 @@ class Status:
         return max(self.applied_order, default=0)
 
 
-@dataclass(frozen=True)
-class Safety:
-    """Timeouts every migration runs under, and how often a lock-blocked file is retried."""
-
-    lock_timeout: float = 5.0
-    # The migrator this replaces gave every statement 3 hours: a long index build must fit.
-    statement_timeout: float = 3 * 3600.0
-    lock_retries: int = 5
-    first_backoff: float = 1.0
-    max_backoff: float = 30.0
-
-    def set_statements(self, *, local: bool) -> str:
-        """One round trip that sets both timeouts, for the transaction or the session."""
-        command = "SET LOCAL" if local else "SET"
-        return (
-            f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms';"
-            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms'"
-        )
-
-
 def format_duration(seconds: float) -> str:
     return f"{seconds * 1000:.2f}ms" if seconds < 1 else f"{seconds:.2f}s"
-
-
-def _pg_reason(exc: psycopg.Error) -> str:
-    diag = exc.diag
-    if diag.message_primary:
-        reason = f"{diag.severity or 'ERROR'}: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
-        if diag.message_detail:
-            reason += f" DETAIL: {diag.message_detail}"
-        return " ".join(reason.split())
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _blocked_relation(exc: psycopg.Error) -> str | None:
-    diag = exc.diag
-    if diag.table_name:
-        return f"{diag.schema_name}.{diag.table_name}" if diag.schema_name else diag.table_name
-    found = re.search(r'relation "([^"]+)"', diag.context or "")
-    return found.group(1) if found else None
 
 
 def describe_interruption(entry: Entry) -> str:
@@ -540,13 +502,13 @@ class Runner:
                 return
             except _Blocked as blocked:
                 if attempt > self.safety.lock_retries:
-                    relation = _blocked_relation(blocked.cause)
+                    relation = blocked_relation(blocked.cause)
                     on = f" on {relation}" if relation else ""
                     raise MigrationFailed(
                         f"{self._where(step, blocked.number)} was blocked by a lock{on}: it waited longer than"
                         f" lock_timeout ({self.safety.lock_timeout:g}s) {attempt} time(s). Rolled back: nothing of"
                         " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun",
-                        self._failure(step, blocked.number, _pg_reason(blocked.cause), rolled_back=True),
+                        self._failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
                 self.out(
                     f"migrator: {self._where(step, blocked.number)} blocked by a lock (attempt {attempt} of"
@@ -584,10 +546,10 @@ class Runner:
             if isinstance(exc, pg_errors.LockNotAvailable):
                 raise _Blocked(number, exc) from None
             raise MigrationFailed(
-                f"{self._where(step, number)} failed: {_pg_reason(exc)};"
+                f"{self._where(step, number)} failed: {pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
                 f" was not {step.tracking}",
-                self._failure(step, number, _pg_reason(exc), rolled_back=True),
+                self._failure(step, number, pg_reason(exc), rolled_back=True),
             ) from None
 
     def _apply_without_transaction(self, step: Step) -> None:
@@ -600,8 +562,8 @@ class Runner:
             self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
         except psycopg.Error as exc:
             raise MigrationFailed(
-                f"{migration.filename}: preparing the run failed: {_pg_reason(exc)}",
-                self._failure(step, 0, _pg_reason(exc), rolled_back=True),
+                f"{migration.filename}: preparing the run failed: {pg_reason(exc)}",
+                self._failure(step, 0, pg_reason(exc), rolled_back=True),
             ) from None
         for number, statement in enumerate(statements, start=1):
             try:
@@ -616,18 +578,18 @@ class Runner:
                 ) from None
             except psycopg.Error as exc:
                 raise MigrationFailed(
-                    f"{self._where(step, number)} failed in a NO TRANSACTION migration: {_pg_reason(exc)};"
+                    f"{self._where(step, number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
                     f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
                     " Repair by hand, then rerun",
-                    self._failure(step, number, _pg_reason(exc), rolled_back=number == 1),
+                    self._failure(step, number, pg_reason(exc), rolled_back=number == 1),
                 ) from None
         try:
             # One simple query is one implicit transaction: both rows or neither.
             self.conn.execute(sql.SQL("RESET lock_timeout; RESET statement_timeout; {}").format(self._tracking(step)))
         except psycopg.Error as exc:
             raise MigrationFailed(
-                f"{migration.filename}: all statements ran but the version row could not be written: {_pg_reason(exc)}",
-                self._failure(step, 0, _pg_reason(exc), rolled_back=not statements),
+                f"{migration.filename}: all statements ran but the version row could not be written: {pg_reason(exc)}",
+                self._failure(step, 0, pg_reason(exc), rolled_back=not statements),
             ) from None
 
     @staticmethod

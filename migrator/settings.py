@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrator.runner import Safety
+from migrator.safety import Safety
 from migrator.store import TableName
 
 # How long a writing command waits for goose's advisory lock (not PostgreSQL's lock_timeout).

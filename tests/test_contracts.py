@@ -20,7 +20,8 @@ from psycopg import conninfo, sql
 
 from migrator.dsn import connect
 from migrator.errors import MigrationFailed
-from migrator.runner import Runner, Safety
+from migrator.runner import Runner
+from migrator.safety import Safety
 from migrator.store import TableName
 from tests.conftest import MigrationDir, query, run_migrator, tables, versions
 from tests.test_crash_safety import wait_until

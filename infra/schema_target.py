@@ -17,7 +17,8 @@ import pulumi
 from migrator.dsn import connect
 from migrator.errors import MigratorError
 from migrator.lint import find_config, lint, squawk_binary
-from migrator.runner import Runner, Step
+from migrator.planning import Step
+from migrator.runner import Runner
 from migrator.source import Migration
 from migrator.store import DEFAULT_TABLE, TableName
 

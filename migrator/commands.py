@@ -14,11 +14,14 @@ from migrator import authoring
 from migrator.dsn import connect, redact
 from migrator.errors import InputError, LintFindings, ParseError
 from migrator.history import History, RunRecorder
+from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.parser import Direction, ParsedMigration, parse_file
-from migrator.runner import Runner, Status, Step, interruption_advice
+from migrator.planning import Step
+from migrator.runner import Runner
 from migrator.settings import Settings
 from migrator.source import Migration, collect, missing_directory
+from migrator.status import Status
 
 
 def emit_json(document: object) -> None:

@@ -17,6 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
+from migrator.events import Event, LockRetry
 from migrator.ledger import Ledger, State
 from migrator.parser import Direction
 from migrator.pg_reasons import blocked_relation, pg_reason
@@ -51,13 +52,18 @@ class Applier:
     """Applies steps on one session, writing goose's version row and the ledger's entry."""
 
     def __init__(
-        self, conn: psycopg.Connection, store: Store, ledger: Ledger, safety: Safety, out: Callable[[str], None]
+        self,
+        conn: psycopg.Connection,
+        store: Store,
+        ledger: Ledger,
+        safety: Safety,
+        notify: Callable[[Event], None],
     ):
         self.conn = conn
         self.store = store
         self.ledger = ledger
         self.safety = safety
-        self.out = out
+        self.notify = notify
 
     def apply(self, step: Step) -> None:
         if step.parsed.use_tx:
@@ -93,10 +99,7 @@ class Applier:
                         " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun",
                         _failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
-                self.out(
-                    f"migrator: {step.where(blocked.number)} blocked by a lock (attempt {attempt} of"
-                    f" {self.safety.lock_retries + 1}); rolled back, retrying in {backoff:g}s"
-                )
+                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, backoff))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.safety.max_backoff)
 

@@ -13,9 +13,11 @@ import psycopg
 from migrator import authoring
 from migrator.dsn import connect, redact
 from migrator.errors import InputError, LintFindings, ParseError
+from migrator.events import Event, RunResult
 from migrator.history import History, RunRecorder
 from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
+from migrator.operator_text import event_line, result_line
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import Step
 from migrator.runner import Runner
@@ -48,7 +50,17 @@ def _runner(conn: psycopg.Connection, settings: Settings, *, record: bool = Fals
         recorder = RunRecorder(
             settings.table, command, lambda: connect(settings.dsn), lambda text: redact(text, settings.dsn)
         )
-    return Runner(conn, settings.directory, settings.table, safety=settings.safety, recorder=recorder)
+    return Runner(
+        conn, settings.directory, settings.table, safety=settings.safety, recorder=recorder, on_event=_print_event
+    )
+
+
+def _print_event(event: Event) -> None:
+    print(event_line(event))
+
+
+def _print_result(result: RunResult) -> None:
+    print(result_line(result))
 
 
 def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
@@ -70,7 +82,7 @@ def _read_status(runner: Runner) -> Status:
 def up(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "up-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).up(
+        result = _runner(conn, settings, record=True).up(
             target=target,
             by_one=settings.command == "up-by-one",
             allow_missing=settings.allow_missing,
@@ -78,12 +90,13 @@ def up(settings: Settings) -> None:
             accept_edited=settings.accept_edited,
             lock_timeout=settings.lock_wait,
         )
+        _print_result(result)
 
 
 def down(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "down-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).down(
+        result = _runner(conn, settings, record=True).down(
             target=target,
             reset=settings.command == "reset",
             allow_edited=settings.allow_edited,
@@ -91,22 +104,24 @@ def down(settings: Settings) -> None:
             allow_interrupted=settings.allow_interrupted,
             lock_timeout=settings.lock_wait,
         )
+        _print_result(result)
 
 
 def redo(settings: Settings) -> None:
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).redo(
+        result = _runner(conn, settings, record=True).redo(
             allow_edited=settings.allow_edited,
             accept_edited=settings.accept_edited,
             allow_interrupted=settings.allow_interrupted,
             lock_timeout=settings.lock_wait,
         )
+        _print_result(result)
 
 
 def migrate_to(settings: Settings) -> None:
     target = None if settings.argument == "latest" else version_argument(settings)
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).migrate_to(
+        result = _runner(conn, settings, record=True).migrate_to(
             target,
             allow_down=settings.allow_down,
             allow_missing=settings.allow_missing,
@@ -115,6 +130,7 @@ def migrate_to(settings: Settings) -> None:
             allow_interrupted=settings.allow_interrupted,
             lock_timeout=settings.lock_wait,
         )
+        _print_result(result)
 
 
 # -- reading commands ------------------------------------------------------------------

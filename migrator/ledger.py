@@ -166,6 +166,14 @@ class Ledger:
             ledger=self.table.identifier,
         )
 
+    def record_applied(self, migrations: list[Migration], sha256: dict[int, str]) -> None:
+        """Record these files as applied with these checksums, in one round trip."""
+        self.conn.execute(
+            sql.SQL("; ").join(
+                self.put_sql(m.version, m.filename, sha256[m.version], State.APPLIED) for m in migrations
+            )
+        )
+
     def progress(self, version: int, done: int) -> None:
         """Statements known to have run: never fewer than an earlier, interrupted run got to."""
         self.conn.execute(

@@ -10,19 +10,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from migrator import planning
 from migrator.applying import Applier
 from migrator.errors import InputError
+from migrator.events import (
+    ChecksumsAdopted,
+    EditAccepted,
+    Event,
+    InterruptedRunFound,
+    MigrationFinished,
+    MigrationResult,
+    RunResult,
+)
 from migrator.history import Recording, RunRecorder
-from migrator.interruptions import describe_interruption
-from migrator.ledger import Ledger, State, checksums
+from migrator.ledger import Ledger, checksums
 from migrator.lock import migration_lock
 from migrator.parser import Direction
 from migrator.planning import Step
@@ -33,19 +40,13 @@ from migrator.status import Status, read_status
 from migrator.store import Store, TableName
 
 
-@dataclass(frozen=True)
-class MigrationResult:
-    """One file a command ran, as goose's Provider reports it."""
+@dataclass
+class _Run:
+    """One writing command under the lock: its record in the run history, and what it did so far."""
 
-    version: int
-    file: str
-    direction: Direction
-    seconds: float
-    empty: bool
-
-
-def format_duration(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}ms" if seconds < 1 else f"{seconds:.2f}s"
+    recording: Recording | None
+    results: list[MigrationResult] = field(default_factory=list)
+    accepted: list[Migration] = field(default_factory=list)
 
 
 class Runner:
@@ -59,7 +60,7 @@ class Runner:
         table: TableName,
         *,
         env: Mapping[str, str] | None = None,
-        out: Callable[[str], None] = print,
+        on_event: Callable[[Event], None] | None = None,
         safety: Safety | None = None,
         recorder: RunRecorder | None = None,
     ):
@@ -69,13 +70,11 @@ class Runner:
         self.directory = migrations if isinstance(migrations, Path) else None
         self._given = None if isinstance(migrations, Path) else migrations
         self.env = env
-        self.out = out
+        self.notify = on_event or (lambda _: None)
         self.safety = safety or Safety()
-        self.results: list[MigrationResult] = []  # what this runner's commands ran, in order
         self.recorder = recorder
-        self._recording: Recording | None = None
         self._seal = Seal(conn, self.store, self.ledger, self.directory)
-        self._applier = Applier(conn, self.store, self.ledger, self.safety, out)
+        self._applier = Applier(conn, self.store, self.ledger, self.safety, self.notify)
 
     @cached_property
     def migrations(self) -> list[Migration]:
@@ -96,14 +95,6 @@ class Runner:
 
     def refuse_drift(self, status: Status, versions: set[int] | None = None) -> None:
         planning.refuse_drift(status, versions)
-
-    def accept_edits(self, status: Status) -> list[Migration]:
-        """Record the current checksum of every edited applied file: the edit is accepted."""
-        if status.edited:
-            self._record_checksums(status.edited)
-            for migration in status.edited:
-                self.out(f"migrator: accepted the edit of {migration.filename}: its new checksum is recorded")
-        return status.edited
 
     def plan_up(
         self,
@@ -154,28 +145,40 @@ class Runner:
         allow_edited: bool = False,
         accept_edited: bool = False,
         lock_timeout: float,
-    ) -> int:
-        with self._locked(lock_timeout):
-            return self._up(target, by_one, allow_missing, allow_edited, accept_edited)
+    ) -> RunResult:
+        with self._locked(lock_timeout) as run:
+            return self._up(
+                run,
+                target,
+                by_one=by_one,
+                allow_missing=allow_missing,
+                allow_edited=allow_edited,
+                accept_edited=accept_edited,
+            )
 
     def _up(
-        self, target: int | None, by_one: bool, allow_missing: bool, allow_edited: bool, accept_edited: bool
-    ) -> int:
+        self,
+        run: _Run,
+        target: int | None,
+        *,
+        by_one: bool,
+        allow_missing: bool,
+        allow_edited: bool,
+        accept_edited: bool,
+    ) -> RunResult:
         sealed = self._seal.sealed_current()
         if sealed is not None:
-            self.out(f"migrator: no migrations to run. current version: {sealed}")
-            return sealed
-        status = self._status_for_writing(accept_edited)
+            return RunResult(sealed)
+        status = self._status_for_writing(run, accept_edited)
         steps = self.plan_up(
             target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
         )
         rerun = {step.migration.version for step in steps}
         for entry in status.interrupted:
-            what = "running it again from the start" if entry.version in rerun else "see status"
-            self.out(f"migrator: {describe_interruption(entry)}; {what}")
-        current = self._execute(steps, adopt=status.unrecorded)
+            self.notify(InterruptedRunFound(entry, entry.version in rerun))
+        result = self._execute(run, steps, adopt=status.unrecorded)
         self._seal.reseal(self.status)
-        return current
+        return result
 
     def migrate_to(
         self,
@@ -187,7 +190,7 @@ class Runner:
         accept_edited: bool = False,
         allow_interrupted: bool = False,
         lock_timeout: float,
-    ) -> int:
+    ) -> RunResult:
         """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
         database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
         if target is not None and target != 0 and target not in {m.version for m in self.migrations}:
@@ -195,17 +198,30 @@ class Runner:
                 f"migrate-to: no migration file has version {target}: it is not one of this directory's"
                 " (or this image's) versions"
             )
-        with self._locked(lock_timeout):
+        with self._locked(lock_timeout) as run:
             if target is None:
-                return self._up(None, False, allow_missing, allow_edited, accept_edited)
+                return self._up(
+                    run,
+                    None,
+                    by_one=False,
+                    allow_missing=allow_missing,
+                    allow_edited=allow_edited,
+                    accept_edited=accept_edited,
+                )
             # The versions alone: a full status would also hash every applied file.
             highest = max(self.store.applied(), default=0)
             if target > highest:
-                return self._up(target, False, allow_missing, allow_edited, accept_edited)
+                return self._up(
+                    run,
+                    target,
+                    by_one=False,
+                    allow_missing=allow_missing,
+                    allow_edited=allow_edited,
+                    accept_edited=accept_edited,
+                )
             if target == highest:
-                self.out(f"migrator: already at version {target}; nothing to do")
-                return self._current_version()
-            status = self._status_for_writing(accept_edited)
+                return RunResult(self._current_version(), already_at=target)
+            status = self._status_for_writing(run, accept_edited)
             steps = self.plan_down(
                 target=target, allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status
             )
@@ -215,7 +231,7 @@ class Runner:
                     f"migrate-to {target} would roll back {names or 'nothing (see status)'}; going down needs"
                     " --allow-down (the stack setting allowDown)"
                 )
-            return self._execute(steps)
+            return self._execute(run, steps)
 
     def down(
         self,
@@ -226,9 +242,9 @@ class Runner:
         accept_edited: bool = False,
         allow_interrupted: bool = False,
         lock_timeout: float,
-    ) -> int:
-        with self._locked(lock_timeout):
-            status = self._status_for_writing(accept_edited)
+    ) -> RunResult:
+        with self._locked(lock_timeout) as run:
+            status = self._status_for_writing(run, accept_edited)
             steps = self.plan_down(
                 target=target,
                 reset=reset,
@@ -236,7 +252,7 @@ class Runner:
                 allow_interrupted=allow_interrupted,
                 status=status,
             )
-            return self._execute(steps)
+            return self._execute(run, steps)
 
     def redo(
         self,
@@ -245,68 +261,58 @@ class Runner:
         accept_edited: bool = False,
         allow_interrupted: bool = False,
         lock_timeout: float,
-    ) -> int:
-        with self._locked(lock_timeout):
-            status = self._status_for_writing(accept_edited)
+    ) -> RunResult:
+        with self._locked(lock_timeout) as run:
+            status = self._status_for_writing(run, accept_edited)
             down = self.plan_down(allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status)
             up = [planning.parse_step(step.migration, Direction.UP, self.env) for step in down]
-            return self._execute(down + up)
+            return self._execute(run, down + up)
 
     @contextmanager
-    def _locked(self, lock_timeout: float) -> Iterator[None]:
+    def _locked(self, lock_timeout: float) -> Iterator[_Run]:
         """goose's lock around a writing command, and the run's record inside it."""
         with migration_lock(self.conn, lock_timeout):
             if self.recorder is None:
-                yield
+                yield _Run(None)
                 return
-            applied = lambda: [r.version for r in self.results if r.direction is Direction.UP]  # noqa: E731
+            run = _Run(None)
+            applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
             with self.recorder.around(self.conn, applied) as recording:
-                self._recording = recording
-                try:
-                    yield
-                finally:
-                    self._recording = None
+                run.recording = recording
+                yield run
 
-    def _status_for_writing(self, accept_edited: bool) -> Status:
+    def _status_for_writing(self, run: _Run, accept_edited: bool) -> Status:
+        """The status a writing command plans from, after accepting edits when asked to."""
         status = self.status()
-        if accept_edited and self.accept_edits(status):
+        if accept_edited and status.edited:
+            self.ledger.record_applied(status.edited, checksums(self.migrations, {m.version for m in status.edited}))
+            for migration in status.edited:
+                self.notify(EditAccepted(migration))
+            run.accepted = status.edited
             status = self.status()
         return status
 
-    def _record_checksums(self, migrations: list[Migration]) -> None:
-        """Record the files' current checksums as the ones they were applied with."""
-        found = checksums(self.migrations, {m.version for m in migrations})
-        self.conn.execute(
-            sql.SQL("; ").join(
-                self.ledger.put_sql(m.version, m.filename, found[m.version], State.APPLIED) for m in migrations
-            )
-        )
-
-    def _execute(self, steps: list[Step], adopt: list[Migration] | None = None) -> int:
+    def _execute(self, run: _Run, steps: list[Step], adopt: list[Migration] | None = None) -> RunResult:
         """Run planned steps; every file was parsed by the planner before this point."""
-        if self._recording is not None:
-            self._recording.start()
+        if run.recording is not None:
+            run.recording.start()
         self.store.ensure()
         self.ledger.ensure()
-        if adopt:
-            self._record_checksums(adopt)
-            self.out(f"migrator: recorded checksums of {len(adopt)} migration(s) applied before checksums existed")
-        if not steps:
-            current = self._current_version()
-            self.out(f"migrator: no migrations to run. current version: {current}")
-            return current
+        adopted = adopt or []
+        if adopted:
+            self.ledger.record_applied(adopted, checksums(self.migrations, {m.version for m in adopted}))
+            self.notify(ChecksumsAdopted(adopted))
         for step in steps:
             started = time.perf_counter()
             self._applier.apply(step)
             seconds = time.perf_counter() - started
-            empty = not step.parsed.statements
-            self.results.append(
-                MigrationResult(step.migration.version, step.migration.filename, step.direction, seconds, empty)
+            migration = step.migration
+            result = MigrationResult(
+                migration.version, migration.filename, step.direction, seconds, not step.parsed.statements
             )
-            self.out(f"{'EMPTY' if empty else 'OK  '} {step.migration.filename} ({format_duration(seconds)})")
-        current = self._current_version()
-        self.out(f"migrator: successfully migrated database to version: {current}")
-        return current
+            run.results.append(result)
+            self.notify(MigrationFinished(result))
+        return RunResult(self._current_version(), run.results, run.accepted, adopted)
 
     def _current_version(self) -> int:
         return next(reversed(self.store.applied()), 0)

@@ -22,6 +22,7 @@ from migrator.dsn import connect, redact
 from migrator.errors import MigratorError
 from migrator.history import Run
 from migrator.lint import find_config, lint, squawk_binary
+from migrator.operator_text import error_message
 from migrator.parser import Direction, parse_file
 from migrator.runner import Runner
 from migrator.source import Migration, collect
@@ -67,7 +68,7 @@ def read_database(database_url: str, migrations: list[Migration], table: str = D
             try:
                 runner.refuse_drift(status)
             except MigratorError as exc:
-                refusal = str(exc)
+                refusal = error_message(exc)
     except Exception as exc:
         return Reading([], [], _unreadable(exc, database_url))
     applied = sorted(s.migration.version for s in status.migrations if s.applied) + status.unknown_applied

@@ -17,6 +17,7 @@ import pulumi
 from migrator.dsn import connect
 from migrator.errors import MigratorError
 from migrator.lint import find_config, lint, squawk_binary
+from migrator.operator_text import error_message
 from migrator.planning import Step
 from migrator.runner import Runner
 from migrator.source import Migration
@@ -95,7 +96,9 @@ def check_schema_target(
             try:
                 steps = rollback_steps(conn, migrations, target)
             except MigratorError as exc:
-                raise SchemaTargetError(f"migrateTo {target}: the migrator would refuse to roll back: {exc}") from None
+                raise SchemaTargetError(
+                    f"migrateTo {target}: the migrator would refuse to roll back: {error_message(exc)}"
+                ) from None
         if steps is not None:
             announce_rollback(steps, target, allow_down, root / "migrations")
 

@@ -24,6 +24,7 @@ from migrator import __version__, commands
 from migrator.dsn import redact
 from migrator.durations import parse_duration
 from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, MigratorError
+from migrator.operator_text import error_message
 from migrator.safety import Safety
 from migrator.settings import DEFAULT_LOCK_WAIT, Settings
 from migrator.store import DEFAULT_TABLE, TableName
@@ -298,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 128 + signal.SIGTERM if terminated.received else exc.exit_code
         return _report(redact(str(exc), dsn), code, as_json)
     except MigratorError as exc:
-        return _report(redact(str(exc), dsn), exc.exit_code, as_json)
+        return _report(redact(error_message(exc), dsn), exc.exit_code, as_json)
     except psycopg.Error as exc:
         return _report("database: " + " ".join(redact(str(exc), dsn).split()), EXIT_FAILED, as_json)
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from migrator.events import Event, RunResult
 from migrator.history import History, RunRecorder
 from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
-from migrator.operator_text import event_line, result_line
+from migrator.operator_text import error_message, event_line, result_line
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import Step
 from migrator.runner import Runner
@@ -242,7 +242,7 @@ def validate(settings: Settings) -> None:
             try:
                 runner.refuse_drift(_read_status(runner))
             except InputError as exc:
-                problems.append(str(exc))
+                problems.append(error_message(exc))
     for problem in problems:
         print(f"migrator: {problem}", file=sys.stderr)
     if problems:

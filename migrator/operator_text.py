@@ -1,7 +1,8 @@
 """The operator's English for what the library reports: the lines the command line prints.
 
 The library returns results and sends events; these are goose's words for them (``OK``
-and ``EMPTY`` per file, the closing version line) and the migrator's own notices.
+and ``EMPTY`` per file, the closing version line) and the migrator's own notices. Its
+refusals say what is wrong; here each gets the flag that gets past it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from migrator.events import (
     RunResult,
 )
 from migrator.interruptions import describe_interruption
+from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+
+_FLAG_HINTS: dict[type[Exception], str] = {
+    DriftRefused: ". Restore the applied file(s); or pass --allow-edited to go on this once (the edit is reported"
+    " again next time), or --accept-edited to record the edited file's checksum as the applied one",
+    OutOfOrderRefused: "; apply them out of order with --allow-missing",
+    InterruptedRunRefused: ": finish it, or pass --allow-interrupted to roll back anyway",
+    DownRefused: "; going down needs --allow-down (the stack setting allowDown)",
+}
 
 
 def format_duration(seconds: float) -> str:
@@ -46,3 +56,8 @@ def result_line(result: RunResult) -> str:
     if result.migrations:
         return f"migrator: successfully migrated database to version: {result.current}"
     return f"migrator: no migrations to run. current version: {result.current}"
+
+
+def error_message(exc: Exception) -> str:
+    """An error as the command line reports it: a refusal ends with the flag that gets past it."""
+    return str(exc) + _FLAG_HINTS.get(type(exc), "")

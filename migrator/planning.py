@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from itertools import takewhile
 
 from migrator.errors import InputError
-from migrator.interruptions import interruption_advice
 from migrator.ledger import State
 from migrator.parser import Direction, ParsedMigration, parse_file
+from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.source import Migration
 from migrator.status import Status
 
@@ -46,17 +46,11 @@ def parse_step(migration: Migration, direction: Direction, env: Mapping[str, str
 
 
 def refuse_drift(status: Status, versions: set[int] | None = None) -> None:
-    """InputError naming every applied file (of ``versions``, or all) that was edited or is gone."""
+    """DriftRefused naming every applied file (of ``versions``, or all) that was edited or is gone."""
     edited = [m for m in status.edited if versions is None or m.version in versions]
     vanished = [e for e in status.vanished if versions is None or e.version in versions]
-    problems = [f"{m.filename} was edited after it was applied" for m in edited]
-    problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in vanished]
-    if problems:
-        raise InputError(
-            "; ".join(problems) + ". Restore the applied file(s); or pass --allow-edited to go on this once"
-            " (the edit is reported again next time), or --accept-edited to record the edited file's"
-            " checksum as the applied one"
-        )
+    if edited or vanished:
+        raise DriftRefused(edited, vanished)
 
 
 def plan_up(
@@ -74,11 +68,7 @@ def plan_up(
     pending = [m for m in status.pending if target is None or m.version <= target]
     missing = [m for m in pending if m.version < status.highest]
     if missing and not allow_missing:
-        names = ", ".join(m.filename for m in missing)
-        raise InputError(
-            f"{len(missing)} pending migration(s) older than the highest applied version {status.highest}:"
-            f" {names}; apply them out of order with --allow-missing"
-        )
+        raise OutOfOrderRefused(missing, status.highest)
     if by_one:
         pending = pending[:1]
     return [parse_step(m, Direction.UP, env) for m in pending]
@@ -110,11 +100,7 @@ def plan_down(
             raise InputError(f"version {version} is applied but has no migration file to roll it back")
     stray = [e for e in status.interrupted if not (e.state is State.REVERTING and e.version in versions)]
     if stray and not allow_interrupted:
-        raise InputError(
-            "; ".join(interruption_advice(e) for e in stray)
-            + ". Rolling back other files first would leave it half done: finish it, or pass"
-            " --allow-interrupted to roll back anyway"
-        )
+        raise InterruptedRunRefused(stray)
     if not allow_edited:
         refuse_drift(status, set(versions))
     return [parse_step(files[v], Direction.DOWN, env) for v in versions]

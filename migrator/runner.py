@@ -33,6 +33,7 @@ from migrator.ledger import Ledger, checksums
 from migrator.lock import migration_lock
 from migrator.parser import Direction
 from migrator.planning import Step
+from migrator.refusals import DownRefused
 from migrator.safety import Safety
 from migrator.seal import Seal
 from migrator.source import Migration, collect
@@ -226,11 +227,7 @@ class Runner:
                 target=target, allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status
             )
             if not allow_down:
-                names = ", ".join(step.migration.filename for step in steps)
-                raise InputError(
-                    f"migrate-to {target} would roll back {names or 'nothing (see status)'}; going down needs"
-                    " --allow-down (the stack setting allowDown)"
-                )
+                raise DownRefused(target, [step.migration for step in steps])
             return self._execute(run, steps)
 
     def down(

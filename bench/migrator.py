@@ -161,7 +161,7 @@ def in_process_noop(dsn: str, corpus: Path, env: dict[str, str]) -> float:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             started = time.perf_counter()
-            Runner(conn, corpus, TableName.parse("_migrations")).up(lock_timeout=60)
+            Runner(conn, corpus, TableName.parse("_migrations")).up(lock_wait=60)
             return time.perf_counter() - started
     finally:
         for key, value in saved.items():

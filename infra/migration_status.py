@@ -24,6 +24,7 @@ from migrator.history import Run
 from migrator.lint import find_config, lint, squawk_binary
 from migrator.operator_text import error_message
 from migrator.parser import Direction, parse_file
+from migrator.planning import refuse_drift
 from migrator.runner import Runner
 from migrator.source import Migration, collect
 from migrator.store import DEFAULT_TABLE, Store, TableName
@@ -66,7 +67,7 @@ def read_database(database_url: str, migrations: list[Migration], table: str = D
             runner = Runner(conn, migrations, TableName.parse(table))
             status = runner.status()
             try:
-                runner.refuse_drift(status)
+                refuse_drift(status)
             except MigratorError as exc:
                 refusal = error_message(exc)
     except Exception as exc:

@@ -19,7 +19,7 @@ from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.operator_text import error_message, event_line, result_line
 from migrator.parser import Direction, ParsedMigration, parse_file
-from migrator.planning import Step
+from migrator.planning import Step, refuse_drift
 from migrator.runner import Runner
 from migrator.settings import Settings
 from migrator.source import Migration, collect, missing_directory
@@ -51,7 +51,13 @@ def _runner(conn: psycopg.Connection, settings: Settings, *, record: bool = Fals
             settings.table, command, lambda: connect(settings.dsn), lambda text: redact(text, settings.dsn)
         )
     return Runner(
-        conn, settings.directory, settings.table, safety=settings.safety, recorder=recorder, on_event=_print_event
+        conn,
+        settings.directory,
+        settings.table,
+        options=settings.options,
+        safety=settings.safety,
+        recorder=recorder,
+        on_event=_print_event,
     )
 
 
@@ -82,55 +88,26 @@ def _read_status(runner: Runner) -> Status:
 def up(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "up-to" else None
     with _database(settings, writes=True) as conn:
-        result = _runner(conn, settings, record=True).up(
-            target=target,
-            by_one=settings.command == "up-by-one",
-            allow_missing=settings.allow_missing,
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            lock_timeout=settings.lock_wait,
-        )
-        _print_result(result)
+        runner = _runner(conn, settings, record=True)
+        _print_result(runner.up(target=target, by_one=settings.command == "up-by-one", lock_wait=settings.lock_wait))
 
 
 def down(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "down-to" else None
     with _database(settings, writes=True) as conn:
-        result = _runner(conn, settings, record=True).down(
-            target=target,
-            reset=settings.command == "reset",
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
-        _print_result(result)
+        runner = _runner(conn, settings, record=True)
+        _print_result(runner.down(target=target, reset=settings.command == "reset", lock_wait=settings.lock_wait))
 
 
 def redo(settings: Settings) -> None:
     with _database(settings, writes=True) as conn:
-        result = _runner(conn, settings, record=True).redo(
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
-        _print_result(result)
+        _print_result(_runner(conn, settings, record=True).redo(lock_wait=settings.lock_wait))
 
 
 def migrate_to(settings: Settings) -> None:
     target = None if settings.argument == "latest" else version_argument(settings)
     with _database(settings, writes=True) as conn:
-        result = _runner(conn, settings, record=True).migrate_to(
-            target,
-            allow_down=settings.allow_down,
-            allow_missing=settings.allow_missing,
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
-        _print_result(result)
+        _print_result(_runner(conn, settings, record=True).migrate_to(target, lock_wait=settings.lock_wait))
 
 
 # -- reading commands ------------------------------------------------------------------
@@ -171,9 +148,7 @@ def history(settings: Settings) -> None:
 def plan(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
         runner = _runner(conn, settings)
-        steps = runner.plan_up(
-            allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
-        )
+        steps = runner.plan_up(status=_read_status(runner))
     _print_plan(steps, settings)
 
 
@@ -183,9 +158,7 @@ def lint_command(settings: Settings) -> None:
     else:
         with _database(settings, writes=False) as conn:
             runner = _runner(conn, settings)
-            steps = runner.plan_up(
-                allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
-            )
+            steps = runner.plan_up(status=_read_status(runner))
         files = [(s.migration, s.parsed) for s in steps]
     findings = lint(files, find_config(settings.directory))
     for finding in findings:
@@ -240,7 +213,7 @@ def validate(settings: Settings) -> None:
         with connect(settings.dsn, read_only=True) as conn:
             runner = Runner(conn, migrations, settings.table)
             try:
-                runner.refuse_drift(_read_status(runner))
+                refuse_drift(_read_status(runner))
             except InputError as exc:
                 problems.append(error_message(exc))
     for problem in problems:

@@ -16,6 +16,7 @@ from itertools import takewhile
 
 from migrator.errors import InputError
 from migrator.ledger import State
+from migrator.options import Options
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.source import Migration
@@ -55,19 +56,18 @@ def refuse_drift(status: Status, versions: set[int] | None = None) -> None:
 
 def plan_up(
     status: Status,
+    options: Options,
     *,
     target: int | None = None,
     by_one: bool = False,
-    allow_missing: bool = False,
-    allow_edited: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
-    if not allow_edited:
+    if not options.allow_edited:
         refuse_drift(status)
     pending = [m for m in status.pending if target is None or m.version <= target]
     missing = [m for m in pending if m.version < status.highest]
-    if missing and not allow_missing:
+    if missing and not options.allow_missing:
         raise OutOfOrderRefused(missing, status.highest)
     if by_one:
         pending = pending[:1]
@@ -76,11 +76,10 @@ def plan_up(
 
 def plan_down(
     status: Status,
+    options: Options,
     *,
     target: int | None = None,
     reset: bool = False,
-    allow_edited: bool = False,
-    allow_interrupted: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> list[Step]:
     """The files ``down`` would roll back, in goose's order: ``down`` and ``down-to``
@@ -99,8 +98,8 @@ def plan_down(
         if version not in files:
             raise InputError(f"version {version} is applied but has no migration file to roll it back")
     stray = [e for e in status.interrupted if not (e.state is State.REVERTING and e.version in versions)]
-    if stray and not allow_interrupted:
+    if stray and not options.allow_interrupted:
         raise InterruptedRunRefused(stray)
-    if not allow_edited:
+    if not options.allow_edited:
         refuse_drift(status, set(versions))
     return [parse_step(files[v], Direction.DOWN, env) for v in versions]

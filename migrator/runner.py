@@ -31,6 +31,7 @@ from migrator.events import (
 from migrator.history import Recording, RunRecorder
 from migrator.ledger import Ledger, checksums
 from migrator.lock import migration_lock
+from migrator.options import Options
 from migrator.parser import Direction
 from migrator.planning import Step
 from migrator.refusals import DownRefused
@@ -52,7 +53,8 @@ class _Run:
 
 class Runner:
     """Commands against one session. ``migrations`` is the files, or their directory: then
-    they are listed only when needed, so a sealed no-op ``up`` never lists them."""
+    they are listed only when needed, so a sealed no-op ``up`` never lists them. Writing
+    commands wait up to ``lock_wait`` seconds for goose's advisory lock."""
 
     def __init__(
         self,
@@ -60,22 +62,23 @@ class Runner:
         migrations: list[Migration] | Path,
         table: TableName,
         *,
-        env: Mapping[str, str] | None = None,
-        on_event: Callable[[Event], None] | None = None,
+        options: Options | None = None,
         safety: Safety | None = None,
+        env: Mapping[str, str] | None = None,
         recorder: RunRecorder | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ):
         self.conn = conn
         self.store = Store(conn, table)
         self.ledger = Ledger(conn, table)
         self.directory = migrations if isinstance(migrations, Path) else None
         self._given = None if isinstance(migrations, Path) else migrations
+        self.options = options or Options()
         self.env = env
-        self.notify = on_event or (lambda _: None)
-        self.safety = safety or Safety()
         self.recorder = recorder
+        self.notify = on_event or (lambda _: None)
         self._seal = Seal(conn, self.store, self.ledger, self.directory)
-        self._applier = Applier(conn, self.store, self.ledger, self.safety, self.notify)
+        self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify)
 
     @cached_property
     def migrations(self) -> list[Migration]:
@@ -94,86 +97,27 @@ class Runner:
             self.store, self.ledger, self.migrations, tolerate_unreadable_ledger=tolerate_unreadable_ledger
         )
 
-    def refuse_drift(self, status: Status, versions: set[int] | None = None) -> None:
-        planning.refuse_drift(status, versions)
-
-    def plan_up(
-        self,
-        *,
-        target: int | None = None,
-        by_one: bool = False,
-        allow_missing: bool = False,
-        allow_edited: bool = False,
-        status: Status | None = None,
-    ) -> list[Step]:
+    def plan_up(self, *, target: int | None = None, by_one: bool = False, status: Status | None = None) -> list[Step]:
         """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
-        return planning.plan_up(
-            status or self.status(),
-            target=target,
-            by_one=by_one,
-            allow_missing=allow_missing,
-            allow_edited=allow_edited,
-            env=self.env,
-        )
+        return planning.plan_up(status or self.status(), self.options, target=target, by_one=by_one, env=self.env)
 
-    def plan_down(
-        self,
-        *,
-        target: int | None = None,
-        reset: bool = False,
-        allow_edited: bool = False,
-        allow_interrupted: bool = False,
-        status: Status | None = None,
-    ) -> list[Step]:
+    def plan_down(self, *, target: int | None = None, reset: bool = False, status: Status | None = None) -> list[Step]:
         """The files ``down`` would roll back, in goose's order (see planning.plan_down)."""
-        return planning.plan_down(
-            status or self.status(),
-            target=target,
-            reset=reset,
-            allow_edited=allow_edited,
-            allow_interrupted=allow_interrupted,
-            env=self.env,
-        )
+        return planning.plan_down(status or self.status(), self.options, target=target, reset=reset, env=self.env)
 
     # -- writing ---------------------------------------------------------------------
 
-    def up(
-        self,
-        *,
-        target: int | None = None,
-        by_one: bool = False,
-        allow_missing: bool = False,
-        allow_edited: bool = False,
-        accept_edited: bool = False,
-        lock_timeout: float,
-    ) -> RunResult:
-        with self._locked(lock_timeout) as run:
-            return self._up(
-                run,
-                target,
-                by_one=by_one,
-                allow_missing=allow_missing,
-                allow_edited=allow_edited,
-                accept_edited=accept_edited,
-            )
+    def up(self, *, target: int | None = None, by_one: bool = False, lock_wait: float) -> RunResult:
+        """Apply pending files: all, up to ``target``, or ``by_one`` the next one."""
+        with self._locked(lock_wait) as run:
+            return self._up(run, target, by_one=by_one)
 
-    def _up(
-        self,
-        run: _Run,
-        target: int | None,
-        *,
-        by_one: bool,
-        allow_missing: bool,
-        allow_edited: bool,
-        accept_edited: bool,
-    ) -> RunResult:
+    def _up(self, run: _Run, target: int | None, *, by_one: bool = False) -> RunResult:
         sealed = self._seal.sealed_current()
         if sealed is not None:
             return RunResult(sealed)
-        status = self._status_for_writing(run, accept_edited)
-        steps = self.plan_up(
-            target=target, by_one=by_one, allow_missing=allow_missing, allow_edited=allow_edited, status=status
-        )
+        status = self._status_for_writing(run)
+        steps = self.plan_up(target=target, by_one=by_one, status=status)
         rerun = {step.migration.version for step in steps}
         for entry in status.interrupted:
             self.notify(InterruptedRunFound(entry, entry.version in rerun))
@@ -181,17 +125,7 @@ class Runner:
         self._seal.reseal(self.status)
         return result
 
-    def migrate_to(
-        self,
-        target: int | None,
-        *,
-        allow_down: bool = False,
-        allow_missing: bool = False,
-        allow_edited: bool = False,
-        accept_edited: bool = False,
-        allow_interrupted: bool = False,
-        lock_timeout: float,
-    ) -> RunResult:
+    def migrate_to(self, target: int | None, *, lock_wait: float) -> RunResult:
         """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
         database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
         if target is not None and target != 0 and target not in {m.version for m in self.migrations}:
@@ -199,76 +133,37 @@ class Runner:
                 f"migrate-to: no migration file has version {target}: it is not one of this directory's"
                 " (or this image's) versions"
             )
-        with self._locked(lock_timeout) as run:
+        with self._locked(lock_wait) as run:
             if target is None:
-                return self._up(
-                    run,
-                    None,
-                    by_one=False,
-                    allow_missing=allow_missing,
-                    allow_edited=allow_edited,
-                    accept_edited=accept_edited,
-                )
+                return self._up(run, None)
             # The versions alone: a full status would also hash every applied file.
             highest = max(self.store.applied(), default=0)
             if target > highest:
-                return self._up(
-                    run,
-                    target,
-                    by_one=False,
-                    allow_missing=allow_missing,
-                    allow_edited=allow_edited,
-                    accept_edited=accept_edited,
-                )
+                return self._up(run, target)
             if target == highest:
                 return RunResult(self._current_version(), already_at=target)
-            status = self._status_for_writing(run, accept_edited)
-            steps = self.plan_down(
-                target=target, allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status
-            )
-            if not allow_down:
+            steps = self.plan_down(target=target, status=self._status_for_writing(run))
+            if not self.options.allow_down:
                 raise DownRefused(target, [step.migration for step in steps])
             return self._execute(run, steps)
 
-    def down(
-        self,
-        *,
-        target: int | None = None,
-        reset: bool = False,
-        allow_edited: bool = False,
-        accept_edited: bool = False,
-        allow_interrupted: bool = False,
-        lock_timeout: float,
-    ) -> RunResult:
-        with self._locked(lock_timeout) as run:
-            status = self._status_for_writing(run, accept_edited)
-            steps = self.plan_down(
-                target=target,
-                reset=reset,
-                allow_edited=allow_edited,
-                allow_interrupted=allow_interrupted,
-                status=status,
-            )
+    def down(self, *, target: int | None = None, reset: bool = False, lock_wait: float) -> RunResult:
+        """Roll back the most recently applied file, down to ``target``, or every one (``reset``)."""
+        with self._locked(lock_wait) as run:
+            steps = self.plan_down(target=target, reset=reset, status=self._status_for_writing(run))
             return self._execute(run, steps)
 
-    def redo(
-        self,
-        *,
-        allow_edited: bool = False,
-        accept_edited: bool = False,
-        allow_interrupted: bool = False,
-        lock_timeout: float,
-    ) -> RunResult:
-        with self._locked(lock_timeout) as run:
-            status = self._status_for_writing(run, accept_edited)
-            down = self.plan_down(allow_edited=allow_edited, allow_interrupted=allow_interrupted, status=status)
+    def redo(self, *, lock_wait: float) -> RunResult:
+        """Roll back the most recently applied file and apply it again."""
+        with self._locked(lock_wait) as run:
+            down = self.plan_down(status=self._status_for_writing(run))
             up = [planning.parse_step(step.migration, Direction.UP, self.env) for step in down]
             return self._execute(run, down + up)
 
     @contextmanager
-    def _locked(self, lock_timeout: float) -> Iterator[_Run]:
+    def _locked(self, lock_wait: float) -> Iterator[_Run]:
         """goose's lock around a writing command, and the run's record inside it."""
-        with migration_lock(self.conn, lock_timeout):
+        with migration_lock(self.conn, lock_wait):
             if self.recorder is None:
                 yield _Run(None)
                 return
@@ -278,10 +173,10 @@ class Runner:
                 run.recording = recording
                 yield run
 
-    def _status_for_writing(self, run: _Run, accept_edited: bool) -> Status:
+    def _status_for_writing(self, run: _Run) -> Status:
         """The status a writing command plans from, after accepting edits when asked to."""
         status = self.status()
-        if accept_edited and status.edited:
+        if self.options.accept_edited and status.edited:
             self.ledger.record_applied(status.edited, checksums(self.migrations, {m.version for m in status.edited}))
             for migration in status.edited:
                 self.notify(EditAccepted(migration))

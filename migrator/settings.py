@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migrator.options import Options
 from migrator.safety import Safety
 from migrator.store import TableName
 
@@ -22,11 +23,7 @@ class Settings:
     as_json: bool = False
     lock_wait: float = 15 * 60.0
     safety: Safety = field(default_factory=Safety)
-    allow_missing: bool = False
-    allow_edited: bool = False
-    accept_edited: bool = False
-    allow_interrupted: bool = False
-    allow_down: bool = False
+    options: Options = field(default_factory=Options)
     down: bool = False
     sequential: bool = False
     lint_all: bool = False

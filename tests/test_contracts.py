@@ -63,7 +63,7 @@ def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: Migra
     with connect(dsn) as conn:
         runner = Runner(conn, migrations.path, TableName.parse("_migrations"))
         with pytest.raises(MigrationFailed):
-            runner.up(lock_timeout=5)
+            runner.up(lock_wait=5)
         held = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         ).fetchone()
@@ -86,7 +86,7 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> N
                 safety=safety,
             )
             with pytest.raises(MigrationFailed, match="4 time"):
-                runner.up(lock_timeout=5)
+                runner.up(lock_wait=5)
         blocker.rollback()
     waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
     assert waits == ["0.05s", "0.1s", "0.2s"]

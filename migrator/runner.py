@@ -30,7 +30,7 @@ from migrator.events import (
 )
 from migrator.history import Recording, RunRecorder
 from migrator.ledger import Ledger, checksums
-from migrator.lock import migration_lock
+from migrator.lock import AdvisoryLocker, SessionLocker
 from migrator.options import Options
 from migrator.parser import Direction
 from migrator.planning import Step
@@ -54,7 +54,8 @@ class _Run:
 class Runner:
     """Commands against one session. ``migrations`` is the files, or their directory: then
     they are listed only when needed, so a sealed no-op ``up`` never lists them. Writing
-    commands wait up to ``lock_wait`` seconds for goose's advisory lock."""
+    commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock
+    unless ``locker`` says otherwise)."""
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class Runner:
         *,
         options: Options | None = None,
         safety: Safety | None = None,
+        locker: SessionLocker | None = None,
         env: Mapping[str, str] | None = None,
         recorder: RunRecorder | None = None,
         on_event: Callable[[Event], None] | None = None,
@@ -74,6 +76,7 @@ class Runner:
         self.directory = migrations if isinstance(migrations, Path) else None
         self._given = None if isinstance(migrations, Path) else migrations
         self.options = options or Options()
+        self.locker = locker or AdvisoryLocker()
         self.env = env
         self.recorder = recorder
         self.notify = on_event or (lambda _: None)
@@ -162,8 +165,9 @@ class Runner:
 
     @contextmanager
     def _locked(self, lock_wait: float) -> Iterator[_Run]:
-        """goose's lock around a writing command, and the run's record inside it."""
-        with migration_lock(self.conn, lock_wait):
+        """The locker's lock around a writing command, and the run's record inside it."""
+        self.locker.lock(self.conn, lock_wait)
+        try:
             if self.recorder is None:
                 yield _Run(None)
                 return
@@ -172,6 +176,8 @@ class Runner:
             with self.recorder.around(self.conn, applied) as recording:
                 run.recording = recording
                 yield run
+        finally:
+            self.locker.unlock(self.conn)
 
     def _status_for_writing(self, run: _Run) -> Status:
         """The status a writing command plans from, after accepting edits when asked to."""

@@ -27,7 +27,7 @@ from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, M
 from migrator.operator_text import error_message
 from migrator.options import Options
 from migrator.safety import Safety
-from migrator.settings import DEFAULT_LOCK_WAIT, Settings
+from migrator.settings import DEFAULT_LOCK_WAIT, Settings, read_manifest
 from migrator.store import DEFAULT_TABLE, TableName
 
 PROG = "python -m migrator"
@@ -271,6 +271,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             allow_down=getattr(ns, "allow_down", False),
         ),
         down=getattr(ns, "down", False),
+        manifest=read_manifest(environ),
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),
     )

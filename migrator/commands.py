@@ -55,6 +55,7 @@ def _runner(conn: psycopg.Connection, settings: Settings, *, record: bool = Fals
         settings.directory,
         settings.table,
         options=settings.options,
+        manifest=settings.manifest,
         safety=settings.safety,
         recorder=recorder,
         on_event=_print_event,
@@ -211,7 +212,7 @@ def validate(settings: Settings) -> None:
     parse_problems = len(problems)
     if settings.dsn:
         with connect(settings.dsn, read_only=True) as conn:
-            runner = Runner(conn, migrations, settings.table)
+            runner = Runner(conn, migrations, settings.table, manifest=settings.manifest)
             try:
                 refuse_drift(_read_status(runner))
             except InputError as exc:

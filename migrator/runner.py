@@ -55,7 +55,9 @@ class Runner:
     """Commands against one session. ``migrations`` is the files, or their directory: then
     they are listed only when needed, so a sealed no-op ``up`` never lists them. Writing
     commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock
-    unless ``locker`` says otherwise)."""
+    unless ``locker`` says otherwise). ``manifest`` is a sha256sum listing of the files,
+    as the image carries: when it lists exactly them, checksums come from it and a no-op
+    ``up`` can be proved from a seal without listing a file."""
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class Runner:
         options: Options | None = None,
         safety: Safety | None = None,
         locker: SessionLocker | None = None,
+        manifest: str | None = None,
         env: Mapping[str, str] | None = None,
         recorder: RunRecorder | None = None,
         on_event: Callable[[Event], None] | None = None,
@@ -77,10 +80,11 @@ class Runner:
         self._given = None if isinstance(migrations, Path) else migrations
         self.options = options or Options()
         self.locker = locker or AdvisoryLocker()
+        self.manifest = manifest
         self.env = env
         self.recorder = recorder
         self.notify = on_event or (lambda _: None)
-        self._seal = Seal(conn, self.store, self.ledger, self.directory)
+        self._seal = Seal(conn, self.store, self.ledger, self.directory, manifest)
         self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify)
 
     @cached_property
@@ -97,7 +101,11 @@ class Runner:
         ``tolerate_unreadable_ledger``: without privileges on the ledger, checksums are then
         not compared and the status says why."""
         return read_status(
-            self.store, self.ledger, self.migrations, tolerate_unreadable_ledger=tolerate_unreadable_ledger
+            self.store,
+            self.ledger,
+            self.migrations,
+            self.manifest,
+            tolerate_unreadable_ledger=tolerate_unreadable_ledger,
         )
 
     def plan_up(self, *, target: int | None = None, by_one: bool = False, status: Status | None = None) -> list[Step]:
@@ -183,12 +191,17 @@ class Runner:
         """The status a writing command plans from, after accepting edits when asked to."""
         status = self.status()
         if self.options.accept_edited and status.edited:
-            self.ledger.record_applied(status.edited, checksums(self.migrations, {m.version for m in status.edited}))
+            self._record_checksums(status.edited)
             for migration in status.edited:
                 self.notify(EditAccepted(migration))
             run.accepted = status.edited
             status = self.status()
         return status
+
+    def _record_checksums(self, migrations: list[Migration]) -> None:
+        """Record the files' current checksums as the ones they were applied with."""
+        found = checksums(self.migrations, {m.version for m in migrations}, self.manifest)
+        self.ledger.record_applied(migrations, found)
 
     def _execute(self, run: _Run, steps: list[Step], adopt: list[Migration] | None = None) -> RunResult:
         """Run planned steps; every file was parsed by the planner before this point."""
@@ -198,7 +211,7 @@ class Runner:
         self.ledger.ensure()
         adopted = adopt or []
         if adopted:
-            self.ledger.record_applied(adopted, checksums(self.migrations, {m.version for m in adopted}))
+            self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
         for step in steps:
             started = time.perf_counter()

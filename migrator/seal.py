@@ -16,25 +16,28 @@ from pathlib import Path
 
 import psycopg
 
-from migrator.ledger import Ledger, manifest_names, manifest_text
+from migrator.ledger import Ledger, manifest_names
 from migrator.status import Status
 from migrator.store import Store
 
 
 class Seal:
-    """The seal of one session's goose table over ``directory`` (None: files given one by
-    one, which no manifest describes, so nothing is ever sealed)."""
+    """The seal of one session's goose table over ``directory`` and its checksum
+    ``manifest``; without either (files given one by one, no manifest) nothing is sealed."""
 
-    def __init__(self, conn: psycopg.Connection, store: Store, ledger: Ledger, directory: Path | None):
+    def __init__(
+        self, conn: psycopg.Connection, store: Store, ledger: Ledger, directory: Path | None, manifest: str | None
+    ):
         self.conn = conn
         self.store = store
         self.ledger = ledger
         self.directory = directory
+        self.manifest = manifest
 
     def _state_digest(self) -> tuple[str, int] | None:
         """Digest of everything a no-op ``up`` depends on, and the current version; None
         unless the image's checksum manifest lists exactly the directory's files."""
-        text = manifest_text()
+        text = self.manifest
         if text is None or self.directory is None or sorted(os.listdir(self.directory)) != manifest_names(text):
             return None
         rows, highest = self.store.digest()

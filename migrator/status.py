@@ -44,11 +44,16 @@ class Status:
 
 
 def read_status(
-    store: Store, ledger: Ledger, migrations: list[Migration], *, tolerate_unreadable_ledger: bool = False
+    store: Store,
+    ledger: Ledger,
+    migrations: list[Migration],
+    manifest: str | None,
+    *,
+    tolerate_unreadable_ledger: bool = False,
 ) -> Status:
-    """The files against the database. A read-only command may pass
-    ``tolerate_unreadable_ledger``: without privileges on the ledger, checksums are then
-    not compared and the status says why."""
+    """The files against the database; their checksums come from ``manifest`` when it lists
+    exactly them. A read-only command may pass ``tolerate_unreadable_ledger``: without
+    privileges on the ledger, checksums are then not compared and the status says why."""
     times = store.applied()
     try:
         entries, unreadable = ledger.entries(), None
@@ -58,7 +63,7 @@ def read_status(
         entries, unreadable = {}, f"{exc}: edited files and interrupted runs are not detected"
     by_version = {m.version: m for m in migrations}
     recorded = {v for v in times if v in entries and entries[v].state is State.APPLIED}
-    on_disk = checksums(migrations, recorded)
+    on_disk = checksums(migrations, recorded, manifest)
     return Status(
         current=next(reversed(times), 0),
         migrations=[MigrationState(m, m.version in times, times.get(m.version)) for m in migrations],

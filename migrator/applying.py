@@ -1,4 +1,4 @@
-"""Applying one planned step, and the facts of where it stopped when it fails.
+"""Applying planned steps, and the facts of where one stopped when it fails.
 
 A file runs with its version row in one transaction under ``SET LOCAL`` timeouts; one
 that PostgreSQL's ``lock_timeout`` stopped is rolled back and retried with doubling
@@ -17,7 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
-from migrator.events import Event, LockRetry
+from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
 from migrator.ledger import Ledger, State
 from migrator.parser import Direction
 from migrator.pg_reasons import blocked_relation, pg_reason
@@ -65,11 +65,24 @@ class Applier:
         self.safety = safety
         self.notify = notify
 
-    def apply(self, step: Step) -> None:
-        if step.parsed.use_tx:
-            self._apply_in_transaction(step)
-        else:
-            self._apply_without_transaction(step)
+    def apply_all(self, steps: list[Step], results: list[MigrationResult]) -> None:
+        """Apply the steps in order, adding each finished one to ``results`` as it finishes."""
+        for step in steps:
+            started = time.perf_counter()
+            if step.parsed.use_tx:
+                self._apply_in_transaction(step)
+            else:
+                self._apply_without_transaction(step)
+            migration = step.migration
+            result = MigrationResult(
+                migration.version,
+                migration.filename,
+                step.direction,
+                time.perf_counter() - started,
+                not step.parsed.statements,
+            )
+            results.append(result)
+            self.notify(MigrationFinished(result))
 
     def _tracking(self, step: Step) -> sql.Composed:
         """The version row and the ledger entry of a finished step, as one statement list."""

@@ -54,6 +54,15 @@ def refuse_drift(status: Status, versions: set[int] | None = None) -> None:
         raise DriftRefused(edited, vanished)
 
 
+def refuse_unknown_target(target: int | None, migrations: list[Migration]) -> None:
+    """InputError unless ``target`` is 0, None (the newest file) or the version of a file."""
+    if target is not None and target != 0 and target not in {m.version for m in migrations}:
+        raise InputError(
+            f"migrate-to: no migration file has version {target}: it is not one of this directory's"
+            " (or this image's) versions"
+        )
+
+
 def plan_up(
     status: Status,
     options: Options,

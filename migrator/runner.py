@@ -7,7 +7,6 @@ Writing commands hold goose's advisory lock, read the applied versions under it,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,13 +17,11 @@ import psycopg
 
 from migrator import planning
 from migrator.applying import Applier
-from migrator.errors import InputError
 from migrator.events import (
     ChecksumsAdopted,
     EditAccepted,
     Event,
     InterruptedRunFound,
-    MigrationFinished,
     MigrationResult,
     RunResult,
 )
@@ -139,11 +136,7 @@ class Runner:
     def migrate_to(self, target: int | None, *, lock_wait: float) -> RunResult:
         """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
         database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
-        if target is not None and target != 0 and target not in {m.version for m in self.migrations}:
-            raise InputError(
-                f"migrate-to: no migration file has version {target}: it is not one of this directory's"
-                " (or this image's) versions"
-            )
+        planning.refuse_unknown_target(target, self.migrations)
         with self._locked(lock_wait) as run:
             if target is None:
                 return self._up(run, None)
@@ -213,16 +206,7 @@ class Runner:
         if adopted:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
-        for step in steps:
-            started = time.perf_counter()
-            self._applier.apply(step)
-            seconds = time.perf_counter() - started
-            migration = step.migration
-            result = MigrationResult(
-                migration.version, migration.filename, step.direction, seconds, not step.parsed.statements
-            )
-            run.results.append(result)
-            self.notify(MigrationFinished(result))
+        self._applier.apply_all(steps, run.results)
         return RunResult(self._current_version(), run.results, run.accepted, adopted)
 
     def _current_version(self) -> int:

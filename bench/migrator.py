@@ -25,8 +25,8 @@ from pathlib import Path
 import psycopg
 
 from bench.report import Section, run_sections
+from migrator.api import Migrator
 from migrator.content import content_hash, image_files
-from migrator.runner import Runner
 from migrator.settings import MANIFEST_ENV, read_manifest
 from migrator.source import collect
 from migrator.store import TableName
@@ -157,7 +157,7 @@ def in_process_noop(dsn: str, corpus: Path, env: dict[str, str]) -> float:
     """Reading the manifest, discovery, lock, reads and checks of one ``up`` on an open connection."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         started = time.perf_counter()
-        Runner(conn, corpus, TableName.parse("_migrations"), manifest=read_manifest(env)).up(lock_wait=60)
+        Migrator(conn, corpus, TableName.parse("_migrations"), manifest=read_manifest(env)).up(lock_wait=60)
         return time.perf_counter() - started
 
 

@@ -279,7 +279,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
 
 class _Terminated:
     """SIGTERM (Nomad stopping the task) is handled as Ctrl-C is: psycopg cancels the running
-    statement, the runner says what was left, and the exit code tells which signal came."""
+    statement, the migrator says what was left, and the exit code tells which signal came."""
 
     received = False
 

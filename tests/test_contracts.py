@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
+from migrator.api import Migrator
 from migrator.dsn import connect
 from migrator.errors import MigrationFailed
 from migrator.events import LockRetry
 from migrator.operator_text import event_line
-from migrator.runner import Runner
 from migrator.safety import Safety
 from migrator.store import TableName
 from tests.conftest import MigrationDir, query, run_migrator, tables, versions
@@ -61,9 +61,9 @@ def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -
 def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
     with connect(dsn) as conn:
-        runner = Runner(conn, migrations.path, TableName.parse("_migrations"))
+        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
         with pytest.raises(MigrationFailed):
-            runner.up(lock_wait=5)
+            migrator.up(lock_wait=5)
         held = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         ).fetchone()
@@ -78,7 +78,7 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> N
         blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
         with connect(dsn) as conn:
             safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
-            runner = Runner(
+            migrator = Migrator(
                 conn,
                 migrations.path,
                 TableName.parse("_migrations"),
@@ -86,7 +86,7 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> N
                 safety=safety,
             )
             with pytest.raises(MigrationFailed, match="4 time"):
-                runner.up(lock_wait=5)
+                migrator.up(lock_wait=5)
         blocker.rollback()
     waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
     assert waits == ["0.05s", "0.1s", "0.2s"]

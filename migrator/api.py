@@ -1,8 +1,10 @@
-"""The migrator's commands against one database session, in goose's Provider's shape.
+"""The library's entry point: ``Migrator``, the commands against one database session.
 
-Writing commands hold goose's advisory lock, read the applied versions under it, plan
-(planning.py, which refuses drift before anything changes), apply each step
-(applying.py) and reseal the no-op shortcut (seal.py). Reading commands take no lock.
+Shaped like goose's Provider. Writing commands take the locker's lock, read the applied
+versions under it, plan (planning.py, which refuses drift before anything changes),
+apply each step (applying.py) and reseal the no-op shortcut (seal.py), then return a
+RunResult; progress goes to ``on_event``. Reading commands take no lock. Nothing here
+prints or reads the environment: the command line (commands.py) does both.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class _Run:
     accepted: list[Migration] = field(default_factory=list)
 
 
-class Runner:
+class Migrator:
     """Commands against one session. ``migrations`` is the files, or their directory: then
     they are listed only when needed, so a sealed no-op ``up`` never lists them. Writing
     commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock

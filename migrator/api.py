@@ -169,12 +169,12 @@ class Migrator:
     @contextmanager
     def _locked(self, lock_wait: float) -> Iterator[_Run]:
         """The locker's lock around a writing command, and the run's record inside it."""
+        run = _Run(None)
         self.locker.lock(self.conn, lock_wait)
         try:
             if self.recorder is None:
-                yield _Run(None)
+                yield run
                 return
-            run = _Run(None)
             applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
             with self.recorder.around(self.conn, applied) as recording:
                 run.recording = recording

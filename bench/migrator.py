@@ -26,8 +26,8 @@ import psycopg
 
 from bench.report import Section, run_sections
 from infra.image_content import content_hash, image_files
-from migrator.ledger import MANIFEST_ENV
-from migrator.runner import Runner
+from migrator.api import Migrator
+from migrator.settings import MANIFEST_ENV, read_manifest
 from migrator.source import collect
 from migrator.store import TableName
 from tests.pgserver import fresh_database
@@ -154,18 +154,11 @@ def bench_noop(admin_dsn: str, scratch: Path, runs: int = 7) -> list[list[str]]:
 
 
 def in_process_noop(dsn: str, corpus: Path, env: dict[str, str]) -> float:
-    """Discovery, lock, reads and checks of one ``up`` on an open connection."""
-    saved = {k: os.environ.get(k) for k in (MANIFEST_ENV,)}
-    os.environ.pop(MANIFEST_ENV, None)
-    os.environ.update(env)
-    try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            started = time.perf_counter()
-            Runner(conn, corpus, TableName.parse("_migrations"), out=lambda _: None).up(lock_timeout=60)
-            return time.perf_counter() - started
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    """Reading the manifest, discovery, lock, reads and checks of one ``up`` on an open connection."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        started = time.perf_counter()
+        Migrator(conn, corpus, TableName.parse("_migrations"), manifest=read_manifest(env)).up(lock_wait=60)
+        return time.perf_counter() - started
 
 
 def bench_hash(scratch: Path, runs: int = 5) -> list[list[str]]:

@@ -18,12 +18,14 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from infra.verdict import describe, last_run, summary, wait_for_verdict
+from migrator.api import Migrator
 from migrator.dsn import connect, redact
 from migrator.errors import MigratorError
 from migrator.history import Run
 from migrator.lint import find_config, lint, squawk_binary
+from migrator.operator_text import error_message
 from migrator.parser import Direction, parse_file
-from migrator.runner import Runner
+from migrator.planning import refuse_drift
 from migrator.source import Migration, collect
 from migrator.store import DEFAULT_TABLE, Store, TableName
 
@@ -64,12 +66,11 @@ def read_database(database_url: str, migrations: list[Migration], table: str = D
     refusal = None
     try:
         with connect(database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as conn:
-            runner = Runner(conn, migrations, TableName.parse(table))
-            status = runner.status()
+            status = Migrator(conn, migrations, TableName.parse(table)).status()
             try:
-                runner.refuse_drift(status)
+                refuse_drift(status)
             except MigratorError as exc:
-                refusal = str(exc)
+                refusal = error_message(exc)
     except Exception as exc:
         return Reading([], [], _unreadable(exc, database_url))
     applied = sorted(s.migration.version for s in status.migrations if s.applied) + status.unknown_applied

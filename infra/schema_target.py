@@ -15,10 +15,12 @@ import psycopg
 import pulumi
 
 from infra.migration_status import READ_TIMEOUT_SECONDS
+from migrator.api import Migrator
 from migrator.dsn import connect
 from migrator.errors import MigratorError
 from migrator.lint import find_config, lint, squawk_binary
-from migrator.runner import Runner, Step
+from migrator.operator_text import error_message
+from migrator.planning import Step
 from migrator.source import Migration
 from migrator.store import DEFAULT_TABLE, TableName
 
@@ -39,11 +41,11 @@ def check_known(migrate_to: int | None, migrations: list[Migration]) -> None:
 def rollback_steps(conn: psycopg.Connection, migrations: list[Migration], migrate_to: int) -> list[Step] | None:
     """The Down steps reaching ``migrate_to``, in goose's order; None when the database is
     not above it. Raises MigratorError as the migrator would (edited file, missing file)."""
-    runner = Runner(conn, migrations, TableName.parse(DEFAULT_TABLE))
-    status = runner.status(tolerate_unreadable_ledger=True)
+    migrator = Migrator(conn, migrations, TableName.parse(DEFAULT_TABLE))
+    status = migrator.status(tolerate_unreadable_ledger=True)
     if status.highest <= migrate_to:
         return None
-    return runner.plan_down(target=migrate_to, status=status)
+    return migrator.plan_down(target=migrate_to, status=status)
 
 
 def announce_rollback(steps: list[Step], migrate_to: int, allow_down: bool, directory: Path) -> None:
@@ -93,7 +95,9 @@ def check_schema_target(
             try:
                 steps = rollback_steps(conn, migrations, target)
             except MigratorError as exc:
-                raise SchemaTargetError(f"migrateTo {target}: the migrator would refuse to roll back: {exc}") from None
+                raise SchemaTargetError(
+                    f"migrateTo {target}: the migrator would refuse to roll back: {error_message(exc)}"
+                ) from None
         if steps is not None:
             announce_rollback(steps, target, allow_down, root / "migrations")
 

@@ -24,8 +24,10 @@ from migrator import __version__, commands
 from migrator.dsn import redact
 from migrator.durations import parse_duration
 from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, MigratorError
-from migrator.runner import Safety
-from migrator.settings import DEFAULT_LOCK_WAIT, Settings
+from migrator.operator_text import error_message
+from migrator.options import Options
+from migrator.safety import Safety
+from migrator.settings import DEFAULT_LOCK_WAIT, Settings, read_manifest
 from migrator.store import DEFAULT_TABLE, TableName
 
 PROG = "python -m migrator"
@@ -66,7 +68,11 @@ OPTIONS: dict[str, _Option] = {
     ),
     "lock-timeout": (
         ("--lock-timeout",),
-        {"metavar": "DURATION", "help": f"wait for goose's advisory lock (default {DEFAULT_LOCK_WAIT})"},
+        {
+            "dest": "lock_wait",
+            "metavar": "DURATION",
+            "help": f"wait for goose's advisory lock (default {DEFAULT_LOCK_WAIT})",
+        },
     ),
     "db-lock-timeout": (
         ("--db-lock-timeout",),
@@ -255,14 +261,17 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         table=TableName.parse(ns.table or environ.get("GOOSE_TABLE") or DEFAULT_TABLE),
         dsn=ns.dsn or environ.get("POSTGRES_CONNECTION_STRING") or environ.get("GOOSE_DBSTRING") or "",
         as_json=getattr(ns, "json", False),
-        lock_wait=_duration("--lock-timeout", getattr(ns, "lock_timeout", None) or DEFAULT_LOCK_WAIT, 0),
+        lock_wait=_duration("--lock-timeout", getattr(ns, "lock_wait", None) or DEFAULT_LOCK_WAIT, 0),
         safety=_safety(ns, environ) if applies else Safety(),
-        allow_missing=getattr(ns, "allow_missing", False),
-        allow_edited=getattr(ns, "allow_edited", False),
-        accept_edited=getattr(ns, "accept_edited", False),
-        allow_interrupted=getattr(ns, "allow_interrupted", False),
-        allow_down=getattr(ns, "allow_down", False),
+        options=Options(
+            allow_missing=getattr(ns, "allow_missing", False),
+            allow_edited=getattr(ns, "allow_edited", False),
+            accept_edited=getattr(ns, "accept_edited", False),
+            allow_interrupted=getattr(ns, "allow_interrupted", False),
+            allow_down=getattr(ns, "allow_down", False),
+        ),
         down=getattr(ns, "down", False),
+        manifest=read_manifest(environ),
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),
     )
@@ -270,7 +279,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
 
 class _Terminated:
     """SIGTERM (Nomad stopping the task) is handled as Ctrl-C is: psycopg cancels the running
-    statement, the runner says what was left, and the exit code tells which signal came."""
+    statement, the migrator says what was left, and the exit code tells which signal came."""
 
     received = False
 
@@ -298,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 128 + signal.SIGTERM if terminated.received else exc.exit_code
         return _report(redact(str(exc), dsn), code, as_json)
     except MigratorError as exc:
-        return _report(redact(str(exc), dsn), exc.exit_code, as_json)
+        return _report(redact(error_message(exc), dsn), exc.exit_code, as_json)
     except psycopg.Error as exc:
         return _report("database: " + " ".join(redact(str(exc), dsn).split()), EXIT_FAILED, as_json)
     except KeyboardInterrupt:

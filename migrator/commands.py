@@ -11,14 +11,19 @@ from pathlib import Path
 import psycopg
 
 from migrator import authoring
+from migrator.api import Migrator
 from migrator.dsn import connect, redact
 from migrator.errors import InputError, LintFindings, ParseError
+from migrator.events import Event, RunResult
 from migrator.history import History, RunRecorder
+from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
+from migrator.operator_text import error_message, event_line, result_line
 from migrator.parser import Direction, ParsedMigration, parse_file
-from migrator.runner import Runner, Status, Step, interruption_advice
+from migrator.planning import Step, refuse_drift
 from migrator.settings import Settings
 from migrator.source import Migration, collect, missing_directory
+from migrator.status import Status
 
 
 def emit_json(document: object) -> None:
@@ -37,15 +42,32 @@ def version_argument(settings: Settings) -> int:
     return int(text)
 
 
-def _runner(conn: psycopg.Connection, settings: Settings, *, record: bool = False) -> Runner:
-    """A runner for the command; ``record`` makes it record its run in the run history."""
+def _migrator(conn: psycopg.Connection, settings: Settings, *, record: bool = False) -> Migrator:
+    """The migrator for the command; ``record`` makes it record its run in the run history."""
     recorder = None
     if record:
         command = " ".join(filter(None, (settings.command, settings.argument)))
         recorder = RunRecorder(
             settings.table, command, lambda: connect(settings.dsn), lambda text: redact(text, settings.dsn)
         )
-    return Runner(conn, settings.directory, settings.table, safety=settings.safety, recorder=recorder)
+    return Migrator(
+        conn,
+        settings.directory,
+        settings.table,
+        options=settings.options,
+        manifest=settings.manifest,
+        safety=settings.safety,
+        recorder=recorder,
+        on_event=_print_event,
+    )
+
+
+def _print_event(event: Event) -> None:
+    print(event_line(event))
+
+
+def _print_result(result: RunResult) -> None:
+    print(result_line(result))
 
 
 def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
@@ -54,8 +76,8 @@ def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
     return connect(settings.dsn, read_only=not writes)
 
 
-def _read_status(runner: Runner) -> Status:
-    status = runner.status(tolerate_unreadable_ledger=True)
+def _read_status(migrator: Migrator) -> Status:
+    status = migrator.status(tolerate_unreadable_ledger=True)
     if status.ledger_unreadable:
         warn(status.ledger_unreadable)
     return status
@@ -67,51 +89,26 @@ def _read_status(runner: Runner) -> Status:
 def up(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "up-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).up(
-            target=target,
-            by_one=settings.command == "up-by-one",
-            allow_missing=settings.allow_missing,
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            lock_timeout=settings.lock_wait,
-        )
+        migrator = _migrator(conn, settings, record=True)
+        _print_result(migrator.up(target=target, by_one=settings.command == "up-by-one", lock_wait=settings.lock_wait))
 
 
 def down(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "down-to" else None
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).down(
-            target=target,
-            reset=settings.command == "reset",
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
+        migrator = _migrator(conn, settings, record=True)
+        _print_result(migrator.down(target=target, reset=settings.command == "reset", lock_wait=settings.lock_wait))
 
 
 def redo(settings: Settings) -> None:
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).redo(
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
+        _print_result(_migrator(conn, settings, record=True).redo(lock_wait=settings.lock_wait))
 
 
 def migrate_to(settings: Settings) -> None:
     target = None if settings.argument == "latest" else version_argument(settings)
     with _database(settings, writes=True) as conn:
-        _runner(conn, settings, record=True).migrate_to(
-            target,
-            allow_down=settings.allow_down,
-            allow_missing=settings.allow_missing,
-            allow_edited=settings.allow_edited,
-            accept_edited=settings.accept_edited,
-            allow_interrupted=settings.allow_interrupted,
-            lock_timeout=settings.lock_wait,
-        )
+        _print_result(_migrator(conn, settings, record=True).migrate_to(target, lock_wait=settings.lock_wait))
 
 
 # -- reading commands ------------------------------------------------------------------
@@ -119,7 +116,7 @@ def migrate_to(settings: Settings) -> None:
 
 def status(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
-        found = _read_status(_runner(conn, settings))
+        found = _read_status(_migrator(conn, settings))
     if settings.as_json:
         emit_json(_status_document(found, settings))
     else:
@@ -128,7 +125,7 @@ def status(settings: Settings) -> None:
 
 def version(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
-        print(f"migrator: version {_read_status(_runner(conn, settings)).current}")
+        print(f"migrator: version {_read_status(_migrator(conn, settings)).current}")
 
 
 def history(settings: Settings) -> None:
@@ -151,10 +148,8 @@ def history(settings: Settings) -> None:
 
 def plan(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
-        runner = _runner(conn, settings)
-        steps = runner.plan_up(
-            allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
-        )
+        migrator = _migrator(conn, settings)
+        steps = migrator.plan_up(status=_read_status(migrator))
     _print_plan(steps, settings)
 
 
@@ -163,10 +158,8 @@ def lint_command(settings: Settings) -> None:
         files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory)]
     else:
         with _database(settings, writes=False) as conn:
-            runner = _runner(conn, settings)
-            steps = runner.plan_up(
-                allow_missing=settings.allow_missing, allow_edited=settings.allow_edited, status=_read_status(runner)
-            )
+            migrator = _migrator(conn, settings)
+            steps = migrator.plan_up(status=_read_status(migrator))
         files = [(s.migration, s.parsed) for s in steps]
     findings = lint(files, find_config(settings.directory))
     for finding in findings:
@@ -219,11 +212,11 @@ def validate(settings: Settings) -> None:
     parse_problems = len(problems)
     if settings.dsn:
         with connect(settings.dsn, read_only=True) as conn:
-            runner = Runner(conn, migrations, settings.table)
+            migrator = Migrator(conn, migrations, settings.table, manifest=settings.manifest)
             try:
-                runner.refuse_drift(_read_status(runner))
+                refuse_drift(_read_status(migrator))
             except InputError as exc:
-                problems.append(str(exc))
+                problems.append(error_message(exc))
     for problem in problems:
         print(f"migrator: {problem}", file=sys.stderr)
     if problems:

@@ -9,7 +9,6 @@ many of its statements ran, so a run that died part-way is visible afterwards.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -46,9 +45,6 @@ class Entry:
     statements_total: int
 
 
-# A sha256sum listing of the migrations directory, written when the image is built. Its
-# files cannot change after that, so a run inside the image need not read every file.
-MANIFEST_ENV = "MIGRATOR_CHECKSUMS"
 # Ledger row 0, like goose's row 0, stands for the whole: a digest of the state the last
 # complete run verified, so a no-op run can prove itself without reading every file.
 SEAL_VERSION = 0
@@ -59,23 +55,12 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def manifest_text() -> str | None:
-    location = os.environ.get(MANIFEST_ENV)
-    if not location:
-        return None
-    try:
-        return Path(location).read_text()
-    except OSError:
-        return None
-
-
 def manifest_names(text: str) -> list[str]:
     """File names of a sha256sum listing: each line is 64 hex digits, a space, a mode flag."""
     return [line[66:] for line in text.splitlines()]
 
 
-def _manifest(migrations: list[Migration]) -> dict[str, str] | None:
-    text = manifest_text()
+def _manifest(migrations: list[Migration], text: str | None) -> dict[str, str] | None:
     if text is None:
         return None
     listed = {name: line[:64] for line, name in zip(text.splitlines(), manifest_names(text), strict=True)}
@@ -83,10 +68,11 @@ def _manifest(migrations: list[Migration]) -> dict[str, str] | None:
     return listed if listed.keys() == {m.filename for m in migrations} else None
 
 
-def checksums(migrations: list[Migration], versions: set[int]) -> dict[int, str]:
-    """SHA-256 of the files of ``versions``, from the image's manifest when it is current."""
+def checksums(migrations: list[Migration], versions: set[int], manifest: str | None) -> dict[int, str]:
+    """SHA-256 of the files of ``versions``, from ``manifest`` (a sha256sum listing, as the
+    image carries) when it lists exactly ``migrations``, else read from the files."""
     wanted = [m for m in migrations if m.version in versions]
-    listed = _manifest(migrations) if wanted else None
+    listed = _manifest(migrations, manifest) if wanted else None
     if listed is not None:
         return {m.version: listed[m.filename] for m in wanted}
     return {m.version: file_sha256(m.path) for m in wanted}
@@ -164,6 +150,14 @@ class Ledger:
             self.table.identifier,
             *map(sql.Literal, (version, filename, sha256, state.value, total)),
             ledger=self.table.identifier,
+        )
+
+    def record_applied(self, migrations: list[Migration], sha256: dict[int, str]) -> None:
+        """Record these files as applied with these checksums, in one round trip."""
+        self.conn.execute(
+            sql.SQL("; ").join(
+                self.put_sql(m.version, m.filename, sha256[m.version], State.APPLIED) for m in migrations
+            )
         )
 
     def progress(self, version: int, done: int) -> None:

@@ -1,10 +1,15 @@
-"""goose's session advisory lock, polled until it is free or the deadline passes."""
+"""Who may migrate now: goose's session advisory lock, behind a small locker interface.
+
+A writing command holds a lock for its whole run. The default is goose's own advisory
+lock, polled until it is free or the wait runs out, so this migrator and goose never
+run at once; the ``SessionLocker`` interface lets a caller bring another kind.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
+from typing import Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -38,13 +43,13 @@ def _holder(conn: psycopg.Connection) -> str:
     return f"backend pid {pid}" + (f" ({application})" if application else "")
 
 
-def _wait_for_lock(conn: psycopg.Connection, timeout_seconds: float) -> None:
+def _wait_for_lock(conn: psycopg.Connection, wait_seconds: float) -> None:
     """Poll until the lock is ours, each poll waiting in the server for up to a second.
 
     A waiter blocked in pg_advisory_lock wakes the moment the holder lets go; sleeping
     between pg_try_advisory_lock calls would add most of a pause to every hand-over.
     """
-    deadline = time.monotonic() + timeout_seconds
+    deadline = time.monotonic() + wait_seconds
     while (remaining := deadline - time.monotonic()) > 0:
         wait_ms = max(1, round(min(remaining, _MAX_POLL_SECONDS) * 1000))
         try:
@@ -58,19 +63,31 @@ def _wait_for_lock(conn: psycopg.Connection, timeout_seconds: float) -> None:
         conn.execute("RESET lock_timeout")
         return
     raise LockTimeout(
-        f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {timeout_seconds:g}s:"
+        f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {wait_seconds:g}s:"
         f" held by {_holder(conn)}; another migrator or goose is running. Nothing was changed"
     )
 
 
-@contextmanager
-def migration_lock(conn: psycopg.Connection, timeout_seconds: float) -> Iterator[None]:
-    """Hold the goose lock on ``conn``'s session for the duration of the block."""
-    if not _try_lock(conn):
-        _wait_for_lock(conn, timeout_seconds)
-    try:
-        yield
-    finally:
+class SessionLocker(Protocol):
+    """Keeps other migrators off the database while a command runs, as goose's SessionLocker
+    does. The interface leaves room for a lock kept in a table, for connection poolers
+    (PgBouncer in transaction mode) that break session-level advisory locks."""
+
+    def lock(self, conn: psycopg.Connection, wait: float) -> None:
+        """Take the lock, waiting at most ``wait`` seconds; LockTimeout when it stays taken."""
+
+    def unlock(self, conn: psycopg.Connection) -> None:
+        """Let go of the lock; a lost session must not raise here, over the error that lost it."""
+
+
+class AdvisoryLocker:
+    """goose's lock: the session advisory lock on key 4097083626."""
+
+    def lock(self, conn: psycopg.Connection, wait: float) -> None:
+        if not _try_lock(conn):
+            _wait_for_lock(conn, wait)
+
+    def unlock(self, conn: psycopg.Connection) -> None:
         # A lost session has already released the lock; the original error matters more.
         with suppress(psycopg.Error):
             conn.execute("SELECT pg_advisory_unlock(%s)", (GOOSE_LOCK_ID,))

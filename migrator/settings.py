@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrator.runner import Safety
+from migrator.options import Options
+from migrator.safety import Safety
 from migrator.store import TableName
 
 # How long a writing command waits for goose's advisory lock (not PostgreSQL's lock_timeout).
 DEFAULT_LOCK_WAIT = "15m"
+# A sha256sum listing of the migrations directory, written when the image is built. Its
+# files cannot change after that, so a run inside the image need not read every file.
+MANIFEST_ENV = "MIGRATOR_CHECKSUMS"
+
+
+def read_manifest(environ: Mapping[str, str]) -> str | None:
+    """The checksum manifest ``MIGRATOR_CHECKSUMS`` names; None when unset or unreadable."""
+    location = environ.get(MANIFEST_ENV)
+    if not location:
+        return None
+    try:
+        return Path(location).read_text()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -22,11 +38,8 @@ class Settings:
     as_json: bool = False
     lock_wait: float = 15 * 60.0
     safety: Safety = field(default_factory=Safety)
-    allow_missing: bool = False
-    allow_edited: bool = False
-    accept_edited: bool = False
-    allow_interrupted: bool = False
-    allow_down: bool = False
+    options: Options = field(default_factory=Options)
+    manifest: str | None = None  # the image's checksum manifest, see MANIFEST_ENV
     down: bool = False
     sequential: bool = False
     lint_all: bool = False

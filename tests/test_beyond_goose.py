@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from infra.migration_status import lint_warnings
-from migrator.ledger import MANIFEST_ENV, file_sha256
+from migrator.ledger import file_sha256
 from migrator.lint import squawk_binary
+from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
 from tests.conftest import REPO, MigrationDir, query, run_migrator, shipped_migrations, tables, versions
 from tests.test_crash_safety import wait_until

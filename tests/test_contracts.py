@@ -18,9 +18,12 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
+from migrator.api import Migrator
 from migrator.dsn import connect
 from migrator.errors import MigrationFailed
-from migrator.runner import Runner, Safety
+from migrator.events import LockRetry
+from migrator.operator_text import event_line
+from migrator.safety import Safety
 from migrator.store import TableName
 from tests.conftest import MigrationDir, query, run_migrator, tables, versions
 from tests.test_crash_safety import wait_until
@@ -58,9 +61,9 @@ def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -
 def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
     with connect(dsn) as conn:
-        runner = Runner(conn, migrations.path, TableName.parse("_migrations"), out=lambda _: None)
+        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
         with pytest.raises(MigrationFailed):
-            runner.up(lock_timeout=5)
+            migrator.up(lock_wait=5)
         held = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         ).fetchone()
@@ -70,16 +73,22 @@ def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: Migra
 def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> None:
     query(dsn, "CREATE TABLE busy (id int)")
     migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
-    said: list[str] = []
+    retries: list[LockRetry] = []
     with psycopg.connect(dsn) as blocker:
         blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
         with connect(dsn) as conn:
             safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
-            runner = Runner(conn, migrations.path, TableName.parse("_migrations"), out=said.append, safety=safety)
+            migrator = Migrator(
+                conn,
+                migrations.path,
+                TableName.parse("_migrations"),
+                on_event=lambda event: retries.append(event) if isinstance(event, LockRetry) else None,
+                safety=safety,
+            )
             with pytest.raises(MigrationFailed, match="4 time"):
-                runner.up(lock_timeout=5)
+                migrator.up(lock_wait=5)
         blocker.rollback()
-    waits = [line.rsplit("retrying in ", 1)[1] for line in said if "retrying in" in line]
+    waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
     assert waits == ["0.05s", "0.1s", "0.2s"]
 
 

@@ -1,0 +1,215 @@
+"""The library's entry point: ``Migrator``, the commands against one database session.
+
+Shaped like goose's Provider. Writing commands take the locker's lock, read the applied
+versions under it, plan (planning.py, which refuses drift before anything changes),
+apply each step (applying.py) and reseal the no-op shortcut (seal.py), then return a
+RunResult; progress goes to ``on_event``. Reading commands take no lock. Nothing here
+prints or reads the environment: the command line (commands.py) does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import psycopg
+
+from migrator import planning
+from migrator.applying import Applier
+from migrator.events import (
+    ChecksumsAdopted,
+    EditAccepted,
+    Event,
+    InterruptedRunFound,
+    MigrationResult,
+    RunResult,
+)
+from migrator.history import Recording, RunRecorder
+from migrator.ledger import Ledger, checksums
+from migrator.lock import AdvisoryLocker, SessionLocker
+from migrator.options import Options
+from migrator.parser import Direction
+from migrator.planning import Step
+from migrator.refusals import DownRefused
+from migrator.safety import Safety
+from migrator.seal import Seal
+from migrator.source import Migration, collect
+from migrator.status import Status, read_status
+from migrator.store import Store, TableName
+
+
+@dataclass
+class _Run:
+    """One writing command under the lock: its record in the run history, and what it did so far."""
+
+    recording: Recording | None
+    results: list[MigrationResult] = field(default_factory=list)
+    accepted: list[Migration] = field(default_factory=list)
+
+
+class Migrator:
+    """Commands against one session. ``migrations`` is the files, or their directory: then
+    they are listed only when needed, so a sealed no-op ``up`` never lists them. Writing
+    commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock
+    unless ``locker`` says otherwise). ``manifest`` is a sha256sum listing of the files,
+    as the image carries: when it lists exactly them, checksums come from it and a no-op
+    ``up`` can be proved from a seal without listing a file."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        migrations: list[Migration] | Path,
+        table: TableName,
+        *,
+        options: Options | None = None,
+        safety: Safety | None = None,
+        locker: SessionLocker | None = None,
+        manifest: str | None = None,
+        env: Mapping[str, str] | None = None,
+        recorder: RunRecorder | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ):
+        self.conn = conn
+        self.store = Store(conn, table)
+        self.ledger = Ledger(conn, table)
+        self.directory = migrations if isinstance(migrations, Path) else None
+        self._given = None if isinstance(migrations, Path) else migrations
+        self.options = options or Options()
+        self.locker = locker or AdvisoryLocker()
+        self.manifest = manifest
+        self.env = env
+        self.recorder = recorder
+        self.notify = on_event or (lambda _: None)
+        self._seal = Seal(conn, self.store, self.ledger, self.directory, manifest)
+        self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify)
+
+    @cached_property
+    def migrations(self) -> list[Migration]:
+        if self._given is not None:
+            return self._given
+        assert self.directory is not None
+        return collect(self.directory)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def status(self, *, tolerate_unreadable_ledger: bool = False) -> Status:
+        """The directory against the database. A read-only command may pass
+        ``tolerate_unreadable_ledger``: without privileges on the ledger, checksums are then
+        not compared and the status says why."""
+        return read_status(
+            self.store,
+            self.ledger,
+            self.migrations,
+            self.manifest,
+            tolerate_unreadable_ledger=tolerate_unreadable_ledger,
+        )
+
+    def plan_up(self, *, target: int | None = None, by_one: bool = False, status: Status | None = None) -> list[Step]:
+        """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
+        return planning.plan_up(status or self.status(), self.options, target=target, by_one=by_one, env=self.env)
+
+    def plan_down(self, *, target: int | None = None, reset: bool = False, status: Status | None = None) -> list[Step]:
+        """The files ``down`` would roll back, in goose's order (see planning.plan_down)."""
+        return planning.plan_down(status or self.status(), self.options, target=target, reset=reset, env=self.env)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def up(self, *, target: int | None = None, by_one: bool = False, lock_wait: float) -> RunResult:
+        """Apply pending files: all, up to ``target``, or ``by_one`` the next one."""
+        with self._locked(lock_wait) as run:
+            return self._up(run, target, by_one=by_one)
+
+    def _up(self, run: _Run, target: int | None, *, by_one: bool = False) -> RunResult:
+        sealed = self._seal.sealed_current()
+        if sealed is not None:
+            return RunResult(sealed)
+        status = self._status_for_writing(run)
+        steps = self.plan_up(target=target, by_one=by_one, status=status)
+        rerun = {step.migration.version for step in steps}
+        for entry in status.interrupted:
+            self.notify(InterruptedRunFound(entry, entry.version in rerun))
+        result = self._execute(run, steps, adopt=status.unrecorded)
+        self._seal.reseal(self.status)
+        return result
+
+    def migrate_to(self, target: int | None, *, lock_wait: float) -> RunResult:
+        """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
+        database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
+        planning.refuse_unknown_target(target, self.migrations)
+        with self._locked(lock_wait) as run:
+            if target is None:
+                return self._up(run, None)
+            # The versions alone: a full status would also hash every applied file.
+            highest = max(self.store.applied(), default=0)
+            if target > highest:
+                return self._up(run, target)
+            if target == highest:
+                return RunResult(self._current_version(), already_at=target)
+            steps = self.plan_down(target=target, status=self._status_for_writing(run))
+            if not self.options.allow_down:
+                raise DownRefused(target, [step.migration for step in steps])
+            return self._execute(run, steps)
+
+    def down(self, *, target: int | None = None, reset: bool = False, lock_wait: float) -> RunResult:
+        """Roll back the most recently applied file, down to ``target``, or every one (``reset``)."""
+        with self._locked(lock_wait) as run:
+            steps = self.plan_down(target=target, reset=reset, status=self._status_for_writing(run))
+            return self._execute(run, steps)
+
+    def redo(self, *, lock_wait: float) -> RunResult:
+        """Roll back the most recently applied file and apply it again."""
+        with self._locked(lock_wait) as run:
+            down = self.plan_down(status=self._status_for_writing(run))
+            up = [planning.parse_step(step.migration, Direction.UP, self.env) for step in down]
+            return self._execute(run, down + up)
+
+    @contextmanager
+    def _locked(self, lock_wait: float) -> Iterator[_Run]:
+        """The locker's lock around a writing command, and the run's record inside it."""
+        run = _Run(None)
+        self.locker.lock(self.conn, lock_wait)
+        try:
+            if self.recorder is None:
+                yield run
+                return
+            applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
+            with self.recorder.around(self.conn, applied) as recording:
+                run.recording = recording
+                yield run
+        finally:
+            self.locker.unlock(self.conn)
+
+    def _status_for_writing(self, run: _Run) -> Status:
+        """The status a writing command plans from, after accepting edits when asked to."""
+        status = self.status()
+        if self.options.accept_edited and status.edited:
+            self._record_checksums(status.edited)
+            for migration in status.edited:
+                self.notify(EditAccepted(migration))
+            run.accepted = status.edited
+            status = self.status()
+        return status
+
+    def _record_checksums(self, migrations: list[Migration]) -> None:
+        """Record the files' current checksums as the ones they were applied with."""
+        found = checksums(self.migrations, {m.version for m in migrations}, self.manifest)
+        self.ledger.record_applied(migrations, found)
+
+    def _execute(self, run: _Run, steps: list[Step], adopt: list[Migration] | None = None) -> RunResult:
+        """Run planned steps; every file was parsed by the planner before this point."""
+        if run.recording is not None:
+            run.recording.start()
+        self.store.ensure()
+        self.ledger.ensure()
+        adopted = adopt or []
+        if adopted:
+            self._record_checksums(adopted)
+            self.notify(ChecksumsAdopted(adopted))
+        self._applier.apply_all(steps, run.results)
+        return RunResult(self._current_version(), run.results, run.accepted, adopted)
+
+    def _current_version(self) -> int:
+        return next(reversed(self.store.applied()), 0)

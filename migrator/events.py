@@ -1,0 +1,79 @@
+"""What the library reports instead of printing: progress events, and each command's result.
+
+A long run reports as it goes through an optional ``on_event`` callback (a file finished,
+a lock blocked a file that will be retried, checksums were recorded), so a caller can
+show progress; every writing command returns a RunResult when it is done. The command
+line turns both into goose's text (operator_text.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrator.ledger import Entry
+from migrator.parser import Direction
+from migrator.planning import Step
+from migrator.source import Migration
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """One file a command ran, as goose's Provider reports it."""
+
+    version: int
+    file: str
+    direction: Direction
+    seconds: float
+    empty: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one writing command did."""
+
+    current: int  # goose's current version afterwards
+    migrations: list[MigrationResult] = field(default_factory=list)  # every file it ran, in order
+    accepted: list[Migration] = field(default_factory=list)  # edited applied files whose new checksum it recorded
+    adopted: list[Migration] = field(default_factory=list)  # applied before checksums existed; now recorded
+    already_at: int | None = None  # migrate_to's target, when the database was there already
+
+
+@dataclass(frozen=True)
+class EditAccepted:
+    """An edited applied file's checksum was recorded as the one it was applied with."""
+
+    migration: Migration
+
+
+@dataclass(frozen=True)
+class ChecksumsAdopted:
+    """Checksums were recorded for files applied before the ledger existed (by goose, say)."""
+
+    migrations: list[Migration]
+
+
+@dataclass(frozen=True)
+class InterruptedRunFound:
+    """A NO TRANSACTION run stopped part-way; ``rerun`` when this command runs the file again."""
+
+    entry: Entry
+    rerun: bool
+
+
+@dataclass(frozen=True)
+class LockRetry:
+    """PostgreSQL's lock_timeout stopped a file: it was rolled back and runs again in ``backoff`` seconds."""
+
+    step: Step
+    statement: int  # the statement that waited; 0 for the version row
+    attempt: int
+    attempts: int
+    backoff: float
+
+
+@dataclass(frozen=True)
+class MigrationFinished:
+    result: MigrationResult
+
+
+Event = EditAccepted | ChecksumsAdopted | InterruptedRunFound | LockRetry | MigrationFinished

@@ -1,0 +1,31 @@
+"""PostgreSQL's errors in one line an operator can read: the reason and the blocked relation.
+
+Error messages quote them; the run history stores the reason as a failure's cause.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+
+def pg_reason(exc: psycopg.Error) -> str:
+    """Severity, message, SQLSTATE and detail on one line; the driver's text when the server sent none."""
+    diag = exc.diag
+    if diag.message_primary:
+        reason = f"{diag.severity or 'ERROR'}: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
+        if diag.message_detail:
+            reason += f" DETAIL: {diag.message_detail}"
+        return " ".join(reason.split())
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def blocked_relation(exc: psycopg.Error) -> str | None:
+    """The relation a lock_timeout hit waited for, when PostgreSQL names it."""
+    diag = exc.diag
+    if diag.table_name:
+        return f"{diag.schema_name}.{diag.table_name}" if diag.schema_name else diag.table_name
+    # A lock taken while resolving a name reports the relation only in its context line.
+    found = re.search(r'relation "([^"]+)"', diag.context or "")
+    return found.group(1) if found else None

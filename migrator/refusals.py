@@ -1,0 +1,57 @@
+"""Why a command refuses to start, as typed errors carrying the facts.
+
+Each is an InputError: nothing was changed. The message says what is wrong; which flag
+gets past it is the command line's to say (operator_text.error_message), since a library
+caller sets an Options field instead.
+"""
+
+from __future__ import annotations
+
+from migrator.errors import InputError
+from migrator.interruptions import interruption_advice
+from migrator.ledger import Entry
+from migrator.source import Migration
+
+
+class DriftRefused(InputError):
+    """Applied files were edited, or removed, since they were applied."""
+
+    def __init__(self, edited: list[Migration], vanished: list[Entry]):
+        self.edited = edited
+        self.vanished = vanished
+        problems = [f"{m.filename} was edited after it was applied" for m in edited]
+        problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in vanished]
+        super().__init__("; ".join(problems))
+
+
+class OutOfOrderRefused(InputError):
+    """Pending files older than the highest applied version: goose applies none of them."""
+
+    def __init__(self, missing: list[Migration], highest: int):
+        self.missing = missing
+        self.highest = highest
+        names = ", ".join(m.filename for m in missing)
+        super().__init__(
+            f"{len(missing)} pending migration(s) older than the highest applied version {highest}: {names}"
+        )
+
+
+class InterruptedRunRefused(InputError):
+    """A NO TRANSACTION run stopped part-way; rolling back other files would strand it."""
+
+    def __init__(self, interrupted: list[Entry]):
+        self.interrupted = interrupted
+        super().__init__(
+            "; ".join(interruption_advice(e) for e in interrupted)
+            + ". Rolling back other files first would leave it half done"
+        )
+
+
+class DownRefused(InputError):
+    """migrate_to's target is below the database's version, and going down was not allowed."""
+
+    def __init__(self, target: int, rolled_back: list[Migration]):
+        self.target = target
+        self.rolled_back = rolled_back
+        names = ", ".join(m.filename for m in rolled_back)
+        super().__init__(f"migrate-to {target} would roll back {names or 'nothing (see status)'}")

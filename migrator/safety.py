@@ -1,0 +1,31 @@
+"""The timeouts every migration runs under, and how a file a lock blocked is retried.
+
+These are PostgreSQL's ``lock_timeout`` and ``statement_timeout`` inside a migration; how
+long a command waits for goose's advisory lock is a separate setting (``lock_wait``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrator.durations import milliseconds
+
+
+@dataclass(frozen=True)
+class Safety:
+    """Timeouts every migration runs under, and how often a lock-blocked file is retried."""
+
+    lock_timeout: float = 5.0
+    # The migrator this replaces gave every statement 3 hours: a long index build must fit.
+    statement_timeout: float = 3 * 3600.0
+    lock_retries: int = 5
+    first_backoff: float = 1.0
+    max_backoff: float = 30.0
+
+    def set_statements(self, *, local: bool) -> str:
+        """One round trip that sets both timeouts, for the transaction or the session."""
+        command = "SET LOCAL" if local else "SET"
+        return (
+            f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms';"
+            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms'"
+        )

@@ -89,7 +89,25 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
     return by_module
 
 
+def forget_survivors() -> int:
+    """Mark every surviving mutant unchecked, so the next run tries it against today's tests
+    (mutmut keeps a verdict until the mutated function changes)."""
+    forgotten = 0
+    for meta in (REPO / "mutants").rglob("*.py.meta"):
+        document = json.loads(meta.read_text())
+        codes = document["exit_code_by_key"]
+        for name, code in codes.items():
+            if code in SURVIVED:
+                codes[name] = None
+                forgotten += 1
+        meta.write_text(json.dumps(document, indent=4))
+    return forgotten
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--forget-survivors"]:
+        print(f"{forget_survivors()} surviving mutants will be tried again")
+        return 0
     prefix = argv[0] if argv else ""
     if not (REPO / "mutants").is_dir():
         print("no mutants/ directory: run bash .ci/mutation first", file=sys.stderr)

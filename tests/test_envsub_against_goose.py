@@ -81,6 +81,41 @@ def test_every_line_expands_as_goose_expands_it(lines: list[str]) -> None:
         assert agrees_with_goose(line, expected), f"line {line!r}: goose {expected!r}"
 
 
+# Every form once, so that the comparison does not hang on what hypothesis happens to draw.
+KNOWN_LINES = [
+    "plain text, no expansion",
+    "$SET and ${SET} and ${UNSET} and $EMPTY.",
+    "${SET:-fallback} ${EMPTY:-fallback} ${UNSET:-fallback} ${EMPTY-kept} ${UNSET-fallback}",
+    "${SET?needed} ${EMPTY?needed}",
+    "${UNSET?needed}",
+    "${UNSET?}",
+    "${SET:0} ${SET:3} ${SET:11} ${SET:99} ${SET: -3} ${SET: -99}",
+    "${SET:1:3} ${SET:2:0} ${SET:2:-2} ${SET:8:-5} ${SET: -5:2} ${SET:0:99}",
+    "${SET: 2 : 3 } ${SET:+1}",
+    "${SET:x}",
+    "${SET:1:y}",
+    "${SET:}",
+    "${SET:1:}",
+    "${SET:1",
+    "${SET:1:2",
+    "${SET:1X}",
+    "${SET:1:2X}",
+    "${SET:-${UNSET:-${EMPTY:-deep}}}",
+    "$$ \\$ $( \\\\ trailing $",
+    "${SET",
+    "${SET!}",
+    "${}",
+    "$1",
+    "${1A}",
+    "${Set_2}_${Set_2}",
+]
+
+
+def test_known_lines_expand_as_goose_does() -> None:
+    for line, expected in zip(KNOWN_LINES, expand_like_goose(KNOWN_LINES), strict=True):
+        assert agrees_with_goose(line, expected), f"line {line!r}: goose {expected!r}"
+
+
 def test_substrings_count_bytes_as_goose_does() -> None:
     lines = ["${WIDE: -2}", "${WIDE:2:4}", "${WIDE:4}", "${SET:-1}", "${SET: -3:2}", "${SET:1:-1}"]
     assert [expand_like_the_migrator(line) for line in lines] == expand_like_goose(lines)
@@ -91,3 +126,25 @@ def test_a_substring_that_cuts_a_character_is_refused() -> None:
     with pytest.raises(SubstitutionError, match=r"\$\{WIDE:\.\.\.\} cuts a multi-byte character"):
         substitute("SELECT '${WIDE:1:2}';", ENV)
     assert "\ufffd" in str(expand_like_goose(["${WIDE:1:2}"])[0]), "goose cuts the character"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("${SET:x}", "unable to parse substring offset 'x'"),
+        ("${SET:1X}", "unable to parse substring offset '1X'"),
+        ("${SET:1:y}", "unable to parse substring length 'y'"),
+        ("${SET:1:2X}", "unable to parse substring length '2X'"),
+        ("${SET!}", "expected an operator after ${SET, got '!'"),
+        ("${SET", "expected an operator after ${SET, got 'end of line'"),
+        ("${SET:-x", "expected '}' to close ${SET, got 'end of line'"),
+        ("${1A}", "expected a variable name to start with a letter, got '1'"),
+        ("${UNSET?the region}", "$UNSET: the region"),
+        ("${UNSET?}", "$UNSET: not set"),
+    ],
+)
+def test_a_refusal_names_the_part_that_is_wrong(line: str, message: str) -> None:
+    """goose's own messages say less ("Expected an operator, got \ufffd" at the end of a line)."""
+    with pytest.raises(SubstitutionError) as refused:
+        substitute(line, ENV)
+    assert str(refused.value) == message

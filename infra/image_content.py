@@ -22,6 +22,8 @@ IMAGE_FILES = (
     "migrator/requirements.txt",
 )
 
+READ_SIZE = 1 << 20
+
 
 def image_files(root: Path) -> list[str]:
     """Relative POSIX paths of every file the image holds, sorted."""
@@ -53,10 +55,8 @@ def content_hash(root: Path) -> str:
         try:
             size = os.fstat(descriptor).st_size
             digest.update(len(encoded).to_bytes(8, "big") + encoded + size.to_bytes(8, "big"))
-            remaining = size
-            while remaining > 0 and (chunk := os.read(descriptor, min(remaining, 1 << 20))):
+            while chunk := os.read(descriptor, READ_SIZE):
                 digest.update(chunk)
-                remaining -= len(chunk)
         finally:
             os.close(descriptor)
     return digest.hexdigest()

@@ -13,7 +13,7 @@ import pytest
 
 from infra.migration_status import lint_warnings
 from migrator.ledger import file_sha256
-from migrator.lint import squawk_binary
+from migrator.lint import Finding, squawk_binary
 from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
 from tests.conftest import REPO, MigrationDir, query, run_migrator, shipped_migrations, tables, versions
@@ -95,6 +95,13 @@ def test_shipped_migrations_pass_lint(squawk: None) -> None:
     result = run_migrator("lint", "--all", directory=REPO / "migrations")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"lint found nothing in {len(shipped_migrations())} file(s)" in result.stdout
+
+
+def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
+    finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
+    assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."
+    advised = Finding("00002_b.sql", 2, 6, "rule", "Error", "Blocks writes.", "Use CONCURRENTLY.")
+    assert str(advised) == "00002_b.sql: statement 2 (line 6): error rule: Blocks writes. (Use CONCURRENTLY.)"
 
 
 def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:

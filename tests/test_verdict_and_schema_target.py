@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -13,8 +14,9 @@ from psycopg import conninfo
 
 from infra.migration_status import MigrationStatusProvider
 from infra.schema_target import SchemaTargetError, announce_rollback, check_known, rollback_steps
-from infra.verdict import LOGS_COMMAND, MigrationVerdictError
+from infra.verdict import LOGS_COMMAND, MigrationVerdictError, describe
 from migrator.dsn import connect
+from migrator.history import Run
 from migrator.source import collect
 from tests.conftest import MigrationDir, run_migrator
 
@@ -182,3 +184,27 @@ def test_a_new_status_takes_the_newest_run_of_its_image(dsn: str, migrations: Mi
     result = MigrationStatusProvider().create(props(dsn, IMAGE))
     assert result.outs is not None
     assert (result.outs["last_run"]["outcome"], result.outs["last_run"]["allocation"]) == ("succeeded", "second-try")
+
+
+def a_run(**changes: Any) -> Run:
+    started = datetime(2026, 11, 24, 9, 30, 5, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "id": 7, "started_at": started, "finished_at": started, "image": "registry/db-migrator@sha256:ab",
+        "allocation": "alloc-1", "command": "migrate-to latest", "outcome": "succeeded", "applied": [1],
+        "failed_file": None, "failed_statement": None, "failed_line": None, "error": None,
+    }  # fmt: skip
+    return Run(**{**fields, **changes})
+
+
+def test_preview_describes_the_last_run_in_one_line() -> None:
+    assert describe(a_run()) == (
+        "last migrator run 2026-11-24 09:30:05 UTC: succeeded (migrate-to latest, image registry/db-migrator@sha256:ab)"
+    )
+
+
+def test_a_failed_run_is_described_with_its_error_and_an_unknown_image_as_such() -> None:
+    failed = a_run(outcome="failed", image="", error="00002_b.sql (up): statement 1 (line 2) failed")
+    assert describe(failed) == (
+        "last migrator run 2026-11-24 09:30:05 UTC: failed (migrate-to latest, image ?):"
+        " 00002_b.sql (up): statement 1 (line 2) failed"
+    )

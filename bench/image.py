@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bench.report import print_table
 from tests import pgserver
-from tests.test_image import Engine, build, copy_context, docker, run_image
+from tests.image_builds import build, copy_context, run_image
+from tests.support import Engine, docker
 
 RUNS = 10
 # Times the migrator inside the container, so engine overhead can be told apart.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 PULUMI_VERSION = "v3.259.0"  # .ci/tools.d/pulumi.sh builds this CLI
 PROJECT = "api-migrations"

@@ -13,12 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests import pgserver
-from tests.conftest import REPO, run_migrator, unavailable
+from tests.migrator_process import run_migrator, started_migrator
+from tests.support import REPO, unavailable
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 GOOSE_RECIPE = REPO / ".ci" / "tools.d" / "goose.sh"
@@ -92,11 +93,9 @@ class Tools:
     def spawn_library(self, *args: str) -> subprocess.Popen[str]:
         return self._spawn(self.library_command("-json", *LOCK_POLL, *args))
 
-    def spawn_migrator(self, *args: str) -> subprocess.Popen[str]:
-        """``python -m migrator`` started in the background (from the repository root)."""
-        return self._spawn(
-            [sys.executable, "-m", "migrator", "--table", TABLE, "--dsn", self.dsn, "--dir", str(self.directory), *args]
-        )
+    def started_migrator(self, *args: str) -> AbstractContextManager[subprocess.Popen[str]]:
+        """``python -m migrator`` in the background, on this database and directory."""
+        return started_migrator("--table", TABLE, *args, dsn=self.dsn, directory=self.directory, env=self.env)
 
     def migrator(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return run_migrator(

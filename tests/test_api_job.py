@@ -20,9 +20,9 @@ import pytest
 from infra import config as stack_config
 from infra.api_job import DATABASE_ENV, DATABASE_ITEM, GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
 from infra.deadlines import MAX_PARALLEL, STARTUP_SECONDS, Deadlines
-from tests.conftest import REPO
 from tests.pulumi_harness import run_program
-from tests.test_stack_config import STACK_FILES, engine_config
+from tests.stack_rules import STACK_FILES, engine_config
+from tests.support import REPO
 
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")

@@ -16,8 +16,8 @@ from migrator.ledger import file_sha256
 from migrator.lint import Finding, squawk_binary
 from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
-from tests.conftest import REPO, MigrationDir, query, run_migrator, shipped_migrations, tables, versions
-from tests.test_crash_safety import wait_until
+from tests.migrator_process import run_migrator
+from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
 
 A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
 B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"

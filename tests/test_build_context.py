@@ -12,7 +12,7 @@ import pytest
 from infra import build_context
 from infra.build_context import CONTEXT_ROOT, materialise
 from infra.image_content import content_hash, image_files
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 @pytest.fixture

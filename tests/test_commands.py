@@ -8,7 +8,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.conftest import REPO, MigrationDir, query, run_migrator, shipped_migrations, tables, versions
+from tests.migrator_process import run_migrator
+from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions
 
 USERS = """-- +goose Up
 CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);

@@ -25,8 +25,8 @@ from migrator.events import LockRetry
 from migrator.operator_text import event_line
 from migrator.safety import Safety
 from migrator.store import TableName
-from tests.conftest import MigrationDir, query, run_migrator, tables, versions
-from tests.test_crash_safety import wait_until
+from tests.migrator_process import run_migrator
+from tests.support import MigrationDir, query, tables, versions, wait_until
 
 GOOSE_LOCK_KEY = 4097083626
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 
-import psycopg
-
-from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.migrator_process import run_migrator, started_migrator
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions, wait_until
 
 SLOW_TX = "-- +goose Up\nCREATE TABLE half (id bigint);\nSELECT pg_sleep(60);\nCREATE TABLE other (id bigint);\n"
 SLOW_NO_TX = (
@@ -19,31 +15,13 @@ SLOW_NO_TX = (
 )
 
 
-def start_up(dsn: str, migrations: MigrationDir) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "migrator", "up", "--dir", str(migrations.path), "--dsn", dsn],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-
-
-def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    with psycopg.connect(dsn, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            row = watcher.execute(condition).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {condition}")
-
-
 def kill_during_sleep(dsn: str, migrations: MigrationDir) -> None:
-    process = start_up(dsn, migrations)
-    wait_until(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'", dsn
-    )
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    with started_migrator("up", "--dir", str(migrations.path), "--dsn", dsn) as process:
+        wait_until(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'", dsn
+        )
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
     # client_connection_check_interval lets the server notice the dead client and let go.
     wait_until(

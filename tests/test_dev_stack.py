@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Engine, docker, run_migrator, unavailable
+from tests.migrator_process import run_migrator
+from tests.support import REPO, Engine, docker, unavailable
 
 STAND_IN = REPO / "dev" / "api-stand-in"
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 
 import psycopg
 from psycopg import conninfo
 
-from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.migrator_process import run_migrator, started_migrator
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"
 FAILS_AT_THREE = """-- +goose Up
@@ -141,11 +140,10 @@ def test_malformed_dsn_does_not_echo_the_password(migrations: MigrationDir) -> N
 def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", GOOD)
     migrations.add("00002_slow.sql", "-- +goose Up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n")
-    with psycopg.connect(dsn, autocommit=True) as watcher:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "migrator", "up", "--dir", str(migrations.path), "--dsn", dsn],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        )  # fmt: skip
+    with (
+        psycopg.connect(dsn, autocommit=True) as watcher,
+        started_migrator("up", "--dir", str(migrations.path), "--dsn", dsn) as process,
+    ):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             row = watcher.execute(

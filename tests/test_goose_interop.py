@@ -18,7 +18,6 @@ import pytest
 
 from migrator.lock import GOOSE_LOCK_ID
 from tests import pgserver
-from tests.conftest import MigrationDir, query, versions
 from tests.goose_interop import (
     CORPUS,
     CORPUS_ENV,
@@ -30,6 +29,7 @@ from tests.goose_interop import (
     tool,
     write_corpus,
 )
+from tests.support import MigrationDir, query, versions
 
 
 @pytest.fixture
@@ -229,20 +229,20 @@ def test_goose_library_holding_the_lock_makes_the_migrator_time_out_with_exit_3(
 def test_migrator_holding_the_lock_makes_the_goose_library_wait(migrations: MigrationDir, dsn: str) -> None:
     _slow_file(migrations, 1, 5)
     tools = Tools(dsn, migrations.path)
-    migrator = tools.spawn_migrator("up")
-    holder = _wait_for_lock_holder(dsn)
-    goose = tools.spawn_library("up")
-    # The migrator is still inside its file, holding the lock; goose is still polling for it.
-    time.sleep(1.5)
-    still = _wait_for_lock_holder(dsn)
-    if goose.poll() is not None or still != holder:
-        migrator.kill()
-        goose.kill()
-        raise AssertionError(
-            f"the lock moved from {holder} to {still} while the migrator's file ran:"
-            f" migrator {migrator.communicate()}, goose {goose.communicate()}"
-        )
-    migrator_out, migrator_err = migrator.communicate(timeout=120)
+    with tools.started_migrator("up") as migrator:
+        holder = _wait_for_lock_holder(dsn)
+        goose = tools.spawn_library("up")
+        # The migrator is still inside its file, holding the lock; goose is still polling for it.
+        time.sleep(1.5)
+        still = _wait_for_lock_holder(dsn)
+        if goose.poll() is not None or still != holder:
+            migrator.kill()
+            goose.kill()
+            raise AssertionError(
+                f"the lock moved from {holder} to {still} while the migrator's file ran:"
+                f" migrator {migrator.communicate()}, goose {goose.communicate()}"
+            )
+        migrator_out, migrator_err = migrator.communicate(timeout=120)
     assert migrator.returncode == 0, migrator_err
     goose_out, _ = goose.communicate(timeout=120)
     assert goose.returncode == 0
@@ -254,11 +254,11 @@ def test_migrator_holding_the_lock_makes_the_goose_library_wait(migrations: Migr
 def test_goose_library_gives_up_on_a_lock_the_migrator_holds(migrations: MigrationDir, dsn: str) -> None:
     _slow_file(migrations, 1, 6)
     tools = Tools(dsn, migrations.path)
-    migrator = tools.spawn_migrator("up")
-    _wait_for_lock_holder(dsn)
-    gave_up = tools.run(tools.library_command("-lock-poll", "1", "-lock-attempts", "1", "up"))
+    with tools.started_migrator("up") as migrator:
+        _wait_for_lock_holder(dsn)
+        gave_up = tools.run(tools.library_command("-lock-poll", "1", "-lock-attempts", "1", "up"))
+        migrator.communicate(timeout=120)
     assert gave_up.returncode == 1 and "failed to acquire lock" in gave_up.stderr
-    migrator.communicate(timeout=120)
     assert migrator.returncode == 0
     assert _ordered(dsn) == [1]
 

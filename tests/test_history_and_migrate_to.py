@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from migrator.history import KEEP_RUNS
-from tests.conftest import MigrationDir, query, run_migrator, tables, versions
+from tests.migrator_process import run_migrator
+from tests.support import MigrationDir, query, tables, versions
 
 NOMAD = {"MIGRATOR_IMAGE": "registry.test/db-migrator@sha256:" + "ab" * 32, "NOMAD_ALLOC_ID": "alloc-1234"}
 

@@ -7,11 +7,9 @@ database; none may print a traceback or any part of a password.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from psycopg import conninfo, sql
 
 from migrator import authoring
 from migrator.cli import COMMANDS
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.migrator_process import run_migrator
+from tests.support import MigrationDir, query, tables, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
 
@@ -92,9 +91,7 @@ def test_non_numeric_port_is_bad_input(migrations: MigrationDir) -> None:
 
 
 def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
-    command: list[str | bytes] = [sys.executable, "-m", "migrator", "status", "--dir", str(migrations.path)]
-    command.append(b"--dsn=postgresql://a:p\xffw@h/d")
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    result = run_migrator("status", "--dir", str(migrations.path), b"--dsn=postgresql://a:p\xffw@h/d")
     error = one_error(result)
     assert "not valid UTF-8" in error
 
@@ -295,10 +292,9 @@ def test_unreadable_directory_is_reported(migrations: MigrationDir, tmp_path: Pa
     tmp_path.chmod(0o755)
     migrations.path.chmod(0o000)
     try:
-        result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "migrator",
-             "validate", "--dir", str(migrations.path)],
-            capture_output=True, text=True, cwd=REPO, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
+        result = run_migrator(
+            "validate", "--dir", str(migrations.path),
+            run_as=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
         )  # fmt: skip
     finally:
         migrations.path.chmod(0o755)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +18,8 @@ import pytest
 
 from infra.image_content import content_hash, image_files
 from migrator.ledger import file_sha256
-from tests.conftest import REPO, Engine, docker, query, shipped_migrations, tables, versions
+from tests.image_builds import build, copy_context, run_image
+from tests.support import REPO, Engine, docker, query, shipped_migrations, tables, versions
 
 BROKEN = """-- +goose Up
 CREATE TABLE broken_half (id int);
@@ -28,33 +27,6 @@ INSERT INTO no_such_table VALUES (1);
 -- +goose Down
 DROP TABLE broken_half;
 """
-
-
-def copy_context(destination: Path) -> Path:
-    for name in image_files(REPO):
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
-    return destination
-
-
-def build(engine: Engine, context: Path) -> str:
-    """Build as Pulumi does (tag = content hash, same build args), on the local base."""
-    tag = f"{engine.registry}/db-migrator:{content_hash(context)}"
-    latest = max(int(p.name.split("_")[0]) for p in (context / "migrations").glob("*.sql"))
-    docker(
-        "build", "--network", "host", "-q", "-t", tag, "-f", str(context / "migrator" / "Dockerfile"),
-        "--build-arg", f"BASE_IMAGE={engine.base_image}",
-        "--build-arg", f"MIGRATIONS_HASH={content_hash(context)}",
-        "--build-arg", f"LATEST_MIGRATION={latest}",
-        str(context),
-    )  # fmt: skip
-    return tag
-
-
-def run_image(tag: str, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return docker("run", "--rm", "--network", "host", "-e", f"POSTGRES_CONNECTION_STRING={dsn}", tag, *args,
-                  check=False, timeout=300)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 FORBIDDEN = ("infra", "pulumi", "pulumi_gcp", "pulumi_nomad", "pulumi_docker", "bench", "tests")
 

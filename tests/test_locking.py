@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from contextlib import ExitStack
 
 import psycopg
 
 from migrator.lock import GOOSE_LOCK_ID
-from tests.conftest import ADVISORY_LOCKS_HERE, REPO, MigrationDir, query, run_migrator, tables, versions
+from tests.migrator_process import run_migrator, started_migrator
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions
 
 
 def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations: MigrationDir) -> None:
@@ -18,17 +18,11 @@ def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations:
             f"-- +goose Up\nCREATE TABLE t{version} (id int);\nSELECT pg_sleep(0.02);\n"
             f"-- +goose Down\nDROP TABLE t{version};\n",
         )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "migrator", "--dir", str(migrations.path), "--dsn", dsn, "up"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        for _ in range(8)
-    ]
-    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    with ExitStack() as running:
+        processes = [
+            running.enter_context(started_migrator("--dir", str(migrations.path), "--dsn", dsn, "up")) for _ in range(8)
+        ]
+        outcomes = [(p.wait(timeout=120), *p.communicate()) for p in processes]
     assert [code for code, _, _ in outcomes] == [0] * 8, [err for _, _, err in outcomes]
     assert versions(dsn) == list(range(0, 11))
     applied_lines = [line for _, out, _ in outcomes for line in out.splitlines() if line.startswith("OK")]

@@ -12,8 +12,9 @@ from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra.migration_status import MigrationStatusProvider, applied_versions, pending_migrations, read_database
 from migrator.source import collect
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables
+from tests.migrator_process import run_migrator
 from tests.pulumi_harness import Recorder
+from tests.support import REPO, MigrationDir, query, tables
 
 THREE = {f"0000{v}_m{v}.sql": f"-- +goose Up\nCREATE TABLE m{v} (id int);\n" for v in (1, 2, 3)}
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from migrator.errors import ParseError
 from migrator.parser import Direction, parse_file, parse_sql
-from tests.conftest import unavailable
+from tests.support import unavailable
 
 # goose's vectors are goose's (MIT), kept beside the checkout rather than in it.
 # ``../shared`` beside the checkout; MIGRATOR_SHARED_DIR when the tests run from a copy (mutmut's).

@@ -22,8 +22,9 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from tests.conftest import run_migrator, unavailable, versions
 from tests.engine import PROJECT, STAND_IN_DIGEST, LocalStack, Result, copy_project, pulumi_cli
+from tests.migrator_process import run_migrator
+from tests.support import unavailable, versions
 
 STATUS_TYPE = "pulumi-python:dynamic:Resource"
 

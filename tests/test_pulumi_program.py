@@ -29,8 +29,9 @@ from infra.image_content import IMAGE_FILES, content_hash, image_files
 from infra.schema_target import SchemaTargetError
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
-from tests.conftest import REPO, run_migrator
+from tests.migrator_process import run_migrator
 from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
+from tests.support import REPO
 
 PASSWORD = "pW-9f2c81e0-secret"
 # A host name that must never show, and hostaddr so that a program run that reads the database

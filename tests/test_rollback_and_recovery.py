@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 
 import psycopg
 import pytest
 from psycopg import conninfo
 
 from migrator.dsn import connect
-from tests.conftest import REPO, MigrationDir, query, run_migrator, tables, versions
-from tests.test_crash_safety import wait_until
+from tests.migrator_process import run_migrator, started_migrator
+from tests.support import REPO, MigrationDir, query, tables, versions, wait_until
 
 
 def table_file(table: str) -> str:
@@ -195,13 +194,10 @@ def test_sigterm_during_a_no_transaction_file_says_what_was_left(dsn: str, migra
         "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE first_part (id int);\nSELECT pg_sleep(60);\n"
         "CREATE TABLE second_part (id int);\n",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migrator", "up", "--dir", str(migrations.path), "--dsn", dsn],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'", dsn)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    with started_migrator("up", "--dir", str(migrations.path), "--dsn", dsn) as process:
+        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'", dsn)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143
     assert "statement 2 (line 4) was interrupted in a NO TRANSACTION migration" in stderr
     assert "statements 1 (line 3) ran and were NOT rolled back" in stderr

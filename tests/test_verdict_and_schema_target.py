@@ -18,7 +18,8 @@ from infra.verdict import LOGS_COMMAND, MigrationVerdictError, describe
 from migrator.dsn import connect
 from migrator.history import Run
 from migrator.source import collect
-from tests.conftest import MigrationDir, run_migrator
+from tests.migrator_process import run_migrator
+from tests.support import MigrationDir
 
 IMAGE = "registry.test/db-migrator@sha256:" + "cd" * 32
 OLD_IMAGE = "registry.test/db-migrator@sha256:" + "01" * 32

@@ -1,0 +1,90 @@
+"""What the tests share: where the repository is, what CI demands, the database helpers and
+a test's migrations directory. Fixtures live in conftest.py; this is plain code, imported
+(pytest advises against importing from conftest)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Advisory locks held in the test's own database: pg_locks lists every database's, and an
+# earlier test's process may still hold one elsewhere.
+ADVISORY_LOCKS_HERE = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def unavailable(reason: str) -> None:
+    """A missing tool skips a test on a workstation and fails it in CI."""
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A Docker engine with a local base image with python3 and a registry to push to (.ci/run starts them)."""
+
+    base_image: str
+    registry: str
+
+
+def shipped_migrations() -> list[tuple[int, Path]]:
+    """Whatever ``migrations/`` holds, as (version, path) in version order.
+
+    Tests treat the shipped directory as data: a newly created migration must not turn them red.
+    """
+    return sorted((int(path.name.split("_", 1)[0]), path) for path in (REPO / "migrations").glob("*.sql"))
+
+
+@dataclass
+class MigrationDir:
+    path: Path
+
+    def add(self, filename: str, body: str) -> Path:
+        target = self.path / filename
+        target.write_text(body)
+        return target
+
+
+def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def tables(dsn: str) -> set[str]:
+    rows = query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {str(r[0]) for r in rows}
+
+
+def versions(dsn: str, table: str = "_migrations") -> list[int]:
+    return [int(r[0]) for r in query(dsn, f"SELECT version_id FROM {table} ORDER BY id")]  # type: ignore[call-overload]
+
+
+def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:
+    """Poll ``condition`` (a query whose first column is true when met) on its own session."""
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(condition).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {condition}")

@@ -32,7 +32,8 @@ RESCHEDULE_MIN_DELAY = 5  # structs.ReschedulePolicyMinDelay
 
 def seconds(text: str) -> int:
     match = _DURATION.fullmatch(text)
-    assert match and text, f"not a duration: {text!r}"
+    assert text, "an empty duration"
+    assert match, f"not a duration: {text!r}"
     hours, minutes, secs = (int(part or 0) for part in match.groups())
     return hours * 3600 + minutes * 60 + secs
 
@@ -93,13 +94,15 @@ def test_expression_values_hold_no_interpolation(variables: dict[str, str]) -> N
         if declared[name]["type"] in {"string", "number"}:
             continue
         unescaped = re.sub(r"\$\$\{|%%\{", "", value)
-        assert "${" not in unescaped and "%{" not in unescaped, f"{name}: {value}"
+        assert "${" not in unescaped, f"{name}: {value}"
+        assert "%{" not in unescaped, f"{name}: {value}"
 
 
 def test_update_strategy_passes_nomads_validation(variables: dict[str, str]) -> None:
     update = {k: resolve(v, variables) for k, v in group()["update"][0].items()}
     canary = int(update["canary"])
-    assert canary >= 0 and not (canary == 0 and update["auto_promote"]), "Auto Promote requires a Canary count"
+    assert canary >= 0
+    assert canary > 0 or not update["auto_promote"], "Auto Promote requires a Canary count"
     healthy, progress = seconds(update["healthy_deadline"]), seconds(update["progress_deadline"])
     assert seconds(update["min_healthy_time"]) < healthy
     assert progress == 0 or healthy < progress
@@ -132,7 +135,8 @@ def test_a_crashed_api_is_replaced_and_a_failed_migration_is_not_retried_for_eve
     migrator_restart = tasks()["db-migrator"]["restart"][0]
     assert migrator_restart == {"attempts": 0, "mode": "fail"}
     update = group()["update"][0]
-    assert update["auto_revert"] is True and update["progress_deadline"] != "0"
+    assert update["auto_revert"] is True
+    assert update["progress_deadline"] != "0"
 
 
 @pytest.mark.parametrize("minutes", [1, 10, 60, 180, 24 * 60])
@@ -168,7 +172,8 @@ def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> 
 def test_api_task_is_the_api() -> None:
     """Item 6: e2b's API takes --port and its own environment, secrets, drain time and memory."""
     start = tasks()["start"]
-    assert start["config"][0]["args"] == "${var.api_args}" and start["env"] == "${var.api_env}"
+    assert start["config"][0]["args"] == "${var.api_args}"
+    assert start["env"] == "${var.api_env}"
     assert "--port" in stack_config.default("apiArgs")
     assert start["kill_timeout"] == "${var.api_kill_timeout}"
     assert start["resources"][0]["memory_max"] == "${var.api_memory_max}"
@@ -184,13 +189,15 @@ def test_both_tasks_read_the_one_variable_they_may_read() -> None:
     assert f"nomad/jobs/{JOB_ID}/{GROUP}" == SECRETS_VARIABLE_PATH
     for name in ("db-migrator", "start"):
         data = tasks()[name]["template"][0]["data"]
-        assert 'nomadVarExists "${var.secrets_path}"' in data and 'nomadVar "${var.secrets_path}"' in data
+        assert 'nomadVarExists "${var.secrets_path}"' in data
+        assert 'nomadVar "${var.secrets_path}"' in data
         assert data.index("nomadVarExists") < data.index('nomadVar "')
         assert tasks()[name]["template"][0]["env"] is True
     # The item and environment names config.py keeps apiEnv/apiSecrets away from.
     assert f"{DATABASE_ENV[0]}={{{{ .{DATABASE_ITEM} | toJSON }}}}" in tasks()["db-migrator"]["template"][0]["data"]
     start = tasks()["start"]["template"][0]["data"]
-    assert "range .Tuples" in start and f'eq .K "{DATABASE_ITEM}"' in start
+    assert "range .Tuples" in start
+    assert f'eq .K "{DATABASE_ITEM}"' in start
     assert all(f"{env}={{{{ .V | toJSON }}}}" in start for env in DATABASE_ENV)
 
 

@@ -42,13 +42,16 @@ def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: Migr
     migrations.add("00002_b.sql", B)
     refused = run_migrator("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
-    assert "00001_a.sql was edited after it was applied" in refused.stderr and "--allow-edited" in refused.stderr
+    assert "00001_a.sql was edited after it was applied" in refused.stderr
+    assert "--allow-edited" in refused.stderr
     assert versions(dsn) == [0, 1]
 
     validate = run_migrator("validate", dsn=dsn, directory=migrations.path)
-    assert validate.returncode == 2 and "00001_a.sql was edited" in validate.stderr
+    assert validate.returncode == 2
+    assert "00001_a.sql was edited" in validate.stderr
     status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["edited"] == [1] and status["migrations"][0]["edited"] is True
+    assert status["edited"] == [1]
+    assert status["migrations"][0]["edited"] is True
     assert "(EDITED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
     assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
 
@@ -66,7 +69,8 @@ def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) ->
     assert refused.returncode == 2
     assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
     status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["vanished"] == [1] and status["unknown_applied"] == [1]
+    assert status["vanished"] == [1]
+    assert status["unknown_applied"] == [1]
     assert (
         "00001_a.sql (file REMOVED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
     )
@@ -170,8 +174,10 @@ def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migratio
     assert result.stdout.count("blocked by a lock (attempt") == 2
     error = result.stderr.strip()
     assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock" in error
-    assert "lock_timeout (0.2s) 3 time(s)" in error and "nothing of this file was applied" in error
-    assert versions(dsn) == [0, 1] and "c" not in tables(dsn)
+    assert "lock_timeout (0.2s) 3 time(s)" in error
+    assert "nothing of this file was applied" in error
+    assert versions(dsn) == [0, 1]
+    assert "c" not in tables(dsn)
 
 
 def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:
@@ -228,12 +234,14 @@ def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
     query(dsn, "DELETE FROM _migrations WHERE version_id = 2")
     rerun = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.startswith("OK   00002_b.sql") and "b" in tables(dsn)
+    assert rerun.stdout.startswith("OK   00002_b.sql")
+    assert "b" in tables(dsn)
 
     # A manifest that does not list exactly the directory's files is ignored, seal and all.
     migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\n")
     stale = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
-    assert stale.returncode == 0 and stale.stdout.startswith("OK   00003_c.sql")
+    assert stale.returncode == 0
+    assert stale.stdout.startswith("OK   00003_c.sql")
     assert versions(dsn) == [0, 1, 2, 3]
 
 

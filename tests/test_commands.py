@@ -114,18 +114,21 @@ def test_down_redo_and_reset_restore_the_schema(dsn: str, migrations: MigrationD
     down = run_migrator("down", dsn=dsn, directory=migrations.path)
     assert down.returncode == 0, down.stderr
     assert down.stdout.splitlines()[-1] == "migrator: successfully migrated database to version: 2"
-    assert schema(dsn) == after_two and versions(dsn) == [0, 1, 2]
+    assert schema(dsn) == after_two
+    assert versions(dsn) == [0, 1, 2]
 
     assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
     redo = run_migrator("redo", dsn=dsn, directory=migrations.path)
     assert redo.returncode == 0, redo.stderr
     assert [line.split()[1] for line in redo.stdout.splitlines()[:2]] == ["00003_tags.sql", "00003_tags.sql"]
-    assert schema(dsn) == full and versions(dsn)[-1] == 3
+    assert schema(dsn) == full
+    assert versions(dsn)[-1] == 3
 
     assert run_migrator("down-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1]
     assert run_migrator("reset", dsn=dsn, directory=migrations.path).returncode == 0
-    assert versions(dsn) == [0] and schema(dsn) == empty
+    assert versions(dsn) == [0]
+    assert schema(dsn) == empty
 
 
 def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
@@ -143,14 +146,17 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     run_migrator("up-to", "2", dsn=dsn, directory=migrations.path)
     status = run_migrator("--json", "status", dsn=dsn, directory=migrations.path)  # option before the command
     document = json.loads(status.stdout)
-    assert document["table"] == "_migrations" and document["current"] == 2
-    assert document["pending"] == [3] and document["unknown_applied"] == []
+    assert document["table"] == "_migrations"
+    assert document["current"] == 2
+    assert document["pending"] == [3]
+    assert document["unknown_applied"] == []
     assert [(m["version"], m["name"], m["applied"]) for m in document["migrations"]] == [
         (1, "00001_users.sql", True),
         (2, "00002_posts.sql", True),
         (3, "00003_tags.sql", False),
     ]
-    assert document["migrations"][0]["applied_at"] and document["migrations"][2]["applied_at"] is None
+    assert document["migrations"][0]["applied_at"]
+    assert document["migrations"][2]["applied_at"] is None
 
     text = run_migrator("status", dsn=dsn, directory=migrations.path).stdout
     assert re.search(r"^    Pending\s+-- 00003_tags.sql$", text, re.M)
@@ -178,7 +184,8 @@ def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
     created = run_migrator("create", "AddAuditLog", directory=migrations.path)
     assert created.returncode == 0, created.stderr
     stamped = [p for p in migrations.path.glob("*_add_audit_log.sql")]
-    assert len(stamped) == 1 and re.fullmatch(r"\d{14}_add_audit_log\.sql", stamped[0].name)
+    assert len(stamped) == 1
+    assert re.fullmatch(r"\d{14}_add_audit_log\.sql", stamped[0].name)
     assert run_migrator("validate", directory=migrations.path).returncode == 0
 
     template = stamped[0].read_text()
@@ -188,7 +195,8 @@ def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
     assert (migrations.path / "00004_add_audit_log.sql").read_text() == template
     assert not stamped[0].exists()
     sequential = run_migrator("create", "-s", "next one", directory=migrations.path)
-    assert sequential.returncode == 0 and (migrations.path / "00005_next_one.sql").is_file()
+    assert sequential.returncode == 0
+    assert (migrations.path / "00005_next_one.sql").is_file()
 
 
 def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: MigrationDir) -> None:
@@ -206,7 +214,8 @@ def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: M
             " CREATE FUNCTION post_count() RETURNS int AS 'SELECT 1' LANGUAGE sql"
         )
     status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["current"] == 2 and status["pending"] == [3]
+    assert status["current"] == 2
+    assert status["pending"] == [3]
     result = run_migrator("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -224,7 +233,8 @@ def test_rows_of_old_goose_rollbacks_count_as_not_applied(dsn: str, migrations: 
     run_migrator("up-to", "1", dsn=dsn, directory=migrations.path)
     query(dsn, "INSERT INTO _migrations (version_id, is_applied) VALUES (2, true), (2, false)")
     status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["current"] == 1 and status["pending"] == [2, 3]
+    assert status["current"] == 1
+    assert status["pending"] == [2, 3]
 
 
 def test_pending_file_older_than_current_needs_allow_missing(dsn: str, migrations: MigrationDir) -> None:
@@ -235,7 +245,8 @@ def test_pending_file_older_than_current_needs_allow_missing(dsn: str, migration
 
     refused = run_migrator("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
-    assert "00002_posts.sql" in refused.stderr and "--allow-missing" in refused.stderr
+    assert "00002_posts.sql" in refused.stderr
+    assert "--allow-missing" in refused.stderr
     assert versions(dsn) == [0, 1, 3]
     assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
 

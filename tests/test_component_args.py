@@ -54,5 +54,7 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
     assert timeouts.create == timeouts.update == duration(Deadlines(600, 3, 1).pulumi_timeout)
     assert json.loads(job.inputs["hcl2"]["vars"]["migrator_args"]) == ["migrate-to", "latest", "--lock-timeout", "600s"]
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
-    assert variable["path"] == SECRETS_VARIABLE_PATH and variable["itemsWoVersion"] == 2
-    assert PASSWORD in variable["itemsWo"]["value"] and PASSWORD not in run.plain_text()
+    assert variable["path"] == SECRETS_VARIABLE_PATH
+    assert variable["itemsWoVersion"] == 2
+    assert PASSWORD in variable["itemsWo"]["value"]
+    assert PASSWORD not in run.plain_text()

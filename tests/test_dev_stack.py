@@ -111,9 +111,11 @@ def test_services_only_pushes_the_stand_in_by_digest_and_keeps_the_url_private(
     assert f"API stand-in: {pushed}" in up.stdout
     url_file = state / "database-url"
     assert url_file.read_text() == dsn
-    assert stat.S_IMODE(url_file.stat().st_mode) == 0o600 and stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(url_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert dsn not in up.stdout + up.stderr
-    assert not list(state.glob("*.cid")) and not (state / "nomad.pid").exists()  # it started nothing
+    assert not list(state.glob("*.cid"))
+    assert not (state / "nomad.pid").exists()
 
     again = run_script("up.sh", state, "--services-only", env=given)
     assert again.returncode == 0, again.stderr
@@ -121,7 +123,8 @@ def test_services_only_pushes_the_stand_in_by_digest_and_keeps_the_url_private(
 
     down = run_script("down.sh", state, env={})
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not url_file.exists() and not (state / "api-image").exists()
+    assert not url_file.exists()
+    assert not (state / "api-image").exists()
 
 
 def test_services_only_refuses_a_database_that_does_not_answer(engine: Engine, tmp_path: Path) -> None:
@@ -172,7 +175,8 @@ def test_dev_pulumi_uses_the_local_backend_and_only_the_dev_agent(tmp_path: Path
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert seen["PULUMI_BACKEND_URL"] == f"file://{state}/pulumi"
     assert seen["PULUMI_CONFIG_PASSPHRASE_FILE"] == f"{state}/passphrase"
-    assert seen["NOMAD_ADDR"] == "http://127.0.0.1:4646" and "NOMAD_TOKEN" not in seen
+    assert seen["NOMAD_ADDR"] == "http://127.0.0.1:4646"
+    assert "NOMAD_TOKEN" not in seen
 
 
 def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -212,9 +216,11 @@ def test_make_verbs_are_thin_calls_of_the_real_commands(verb: list[str], command
 def test_make_refuses_an_unknown_env_and_points_old_verbs_to_new_ones() -> None:
     for verb in ("preview", "up", "status"):
         refused = make("-n", verb, "ENV=production")
-        assert refused.returncode != 0 and "ENV must be staging, prod or dev, got 'production'" in refused.stderr
+        assert refused.returncode != 0
+        assert "ENV must be staging, prod or dev, got 'production'" in refused.stderr
     old = make("deploy-api", "ENV=prod")
-    assert old.returncode != 0 and "now: make up ENV=prod" in old.stderr
+    assert old.returncode != 0
+    assert "now: make up ENV=prod" in old.stderr
 
 
 def test_make_migration_creates_a_migration_the_migrator_accepts(tmp_path: Path) -> None:

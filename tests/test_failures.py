@@ -36,7 +36,8 @@ def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: Migrat
     assert result.returncode == 1
     message = error_line(result.stderr)
     assert "00002_b.sql (up): statement 3 (line 5) failed" in message
-    assert "duplicate key value" in message and "23505" in message
+    assert "duplicate key value" in message
+    assert "23505" in message
     assert "nothing of this file was applied" in message
     assert result.stdout.startswith("OK   00001_a.sql")
     assert versions(dsn) == [0, 1]
@@ -55,7 +56,8 @@ def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDi
     assert "00001_idx.sql (up): statement 3 (line 5) failed in a NO TRANSACTION migration" in message
     assert "statements 1 (line 3), 2 (line 4) ran and were NOT rolled back" in message
     assert "version 1 was not recorded" in message
-    assert {"n", "m"} <= tables(dsn) and versions(dsn) == [0]
+    assert {"n", "m"} <= tables(dsn)
+    assert versions(dsn) == [0]
 
 
 def test_parse_error_anywhere_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
@@ -75,7 +77,8 @@ def test_file_without_up_is_refused(dsn: str, migrations: MigrationDir) -> None:
     assert result.returncode == 2
     assert "00001_noup.sql:1: SQL before the '-- +goose Up' annotation" in error_line(result.stderr)
     validate = run_migrator("validate", directory=migrations.path)
-    assert validate.returncode == 2 and "00001_noup.sql:1" in validate.stderr
+    assert validate.returncode == 2
+    assert "00001_noup.sql:1" in validate.stderr
     assert tables(dsn) == set()
 
 
@@ -83,15 +86,18 @@ def test_bad_file_names_and_duplicates(migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", GOOD)
     migrations.add("1_again.sql", GOOD)
     duplicate = run_migrator("validate", directory=migrations.path)
-    assert duplicate.returncode == 2 and "1_again.sql: duplicate version 1" in duplicate.stderr
+    assert duplicate.returncode == 2
+    assert "1_again.sql: duplicate version 1" in duplicate.stderr
     (migrations.path / "1_again.sql").unlink()
     migrations.add("create_things.sql", GOOD)
     malformed = run_migrator("validate", directory=migrations.path)
-    assert malformed.returncode == 2 and "create_things.sql: not a migration file name" in malformed.stderr
+    assert malformed.returncode == 2
+    assert "create_things.sql: not a migration file name" in malformed.stderr
     (migrations.path / "create_things.sql").unlink()
     migrations.add("00002_go.go", "package migrations\n")
     go = run_migrator("validate", directory=migrations.path)
-    assert go.returncode == 2 and "00002_go.go: Go migrations are not supported" in go.stderr
+    assert go.returncode == 2
+    assert "00002_go.go: Go migrations are not supported" in go.stderr
 
 
 def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:
@@ -102,7 +108,8 @@ def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:
 
 def test_no_dsn_is_a_usage_error(migrations: MigrationDir) -> None:
     result = run_migrator("status", directory=migrations.path)
-    assert result.returncode == 2 and "no database" in error_line(result.stderr)
+    assert result.returncode == 2
+    assert "no database" in error_line(result.stderr)
 
 
 def test_unreachable_database(migrations: MigrationDir) -> None:
@@ -158,7 +165,8 @@ def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
     message = error_line(stderr)
     assert "00002_slow.sql (up): statement 2 (line 3) failed" in message
     assert "terminat" in message
-    assert versions(dsn) == [0, 1] and "slow" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+    assert "slow" not in tables(dsn)
     assert query(
         dsn,
         ADVISORY_LOCKS_HERE,

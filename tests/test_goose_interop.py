@@ -132,8 +132,10 @@ def test_out_of_order_files_apply_and_roll_back_in_goose_s_order(
 
     # Without allow-missing, both refuse and change nothing.
     refused_goose, refused_ours = goose.goose("up"), ours.migrator("up")
-    assert refused_goose.returncode != 0 and "missing" in refused_goose.stderr
-    assert refused_ours.returncode == 2 and "--allow-missing" in refused_ours.stderr
+    assert refused_goose.returncode != 0
+    assert "missing" in refused_goose.stderr
+    assert refused_ours.returncode == 2
+    assert "--allow-missing" in refused_ours.stderr
     assert _ordered(other_dsn) == _ordered(dsn) == sorted(int(n.partition("_")[0]) for n in first)
 
     ok(goose.goose("up", "-allow-missing"))
@@ -170,7 +172,8 @@ def test_goose_library_and_migrator_started_together_apply_each_version_once(
         goose = tools.spawn_library("up")
         migrator = tools.migrator("up")
         goose_out, _ = goose.communicate(timeout=120)
-        assert goose.returncode == 0 and migrator.returncode == 0, migrator.stderr
+        assert goose.returncode == 0
+        assert migrator.returncode == 0, migrator.stderr
         by_goose = [r["version"] for r in json.loads(goose_out)]
         by_migrator = [
             int(line.split()[1].partition("_")[0]) for line in migrator.stdout.splitlines() if line[:2] == "OK"
@@ -218,7 +221,8 @@ def test_goose_library_holding_the_lock_makes_the_migrator_time_out_with_exit_3(
     holder = _wait_for_lock_holder(dsn)
     waited = tools.migrator("up", "--lock-timeout", "1s")
     assert waited.returncode == 3, waited.stderr
-    assert "not acquired within 1s" in waited.stderr and f"backend pid {holder}" in waited.stderr
+    assert "not acquired within 1s" in waited.stderr
+    assert f"backend pid {holder}" in waited.stderr
     goose_out, _ = goose.communicate(timeout=120)
     assert goose.returncode == 0
     assert [r["version"] for r in json.loads(goose_out)] == [1]
@@ -258,7 +262,8 @@ def test_goose_library_gives_up_on_a_lock_the_migrator_holds(migrations: Migrati
         _wait_for_lock_holder(dsn)
         gave_up = tools.run(tools.library_command("-lock-poll", "1", "-lock-attempts", "1", "up"))
         migrator.communicate(timeout=120)
-    assert gave_up.returncode == 1 and "failed to acquire lock" in gave_up.stderr
+    assert gave_up.returncode == 1
+    assert "failed to acquire lock" in gave_up.stderr
     assert migrator.returncode == 0
     assert _ordered(dsn) == [1]
 
@@ -284,7 +289,8 @@ def test_a_failing_migration_reads_alike_and_leaves_the_same_database(
     print(by_migrator.stdout + by_migrator.stderr)
     assert by_goose.returncode == by_migrator.returncode == 1
     for output in (by_goose.stderr, by_migrator.stderr):
-        assert failing.name in output and "division by zero (SQLSTATE 22012)" in output
+        assert failing.name in output
+        assert "division by zero (SQLSTATE 22012)" in output
     assert "statement 2 (line " in by_migrator.stderr  # which statement, which line: beyond goose
     assert _ordered(dsn) == _ordered(other_dsn) == [1]
     assert schema(dsn) == schema(other_dsn)

@@ -42,7 +42,8 @@ def test_image_metadata(image: str) -> None:
     assert labels["io.e2b.migrations.hash"] == content_hash(REPO) == image.rsplit(":", 1)[1]
     assert labels["io.e2b.migrations.latest"] == str(shipped_migrations()[-1][0])
     assert config["User"] == "10001:10001"
-    assert config["Entrypoint"] == ["python3", "-m", "migrator"] and config["Cmd"] == ["up"]
+    assert config["Entrypoint"] == ["python3", "-m", "migrator"]
+    assert config["Cmd"] == ["up"]
     assert "GOOSE_MIGRATION_DIR=/app/migrations" in config["Env"]
     assert "MIGRATOR_CHECKSUMS=/app/migrations.sha256" in config["Env"]
     assert not [e for e in config["Env"] if e.startswith(("POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING"))]
@@ -105,7 +106,8 @@ def test_push_and_resolve_digest(engine: Engine, image: str) -> None:
     repo_digest = [
         d for d in json.loads(docker("inspect", image).stdout)[0]["RepoDigests"] if d.startswith(engine.registry)
     ]
-    assert len(repo_digest) == 1 and "@sha256:" in repo_digest[0]
+    assert len(repo_digest) == 1
+    assert "@sha256:" in repo_digest[0]
     tag = image.rsplit(":", 1)[1]
     request = urllib.request.Request(
         f"http://{engine.registry}/v2/db-migrator/manifests/{tag}",
@@ -128,5 +130,6 @@ def test_unchanged_content_rebuilds_to_the_same_tag(engine: Engine, image: str, 
 
 def test_no_secret_or_database_setting_in_image_layers(image: str) -> None:
     history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
-    assert "POSTGRES_CONNECTION_STRING" not in history and "GOOSE_DBSTRING" not in history
+    assert "POSTGRES_CONNECTION_STRING" not in history
+    assert "GOOSE_DBSTRING" not in history
     assert "password" not in history.lower()

@@ -58,7 +58,8 @@ def test_every_up_reads_the_database_again(dsn: str, migrations: MigrationDir) -
         migrations.add(name, body)
     provider = MigrationStatusProvider()
     earlier = outs(provider.create(props("postgresql://api:pw@127.0.0.1:1/api")))
-    assert earlier["error"] is not None and earlier["applied"] == []
+    assert earlier["error"] is not None
+    assert earlier["applied"] == []
 
     assert outs(provider.read("migration-status", props(dsn)))["applied"] == []
     assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0  # out of band
@@ -86,8 +87,10 @@ def test_applied_follows_gooses_newest_row_rule_and_reads_only(dsn: str) -> None
 
 def test_unreachable_database_is_an_error_field_without_the_password() -> None:
     got = outs(MigrationStatusProvider().create(props("postgresql://u:Sup3rS3cret@127.0.0.1:1/x")))
-    assert got["applied"] == [] and got["latest"] == 0
-    assert "cannot connect" in got["error"] and "Sup3rS3cret" not in got["error"]
+    assert got["applied"] == []
+    assert got["latest"] == 0
+    assert "cannot connect" in got["error"]
+    assert "Sup3rS3cret" not in got["error"]
 
 
 def test_pending_lists_exactly_the_unapplied_files(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +99,8 @@ def test_pending_lists_exactly_the_unapplied_files(dsn: str, tmp_path: Path, mon
         (tmp_path / "migrations" / name).write_text(body)
     assert run_migrator("up-by-one", dsn=dsn, directory=tmp_path / "migrations").returncode == 0
     reading = read_database(dsn, collect(tmp_path / "migrations"))
-    assert [m.version for m in reading.pending] == [2, 3] and reading.applied == [1]
+    assert [m.version for m in reading.pending] == [2, 3]
+    assert reading.applied == [1]
 
     logged: list[str] = []
     monkeypatch.setattr(pulumi.log, "info", lambda message, *args, **kwargs: logged.append(message))
@@ -108,7 +112,8 @@ def test_pending_lists_exactly_the_unapplied_files(dsn: str, tmp_path: Path, mon
 
     check()
     assert logged[-2:] == ["pending migration: 00002_m2.sql", "pending migration: 00003_m3.sql"]
-    assert logged[0].startswith("last migrator run ") and ": succeeded (up-by-one" in logged[0]
+    assert logged[0].startswith("last migrator run ")
+    assert ": succeeded (up-by-one" in logged[0]
 
 
 def assert_equal(got: object, expected: object) -> None:
@@ -121,10 +126,12 @@ def test_reading_says_why_the_next_up_would_refuse(dsn: str, migrations: Migrati
     assert read_database(dsn, collect(migrations.path)).refusal is None
     edited.write_text(THREE["00001_m1.sql"] + "-- a change\n")
     refusal = read_database(dsn, collect(migrations.path)).refusal
-    assert refusal is not None and "00001_m1.sql was edited after it was applied" in refusal
+    assert refusal is not None
+    assert "00001_m1.sql was edited after it was applied" in refusal
 
 
 def test_the_shipped_migration_is_pending_on_an_empty_database(dsn: str) -> None:
     reading = read_database(dsn, collect(REPO / "migrations"))
-    assert reading.error is None and reading.applied == []
+    assert reading.error is None
+    assert reading.applied == []
     assert [m.filename for m in reading.pending] == sorted(p.name for p in (REPO / "migrations").glob("*.sql"))

@@ -169,7 +169,8 @@ def error_lines(output: str) -> list[str]:
 def test_database_url_is_encrypted_in_the_stack_file_and_never_plain_in_the_state(deployed: Deployed) -> None:
     stack, url = deployed.stack, deployed.database_url
     password = conninfo.conninfo_to_dict(url)["password"]
-    assert isinstance(password, str) and password
+    assert isinstance(password, str)
+    assert password
     stack_file = stack.config_file.read_text()
     assert re.search(rf"{PROJECT}:databaseUrl:\s*\n\s*secure: v1:", stack_file), stack_file
     assert password not in stack_file
@@ -216,7 +217,8 @@ def test_config_out_of_range_is_the_programs_one_line_error(stacks: Stacks) -> N
     result = stack.operation("preview", check=False)
     assert result.returncode != 0
     lines = error_lines(result.output)
-    assert lines and re.fullmatch(r"error: api-migrations:apiCount must be between \d+ and \d+, got 0", lines[0]), lines
+    assert lines, result.output
+    assert re.fullmatch(r"error: api-migrations:apiCount must be between \d+ and \d+, got 0", lines[0]), lines
     message = lines[0].removeprefix("error: ")
     # The runtime of tests/engine_host.py repeats it as "an unhandled error occurred: <message>".
     assert all(line.endswith(message) for line in lines), lines
@@ -253,7 +255,8 @@ def test_preview_lists_pending_migrations_and_lint_warnings(stacks: Stacks) -> N
 def test_second_preview_expects_no_changes(deployed: Deployed) -> None:
     result = deployed.stack.operation("preview", "--expect-no-changes", "--json")
     ops = step_ops(result.json())
-    assert ops and set(ops.values()) == {"same"}, ops
+    assert ops, "the preview lists the stack's resources"
+    assert set(ops.values()) == {"same"}, ops
 
 
 def test_another_checkout_at_another_path_and_umask_has_no_changes(deployed: Deployed, tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def job_vars(run: Run) -> dict[str, str]:
 
 def seconds(text: str) -> int:
     """A Go duration as the providers parse it (whole seconds is all the program writes)."""
-    assert text.endswith("s") and text[:-1].isdigit(), text
+    assert text.endswith("s"), text
+    assert text[:-1].isdigit(), text
     return int(text[:-1])
 
 
@@ -119,7 +120,8 @@ def test_staging_declares_repository_image_and_job() -> None:
     repository = run.recorder.one(REPOSITORY)
     assert repository.inputs["format"] == "DOCKER"
     assert repository.inputs["dockerConfig"] == {"immutableTags": True}
-    assert repository.inputs["repositoryId"] == "db-migrator" and repository.inputs["location"] == "us-central1"
+    assert repository.inputs["repositoryId"] == "db-migrator"
+    assert repository.inputs["location"] == "us-central1"
     reader = run.recorder.one(READER).inputs
     assert reader["role"] == "roles/artifactregistry.reader"
     assert reader["member"] == "serviceAccount:nomad@e2b-staging.iam.gserviceaccount.com"
@@ -128,18 +130,22 @@ def test_staging_declares_repository_image_and_job() -> None:
     tag = content_hash(REPO)
     assert image.inputs["imageName"] == f"us-central1-docker.pkg.dev/e2b-staging/db-migrator/db-migrator:{tag}"
     build = image.inputs["build"]
-    assert build["platform"] == "linux/amd64" and build["args"]["MIGRATIONS_HASH"] == tag
+    assert build["platform"] == "linux/amd64"
+    assert build["args"]["MIGRATIONS_HASH"] == tag
     assert image.inputs["registry"]["value"]["server"] == "us-central1-docker.pkg.dev"
     assert image.inputs["registry"]["value"]["password"] == ACCESS_TOKEN  # a secret, from the GCP provider
     assert "gcp:organizations/getClientConfig:getClientConfig" in run.recorder.calls
 
     job = run.recorder.one(JOB).inputs
-    assert job["detach"] is False and job["deregisterOnDestroy"] is False
+    assert job["detach"] is False
+    assert job["deregisterOnDestroy"] is False
     assert job["jobspec"] == JOBSPEC.read_text()
     assert job_vars(run)["migrator_image"] == image.outputs["repoDigest"] == run.exports["migratorImage"]
-    assert job_vars(run)["api_count"] == "2" and job_vars(run)["datacenters"] == '["us-central1-a"]'
+    assert job_vars(run)["api_count"] == "2"
+    assert job_vars(run)["datacenters"] == '["us-central1-a"]'
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
-    assert variable["path"] == SECRETS_VARIABLE_PATH and variable["itemsWoVersion"] == 1
+    assert variable["path"] == SECRETS_VARIABLE_PATH
+    assert variable["itemsWoVersion"] == 1
 
     assert run.exports["migrationsHash"] == tag
     assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/db-migrator"
@@ -166,9 +172,11 @@ def test_image_inputs_never_depend_on_path_umask_times_or_token(tmp_path: Path) 
         runs.append((program.parent, staging(program=program, recorder=recorder).recorder.one(IMAGE)))
     (root_a, image_a), (root_b, image_b) = runs
     for image in (image_a, image_b):
-        assert not image.options.ignore_changes and not image.options.replace_on_changes
+        assert not image.options.ignore_changes
+        assert not image.options.replace_on_changes
         build = image.inputs["build"]
-        assert not Path(build["context"]).is_absolute() and not Path(build["dockerfile"]).is_absolute()
+        assert not Path(build["context"]).is_absolute()
+        assert not Path(build["dockerfile"]).is_absolute()
     without_password = [
         {**i.inputs, "registry": {**i.inputs["registry"]["value"], "password": None}} for i in (image_a, image_b)
     ]
@@ -199,23 +207,27 @@ def test_one_byte_changes_the_tag_and_the_context(tmp_path: Path) -> None:
 def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
     allowed = [line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
     assert sorted(allowed) == sorted(IMAGE_FILES)
-    assert "migrator/Dockerfile" in image_files(REPO) and "migrator/cli.py" in image_files(REPO)
+    assert "migrator/Dockerfile" in image_files(REPO)
+    assert "migrator/cli.py" in image_files(REPO)
 
 
 def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_image() -> None:
     """Item 3: the stack's own repository, kept on destroy; cleanup deletes only untagged data."""
     repository = staging().recorder.one(REPOSITORY)
     assert repository.inputs["repositoryId"] != "e2b-orchestration"
-    assert repository.options.protect is True and repository.options.retain_on_delete is True
+    assert repository.options.protect is True
+    assert repository.options.retain_on_delete is True
     policies = repository.inputs["cleanupPolicies"]
     deletes = [p for p in policies if p["action"] == "DELETE"]
-    assert deletes and all(p["condition"]["tagState"] == "UNTAGGED" for p in deletes)
+    assert deletes
+    assert all(p["condition"]["tagState"] == "UNTAGGED" for p in deletes)
     assert repository.inputs["cleanupPolicyDryRun"] is False
 
 
 def test_an_existing_repository_is_only_looked_up() -> None:
     run = staging({"api-migrations:existingRepository": "e2b-orchestration"})
-    assert not run.recorder.of_type(REPOSITORY) and not run.recorder.of_type(READER)
+    assert not run.recorder.of_type(REPOSITORY)
+    assert not run.recorder.of_type(READER)
     assert "gcp:artifactregistry/getRepository:getRepository" in run.recorder.calls
     assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/e2b-orchestration"
     assert run.recorder.one(IMAGE).inputs["imageName"].startswith(run.exports["registryUrl"] + "/db-migrator:")
@@ -230,7 +242,8 @@ def test_job_timeouts_outlast_the_whole_deployment() -> None:
     progress = seconds(job_vars(run)["progress_deadline"])
     batches = 1 + (3 - 1)  # the canary, then the two others one at a time
     for timeout in (timeouts.create, timeouts.update):
-        assert timeout is not None and seconds(timeout) > batches * progress
+        assert timeout is not None
+        assert seconds(timeout) > batches * progress
 
 
 def test_dev_stack_rolls_without_canary_on_one_node() -> None:
@@ -266,7 +279,8 @@ def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
     assert variables["secrets_path"] == SECRETS_VARIABLE_PATH == "nomad/jobs/api/api-service"
     items = run.recorder.one("nomad:index/variable:Variable").inputs["itemsWo"]
     assert items["value"] == '{"database_url": "' + DATABASE_URL + '", "SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}'
-    assert "s3cr3t-jwt" not in run.plain_text() and "s3cr3t-jwt" not in repr(variables)
+    assert "s3cr3t-jwt" not in run.plain_text()
+    assert "s3cr3t-jwt" not in repr(variables)
 
 
 def test_plain_api_secrets_are_refused() -> None:
@@ -369,14 +383,16 @@ def test_status_outputs_come_from_the_status_resource() -> None:
     assert status.inputs["versions"] == sorted(
         int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql")
     )
-    assert run.exports["appliedMigrations"] == APPLIED and run.exports["latestMigration"] == APPLIED[-1]
+    assert run.exports["appliedMigrations"] == APPLIED
+    assert run.exports["latestMigration"] == APPLIED[-1]
     assert run.exports["pendingMigrations"] == []
 
 
 def test_database_url_never_in_plain_text() -> None:
     run = staging({"api-migrations:reportMigrations": "true"})
     plain = run.plain_text() + repr(run.exports)
-    assert PASSWORD not in plain and "db.internal.example" not in plain
+    assert PASSWORD not in plain
+    assert "db.internal.example" not in plain
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert PASSWORD in variable["itemsWo"]["value"]  # there, but only as a secret
     job = run.recorder.one(JOB).inputs
@@ -408,7 +424,8 @@ def test_dev_stack_creates_no_gcp_resource() -> None:
     assert not [r for r in run.recorder.resources if r.typ.startswith("gcp:")]
     assert not [c for c in run.recorder.calls if c.startswith("gcp:")]
     image = run.recorder.one(IMAGE).inputs
-    assert image["imageName"].startswith("localhost:5000/db-migrator:") and "registry" not in image
+    assert image["imageName"].startswith("localhost:5000/db-migrator:")
+    assert "registry" not in image
     assert run.exports["registryUrl"] == "localhost:5000"
 
 
@@ -420,14 +437,16 @@ def test_a_migrate_to_the_image_cannot_reach_is_refused() -> None:
 
 def test_the_migrator_task_moves_the_database_to_migrate_to() -> None:
     latest = json.loads(job_vars(staging())["migrator_args"])
-    assert latest[:2] == ["migrate-to", "latest"] and "--allow-down" not in latest
+    assert latest[:2] == ["migrate-to", "latest"]
+    assert "--allow-down" not in latest
     version = sorted(int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql"))[0]
     pinned = json.loads(
         job_vars(staging({"api-migrations:migrateTo": str(version), "api-migrations:allowDown": "true"}))[
             "migrator_args"
         ]
     )
-    assert pinned[:2] == ["migrate-to", str(version)] and pinned[-1] == "--allow-down"
+    assert pinned[:2] == ["migrate-to", str(version)]
+    assert pinned[-1] == "--allow-down"
 
 
 def shipped_down_statements() -> tuple[int, list[str]]:

@@ -167,6 +167,22 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     assert [p["version"] for p in plan["pending"]] == [3]
 
 
+def test_show_prints_each_statement_under_its_number_and_line(migrations: MigrationDir) -> None:
+    three(migrations)
+    shown = run_migrator("show", "00003_tags.sql", directory=migrations.path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == (
+        "-- 00003_tags.sql (up): 2 statement(s), NO TRANSACTION\n"
+        "-- statement 1 (line 3)\nCREATE TABLE tags (id int PRIMARY KEY, label text);\n"
+        "-- statement 2 (line 4)\nCREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);\n"
+    )
+    down = run_migrator("show", "00002_posts.sql", "--down", directory=migrations.path).stdout
+    assert down == (
+        "-- 00002_posts.sql (down): 2 statement(s), in one transaction\n"
+        "-- statement 1 (line 12)\nDROP FUNCTION post_count();\n-- statement 2 (line 13)\nDROP TABLE posts;\n"
+    )
+
+
 def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
     three(migrations)
     shown = json.loads(run_migrator("show", "00003_tags.sql", "--json", directory=migrations.path).stdout)

@@ -21,11 +21,10 @@ def warn_if_unread(error: str | None) -> None:
 
 
 config = stack_config.load()
-registry = Registry("registry", config.registry_args())
+registry = Registry("registry", config.registry)
 image = MigratorImage("db-migrator", ROOT, registry)
-job_args = config.api_job_args()
 job = ApiJob(
-    "api", job_args, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
+    "api", config.job, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
 )
 
 pulumi.export("migrationsHash", image.content_hash)
@@ -37,21 +36,25 @@ migrations = collect(ROOT / "migrations")
 # While the program runs, so that `pulumi preview` refuses an unreachable migrateTo, or lists
 # every Down statement a rollback will run.
 check_schema_target(
-    config.database_url if config.report_migrations else None, ROOT, migrations, config.migrate_to, config.allow_down
+    config.job.database_url if config.report_migrations else None,
+    ROOT,
+    migrations,
+    config.job.migrate_to,
+    config.job.allow_down,
 )
 
 if config.report_migrations:
     # Logged while the program runs, so `pulumi preview` lists what the next `up` applies.
-    pending_migrations(config.database_url, ROOT, config.migrate_to)
+    pending_migrations(config.job.database_url, ROOT, config.job.migrate_to)
     status = MigrationStatus(
         "migration-status",
-        database_url=config.database_url,
+        database_url=config.job.database_url,
         versions=[m.version for m in migrations],
         migrations_hash=image.content_hash,
         migrator_image=image.digest,
         job_fingerprint=job.fingerprint,
         # Beside the job, not after it: a failed deployment must not keep it from saying why.
-        wait_seconds=job_args.deadlines.pulumi_timeout,
+        wait_seconds=config.job.deadlines.pulumi_timeout,
     )
     status.error.apply(warn_if_unread)
     pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))

@@ -38,59 +38,11 @@ class ConfigError(pulumi.RunError):
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Every setting, checked; each component gets only its own part, as its Args."""
+    """Every setting, checked, as each component's own Args, and what the program itself reads."""
 
-    registry: str  # "artifact-registry" or a registry host such as localhost:5000
-    repository: str  # the repository the stack owns, unless existing_repository is set
-    existing_repository: str | None  # a repository the stack only looks up
-    registry_reader: str | None  # service account e-mail of the Nomad clients' docker auth
-    api_image: str
-    api_count: int
-    api_port: int
-    api_args: list[str]
-    api_env: dict[str, str]
-    api_secrets: pulumi.Output[dict[str, str]]  # always secret
-    api_distinct_hosts: bool
-    canary: int
-    migration_timeout_seconds: int
-    node_pool: str
-    datacenters: list[str]
-    database_url: pulumi.Output[str]  # always secret
-    database_url_version: int
-    report_migrations: bool
-    migrate_to: int | None  # None: the newest migration in the image
-    allow_down: bool
-    gcp_project: str | None
-    gcp_region: str | None
-
-    def registry_args(self) -> RegistryArgs:
-        return RegistryArgs(
-            registry=self.registry,
-            repository=self.repository,
-            existing_repository=self.existing_repository,
-            registry_reader=self.registry_reader,
-            gcp_project=self.gcp_project,
-            gcp_region=self.gcp_region,
-        )
-
-    def api_job_args(self) -> ApiJobArgs:
-        return ApiJobArgs(
-            api_image=self.api_image,
-            api_count=self.api_count,
-            api_port=self.api_port,
-            api_args=self.api_args,
-            api_env=self.api_env,
-            api_secrets=self.api_secrets,
-            api_distinct_hosts=self.api_distinct_hosts,
-            canary=self.canary,
-            node_pool=self.node_pool,
-            datacenters=self.datacenters,
-            migration_timeout_seconds=self.migration_timeout_seconds,
-            migrate_to=self.migrate_to,
-            allow_down=self.allow_down,
-            database_url=self.database_url,
-            database_url_version=self.database_url_version,
-        )
+    registry: RegistryArgs
+    job: ApiJobArgs
+    report_migrations: bool  # read the database during preview/up and report what it applied
 
 
 def _key(name: str) -> str:
@@ -248,11 +200,17 @@ def load() -> StackConfig:
     api_count = reader.integer("apiCount", minimum=1, maximum=100)
     api_env = reader.environment("apiEnv", reader.structured("apiEnv"))
     gcp = pulumi.Config("gcp")
-    stack = StackConfig(
+    registry_args = RegistryArgs(
         registry=registry,
         repository=repository,
         existing_repository=existing,
         registry_reader=reader.string("registryReaderServiceAccount") or None,
+        gcp_project=gcp.get("project"),
+        gcp_region=gcp.get("region"),
+    )
+    if registry_args.uses_artifact_registry and not (registry_args.gcp_project and registry_args.gcp_region):
+        raise ConfigError("gcp:project and gcp:region are required when api-migrations:registry is artifact-registry")
+    job = ApiJobArgs(
         api_image=api_image,
         api_count=api_count,
         api_port=reader.integer("apiPort", minimum=1, maximum=65535),
@@ -261,17 +219,12 @@ def load() -> StackConfig:
         api_secrets=_api_secrets(reader, api_env),
         api_distinct_hosts=reader.boolean("apiDistinctHosts"),
         canary=reader.integer("canary", minimum=0, maximum=api_count),
-        migration_timeout_seconds=_migration_timeout(reader),
         node_pool=reader.string("nodePool"),
         datacenters=reader.names("datacenters", reader.structured("datacenters")),
-        database_url=reader.config.require_secret("databaseUrl"),
-        database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
-        report_migrations=reader.boolean("reportMigrations"),
+        migration_timeout_seconds=_migration_timeout(reader),
         migrate_to=_migrate_to(reader),
         allow_down=reader.boolean("allowDown"),
-        gcp_project=gcp.get("project"),
-        gcp_region=gcp.get("region"),
+        database_url=reader.config.require_secret("databaseUrl"),
+        database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
     )
-    if stack.registry_args().uses_artifact_registry and not (stack.gcp_project and stack.gcp_region):
-        raise ConfigError("gcp:project and gcp:region are required when api-migrations:registry is artifact-registry")
-    return stack
+    return StackConfig(registry=registry_args, job=job, report_migrations=reader.boolean("reportMigrations"))

@@ -1,10 +1,8 @@
-"""What each command does, and how its result is printed (text as goose prints it, or JSON)."""
+"""What each command does: its checks, the library calls, and which report it prints (reports.py)."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,24 +12,24 @@ from migrator import authoring
 from migrator.api import Migrator
 from migrator.dsn import connect, redact
 from migrator.errors import InputError, LintFindings, ParseError
-from migrator.events import Event, RunResult
 from migrator.history import History, RunRecorder
-from migrator.interruptions import interruption_advice
 from migrator.lint import Finding, find_config, lint, squawk_binary
-from migrator.operator_text import error_message, event_line, result_line
+from migrator.operator_text import error_message
 from migrator.parser import Direction, ParsedMigration, parse_file
-from migrator.planning import Step, refuse_drift
+from migrator.planning import refuse_drift
+from migrator.reports import (
+    emit_json,
+    print_event,
+    print_plan,
+    print_result,
+    print_statements,
+    print_status,
+    status_document,
+    warn,
+)
 from migrator.settings import Settings
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
-
-
-def emit_json(document: object) -> None:
-    print(json.dumps(document, indent=2))
-
-
-def warn(message: str) -> None:
-    print(f"migrator: warning: {message}", file=sys.stderr)
 
 
 def version_argument(settings: Settings) -> int:
@@ -58,16 +56,8 @@ def _migrator(conn: psycopg.Connection, settings: Settings, *, record: bool = Fa
         manifest=settings.manifest,
         safety=settings.safety,
         recorder=recorder,
-        on_event=_print_event,
+        on_event=print_event,
     )
-
-
-def _print_event(event: Event) -> None:
-    print(event_line(event))
-
-
-def _print_result(result: RunResult) -> None:
-    print(result_line(result))
 
 
 def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
@@ -90,25 +80,25 @@ def up(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "up-to" else None
     with _database(settings, writes=True) as conn:
         migrator = _migrator(conn, settings, record=True)
-        _print_result(migrator.up(target=target, by_one=settings.command == "up-by-one", lock_wait=settings.lock_wait))
+        print_result(migrator.up(target=target, by_one=settings.command == "up-by-one", lock_wait=settings.lock_wait))
 
 
 def down(settings: Settings) -> None:
     target = version_argument(settings) if settings.command == "down-to" else None
     with _database(settings, writes=True) as conn:
         migrator = _migrator(conn, settings, record=True)
-        _print_result(migrator.down(target=target, reset=settings.command == "reset", lock_wait=settings.lock_wait))
+        print_result(migrator.down(target=target, reset=settings.command == "reset", lock_wait=settings.lock_wait))
 
 
 def redo(settings: Settings) -> None:
     with _database(settings, writes=True) as conn:
-        _print_result(_migrator(conn, settings, record=True).redo(lock_wait=settings.lock_wait))
+        print_result(_migrator(conn, settings, record=True).redo(lock_wait=settings.lock_wait))
 
 
 def migrate_to(settings: Settings) -> None:
     target = None if settings.argument == "latest" else version_argument(settings)
     with _database(settings, writes=True) as conn:
-        _print_result(_migrator(conn, settings, record=True).migrate_to(target, lock_wait=settings.lock_wait))
+        print_result(_migrator(conn, settings, record=True).migrate_to(target, lock_wait=settings.lock_wait))
 
 
 # -- reading commands ------------------------------------------------------------------
@@ -118,9 +108,9 @@ def status(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
         found = _read_status(_migrator(conn, settings))
     if settings.as_json:
-        emit_json(_status_document(found, settings))
+        emit_json(status_document(found, str(settings.table)))
     else:
-        _print_status(found)
+        print_status(found)
 
 
 def version(settings: Settings) -> None:
@@ -150,7 +140,7 @@ def plan(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
         migrator = _migrator(conn, settings)
         steps = migrator.plan_up(status=_read_status(migrator))
-    _print_plan(steps, settings)
+    print_plan(steps, _lint_findings([(s.migration, s.parsed) for s in steps], settings), as_json=settings.as_json)
 
 
 def lint_command(settings: Settings) -> None:
@@ -197,7 +187,7 @@ def show(settings: Settings) -> None:
         emit_json({"statements": [s.sql for s in parsed.statements], "transaction": parsed.use_tx})
     else:
         statements = [(s.line, s.sql) for s in parsed.statements]
-        _print_statements(f"{path.name} ({direction.value})", parsed.use_tx, statements)
+        print_statements(f"{path.name} ({direction.value})", parsed.use_tx, statements)
 
 
 def validate(settings: Settings) -> None:
@@ -239,88 +229,8 @@ def _parse_problems(migration: Migration) -> list[str]:
 # -- output ----------------------------------------------------------------------------
 
 
-def _status_document(found: Status, settings: Settings) -> dict[str, object]:
-    edited = {m.version for m in found.edited}
-    return {
-        "table": str(settings.table),
-        "current": found.current,
-        "migrations": [
-            {
-                "version": s.migration.version,
-                "name": s.migration.filename,
-                "applied": s.applied,
-                "applied_at": s.applied_at.isoformat() if s.applied_at else None,
-                "edited": s.migration.version in edited,
-            }
-            for s in found.migrations
-        ],
-        "pending": [m.version for m in found.pending],
-        "unknown_applied": found.unknown_applied,
-        "edited": sorted(edited),
-        "vanished": [e.version for e in found.vanished],
-        "interrupted": [
-            {"version": e.version, "name": e.filename, "state": e.state.value,
-             "statements_done": e.statements_done, "statements_total": e.statements_total}
-            for e in found.interrupted
-        ],
-        "checksums_checked": found.ledger_unreadable is None,
-    }  # fmt: skip
-
-
-def _print_status(found: Status) -> None:
-    edited = {m.version for m in found.edited}
-    print("    Applied At                  Migration")
-    print("    =======================================")
-    for state in found.migrations:
-        when = state.applied_at.strftime("%a %b %e %H:%M:%S %Y") if state.applied_at else "Pending"
-        note = "  (EDITED since applied)" if state.migration.version in edited else ""
-        print(f"    {when:<24} -- {state.migration.filename}{note}")
-    for version_id in found.unknown_applied:
-        vanished = next((e.filename for e in found.vanished if e.version == version_id), None)
-        what = f"{vanished} (file REMOVED since applied)" if vanished else f"version {version_id}"
-        print(f"    {'Applied, no file':<24} -- {what}")
-    for entry in found.interrupted:
-        print(f"\nmigrator: {interruption_advice(entry)}.")
-
-
 def _lint_findings(files: list[tuple[Migration, ParsedMigration]], settings: Settings) -> list[Finding] | None:
     """squawk's findings, or None where squawk is not installed (the image has none)."""
     if squawk_binary() is None:
         return None
     return lint(files, find_config(settings.directory))
-
-
-def _print_statements(title: str, use_tx: bool, statements: Sequence[tuple[int, str]]) -> None:
-    mode = "in one transaction" if use_tx else "NO TRANSACTION"
-    print(f"-- {title}: {len(statements)} statement(s), {mode}")
-    for number, (line, text) in enumerate(statements, start=1):
-        print(f"-- statement {number} (line {line})\n{text}")
-
-
-def _print_plan(steps: list[Step], settings: Settings) -> None:
-    findings = _lint_findings([(s.migration, s.parsed) for s in steps], settings)
-    if settings.as_json:
-        emit_json(
-            {
-                "pending": [
-                    {
-                        "version": step.migration.version,
-                        "name": step.migration.filename,
-                        "transaction": step.parsed.use_tx,
-                        "statements": [s.sql for s in step.parsed.statements],
-                        "lint": None
-                        if findings is None
-                        else [f.as_dict() for f in findings if f.filename == step.migration.filename],
-                    }
-                    for step in steps
-                ]
-            }
-        )
-        return
-    if not steps:
-        print("migrator: nothing pending")
-    for step in steps:
-        statements = [(s.line, s.sql) for s in step.parsed.statements]
-        _print_statements(step.migration.filename, step.parsed.use_tx, statements)
-    for finding in findings or []:
-        print(f"-- lint: {finding}")

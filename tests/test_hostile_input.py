@@ -18,7 +18,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from migrator import authoring
-from migrator.cli import COMMANDS
+from migrator.command_table import COMMANDS
 from tests.migrator_process import run_migrator
 from tests.support import MigrationDir, query, tables, versions
 

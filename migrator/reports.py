@@ -1,0 +1,110 @@
+"""What the command line prints: goose's text, or JSON documents, for the library's results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from migrator.events import Event, RunResult
+from migrator.interruptions import interruption_advice
+from migrator.lint import Finding
+from migrator.operator_text import event_line, result_line
+from migrator.planning import Step
+from migrator.status import Status
+
+
+def emit_json(document: object) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def warn(message: str) -> None:
+    print(f"migrator: warning: {message}", file=sys.stderr)
+
+
+def print_event(event: Event) -> None:
+    print(event_line(event))
+
+
+def print_result(result: RunResult) -> None:
+    print(result_line(result))
+
+
+def status_document(found: Status, table: str) -> dict[str, object]:
+    edited = {m.version for m in found.edited}
+    return {
+        "table": table,
+        "current": found.current,
+        "migrations": [
+            {
+                "version": s.migration.version,
+                "name": s.migration.filename,
+                "applied": s.applied,
+                "applied_at": s.applied_at.isoformat() if s.applied_at else None,
+                "edited": s.migration.version in edited,
+            }
+            for s in found.migrations
+        ],
+        "pending": [m.version for m in found.pending],
+        "unknown_applied": found.unknown_applied,
+        "edited": sorted(edited),
+        "vanished": [e.version for e in found.vanished],
+        "interrupted": [
+            {"version": e.version, "name": e.filename, "state": e.state.value,
+             "statements_done": e.statements_done, "statements_total": e.statements_total}
+            for e in found.interrupted
+        ],
+        "checksums_checked": found.ledger_unreadable is None,
+    }  # fmt: skip
+
+
+def print_status(found: Status) -> None:
+    edited = {m.version for m in found.edited}
+    print("    Applied At                  Migration")
+    print("    =======================================")
+    for state in found.migrations:
+        when = state.applied_at.strftime("%a %b %e %H:%M:%S %Y") if state.applied_at else "Pending"
+        note = "  (EDITED since applied)" if state.migration.version in edited else ""
+        print(f"    {when:<24} -- {state.migration.filename}{note}")
+    for version_id in found.unknown_applied:
+        vanished = next((e.filename for e in found.vanished if e.version == version_id), None)
+        what = f"{vanished} (file REMOVED since applied)" if vanished else f"version {version_id}"
+        print(f"    {'Applied, no file':<24} -- {what}")
+    for entry in found.interrupted:
+        print(f"\nmigrator: {interruption_advice(entry)}.")
+
+
+def print_statements(title: str, use_tx: bool, statements: Sequence[tuple[int, str]]) -> None:
+    mode = "in one transaction" if use_tx else "NO TRANSACTION"
+    print(f"-- {title}: {len(statements)} statement(s), {mode}")
+    for number, (line, text) in enumerate(statements, start=1):
+        print(f"-- statement {number} (line {line})\n{text}")
+
+
+def print_plan(steps: list[Step], findings: list[Finding] | None, *, as_json: bool) -> None:
+    """The files the next run applies, with squawk's findings (None: squawk is not installed)."""
+    if as_json:
+        emit_json(
+            {
+                "pending": [
+                    {
+                        "version": step.migration.version,
+                        "name": step.migration.filename,
+                        "transaction": step.parsed.use_tx,
+                        "statements": [s.sql for s in step.parsed.statements],
+                        "lint": None
+                        if findings is None
+                        else [f.as_dict() for f in findings if f.filename == step.migration.filename],
+                    }
+                    for step in steps
+                ]
+            }
+        )
+        return
+    if not steps:
+        print("migrator: nothing pending")
+    for step in steps:
+        statements = [(s.line, s.sql) for s in step.parsed.statements]
+        print_statements(step.migration.filename, step.parsed.use_tx, statements)
+    for finding in findings or []:
+        print(f"-- lint: {finding}")

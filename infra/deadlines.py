@@ -17,12 +17,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# Per-statement lock_timeout and its retries stay the migrator's own (short) values; they are
+from migrator.safety import Safety
+
+# Per-statement lock_timeout and its retries stay the migrator's own (short) defaults; they are
 # passed explicitly so the job says what it runs with.
-DB_LOCK_TIMEOUT_SECONDS = 5
-LOCK_RETRIES = 5
-# Retries back off 1 s, 2 s, 4 s ...: the longest a file can spend blocked, retries included.
-LOCK_RETRY_SLACK_SECONDS = ((1 << LOCK_RETRIES) - 1) + (LOCK_RETRIES + 1) * DB_LOCK_TIMEOUT_SECONDS
+_MIGRATOR = Safety()
+DB_LOCK_TIMEOUT_SECONDS = math.ceil(_MIGRATOR.lock_timeout)
+LOCK_RETRIES = _MIGRATOR.lock_retries
+# The longest a file can spend blocked, retries and their backoff (1 s, 2 s, 4 s ...) included.
+LOCK_RETRY_SLACK_SECONDS = math.ceil(
+    sum(min(_MIGRATOR.first_backoff * (1 << attempt), _MIGRATOR.max_backoff) for attempt in range(LOCK_RETRIES))
+    + (LOCK_RETRIES + 1) * _MIGRATOR.lock_timeout
+)
 # Pulling the API and migrator images on a cold node, then starting the API.
 STARTUP_SECONDS = 10 * 60
 MIN_HEALTHY_SECONDS = 10

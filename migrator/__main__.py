@@ -1,3 +1,5 @@
+"""``python -m migrator``: the command line, as the image's entrypoint runs it."""
+
 import sys
 
 from migrator.cli import main

@@ -45,6 +45,8 @@ def recorded_child(env: dict[str, str]) -> Iterator[None]:
 
     descriptor, name = tempfile.mkstemp(prefix="mutmut-hits-")
     os.close(descriptor)
+    # A child may run as another user (setpriv): it must still be able to write its record.
+    os.chmod(name, 0o666)
     env[_HITS_ENV] = name
     try:
         yield

@@ -141,7 +141,7 @@ def main(argv: list[str]) -> int:
         if not prefix and package.percent < floor:
             verdict = 1
     if not prefix:
-        stale = [name for name in equivalent if results.get(name) not in SURVIVED]
+        stale = [name for name in equivalent if name not in results or results[name] in CAUGHT]
         for name in stale:
             state = "no longer exists" if name not in results else "is caught by the tests now"
             print(f"{EQUIVALENT_LIST.name}: {name} {state}: take it off the list")

@@ -8,6 +8,7 @@ import pulumi
 
 from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
 from infra.deadlines import Deadlines, duration
+from infra.migration_status import _INPUTS, MigrationStatus
 from infra.registry import Registry, RegistryArgs
 from tests.pulumi_harness import run_declarations
 
@@ -58,3 +59,27 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
     assert variable["itemsWoVersion"] == 2
     assert PASSWORD in variable["itemsWo"]["value"]
     assert PASSWORD not in run.plain_text()
+
+
+def test_the_status_resource_declares_what_its_provider_reads() -> None:
+    """The provider reads these keys back from the engine: a renamed one would be None there."""
+
+    def declare() -> None:
+        MigrationStatus(
+            "status",
+            database_url=pulumi.Output.secret(f"postgresql://u:{PASSWORD}@127.0.0.1:1/x"),
+            versions=[1, 2],
+            migrations_hash="h",
+            migrator_image=MIGRATOR_IMAGE,
+            job_fingerprint=pulumi.Output.from_input("f"),
+            wait_seconds=60,
+            opts=pulumi.ResourceOptions(protect=True),
+        )
+
+    status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource")
+    assert set(_INPUTS) <= set(status.inputs)
+    assert status.inputs["table"] == "_migrations"
+    assert status.inputs["job_fingerprint"] == "f"
+    assert "__provider" in status.inputs, "the serialized provider the engine runs"
+    assert status.options.protect is True, "the caller's options are kept"
+    assert status.options.additional_secret_outputs == ["database_url"]

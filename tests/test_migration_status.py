@@ -10,7 +10,9 @@ import pytest
 import yaml
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from infra import migration_status
 from infra.migration_status import MigrationStatusProvider, applied_versions, pending_migrations, read_database
+from migrator.errors import InputError
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import Recorder
@@ -135,3 +137,92 @@ def test_the_shipped_migration_is_pending_on_an_empty_database(dsn: str) -> None
     assert reading.error is None
     assert reading.applied == []
     assert [m.filename for m in reading.pending] == sorted(p.name for p in (REPO / "migrations").glob("*.sql"))
+
+
+@pytest.mark.parametrize(
+    ("raised", "shown"),
+    [
+        (RuntimeError("the server said no to Sup3rS3cret"), "RuntimeError: the server said no to "),
+        (InputError("cannot use Sup3rS3cret here"), "cannot use "),
+    ],
+)
+def test_any_failure_to_read_is_a_redacted_error_naming_its_kind(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception, shown: str
+) -> None:
+    """A driver failure keeps its type name; the migrator's own errors are already sentences."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(migration_status, "connect", fail)
+    applied, error = applied_versions("postgresql://u:Sup3rS3cret@127.0.0.1:1/x")
+    assert applied == []
+    assert error is not None
+    assert error.startswith(shown)
+    assert "Sup3rS3cret" not in error
+
+
+def test_a_refresh_keeps_the_resources_id() -> None:
+    """An id of None would tell the engine the resource is gone."""
+    read = MigrationStatusProvider().read("status-id", props("postgresql://u:pw@127.0.0.1:1/x"))
+    assert read.id == "status-id"
+
+
+class Logged:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.info: list[str] = []
+        self.warn: list[str] = []
+        monkeypatch.setattr(pulumi.log, "info", lambda message, *a, **k: self.info.append(message))
+        monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: self.warn.append(message))
+
+
+def preview_pending(database_url: str, root: Path, migrate_to: int | None = None) -> list[int]:
+    pulumi.runtime.set_mocks(Recorder(), project="api-migrations", stack="test", preview=True)
+    found: list[list[int]] = []
+
+    @pulumi.runtime.test
+    def check() -> pulumi.Output[None]:
+        return pending_migrations(pulumi.Output.secret(database_url), root, migrate_to).apply(found.append)
+
+    check()
+    return found[0]
+
+
+def test_preview_stops_at_migrate_to_inclusive(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "migrations").mkdir()
+    for name, body in THREE.items():
+        (tmp_path / "migrations" / name).write_text(body)
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path, migrate_to=2) == [1, 2]
+    assert logged.info == ["pending migration: 00001_m1.sql", "pending migration: 00002_m2.sql"]
+    linted = {line.split(":")[1].strip() for line in logged.warn}
+    assert linted == {"00001_m1.sql", "00002_m2.sql"}, "squawk reads exactly the files the next run applies"
+
+
+def test_preview_warns_of_a_failed_run_a_refusal_and_lint(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
+    assert run_migrator("up", dsn=dsn, directory=directory).returncode == 0
+    (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"] + "-- edited\n")
+    (directory / "00002_risky.sql").write_text("-- +goose Up\nALTER TABLE m1 ADD COLUMN email text NOT NULL;\n")
+    (directory / "00003_broken.sql").write_text("-- +goose Up\nSELECT 1 / 0;\n")
+    assert run_migrator("up", "--allow-edited", dsn=dsn, directory=directory).returncode == 1
+    logged = Logged(monkeypatch)
+
+    assert preview_pending(dsn, tmp_path) == [3]
+    assert logged.warn[0].startswith("last migrator run ")
+    assert ": failed (up, image ?): 00003_broken.sql (up): statement 1 (line 2) failed" in logged.warn[0]
+    assert logged.warn[1].startswith("the migrator will refuse to run: 00001_m1.sql was edited after it was applied")
+    assert logged.info == ["pending migration: 00003_broken.sql"]
+
+
+def test_preview_warns_when_the_database_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "migrations").mkdir()
+    logged = Logged(monkeypatch)
+    assert preview_pending("postgresql://u:Sup3rS3cret@127.0.0.1:1/x", tmp_path) == []
+    assert len(logged.warn) == 1
+    assert logged.warn[0].startswith("migration status: cannot read the database from here: cannot connect")
+    assert "Sup3rS3cret" not in logged.warn[0]

@@ -167,6 +167,21 @@ def test_an_empty_down_section_fails_the_preview_naming_it(dsn: str, migrations:
         announce_rollback(steps, 1, allow_down=True, directory=migrations.path)
 
 
+def test_every_empty_down_section_on_the_way_is_named(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_keep.sql", "-- +goose Up\nCREATE TABLE keep (id int);\n-- +goose Down\n")
+    migrations.add("00003_also.sql", "-- +goose Up\nCREATE TABLE also (id int);\n")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    steps = rollback_steps(connect(dsn), collect(migrations.path), 1)
+    assert steps is not None
+    with pytest.raises(SchemaTargetError) as refused:
+        announce_rollback(steps, 1, allow_down=True, directory=migrations.path)
+    assert str(refused.value) == (
+        "rolling back to 1 needs the Down section of 00003_also.sql, 00002_keep.sql, which has no statement:"
+        " rolling it back would only forget the version. Write its Down section, or choose a later migrateTo"
+    )
+
+
 def test_the_current_version_or_ahead_needs_no_rollback(dsn: str, applied_three: MigrationDir) -> None:
     assert rollback_steps(connect(dsn), collect(applied_three.path), 3) is None
     applied_three.add("00004_d.sql", table_file("d"))

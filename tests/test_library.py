@@ -1,0 +1,138 @@
+"""The migrator as a library, in process: what each command returns, the events it sends,
+and the facts its refusals carry (the command line's text is tested through the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from migrator import Migrator, Options, TableName
+from migrator.errors import MigrationFailed
+from migrator.events import Event, MigrationFinished
+from migrator.ledger import State
+from migrator.parser import Direction
+from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+from tests.support import MigrationDir, tables, versions
+
+GOOSE_TABLE = TableName.parse("_migrations")
+
+
+def table_file(name: str) -> str:
+    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+def test_up_returns_every_file_it_ran_and_sends_an_event_for_each(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_nothing.sql", "-- +goose Up\n-- +goose Down\n")
+    events: list[Event] = []
+    result = Migrator(conn, migrations.path, GOOSE_TABLE, on_event=events.append).up(lock_wait=10)
+
+    assert result.current == 2
+    assert [(r.version, r.file, r.direction, r.empty) for r in result.migrations] == [
+        (1, "00001_a.sql", Direction.UP, False),
+        (2, "00002_nothing.sql", Direction.UP, True),
+    ]
+    assert [e.result for e in events if isinstance(e, MigrationFinished)] == result.migrations
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_up_to_and_down_to_return_what_they_ran(conn: psycopg.Connection, migrations: MigrationDir) -> None:
+    for version, name in ((1, "a"), (2, "b"), (3, "c")):
+        migrations.add(f"0000{version}_{name}.sql", table_file(name))
+    migrator = Migrator(conn, migrations.path, GOOSE_TABLE)
+    assert [r.version for r in migrator.up(target=2, lock_wait=10).migrations] == [1, 2]
+    down = migrator.down(target=0, lock_wait=10)
+    assert [(r.version, r.direction) for r in down.migrations] == [(2, Direction.DOWN), (1, Direction.DOWN)]
+    assert down.current == 0
+
+
+def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    for version, name in ((1, "a"), (2, "b"), (3, "c")):
+        migrations.add(f"0000{version}_{name}.sql", table_file(name))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+
+    with pytest.raises(DownRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(1, lock_wait=10)
+    assert refused.value.target == 1
+    assert [m.version for m in refused.value.rolled_back] == [3, 2]
+    assert str(refused.value) == "migrate-to 1 would roll back 00003_c.sql, 00002_b.sql"
+    assert versions(dsn) == [0, 1, 2, 3], "a refusal changes nothing"
+
+    allowed = Migrator(conn, migrations.path, GOOSE_TABLE, options=Options(allow_down=True))
+    assert allowed.migrate_to(1, lock_wait=10).current == 1
+
+
+def test_an_edited_applied_file_is_refused_with_the_file(conn: psycopg.Connection, migrations: MigrationDir) -> None:
+    edited = migrations.add("00001_a.sql", table_file("a"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    edited.write_text(table_file("a") + "-- edited\n")
+    migrations.add("00002_b.sql", table_file("b"))
+
+    with pytest.raises(DriftRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert [m.filename for m in refused.value.edited] == ["00001_a.sql"]
+    assert refused.value.vanished == []
+    assert str(refused.value) == "00001_a.sql was edited after it was applied"
+
+
+def test_an_older_pending_file_is_refused_with_the_highest_version(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    migrations.add("00002_b.sql", table_file("b"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    migrations.add("00001_a.sql", table_file("a"))
+
+    with pytest.raises(OutOfOrderRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert [m.version for m in refused.value.missing] == [1]
+    assert refused.value.highest == 2
+
+
+def test_rolling_back_past_an_interrupted_file_is_refused_with_its_entry(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add(
+        "00002_half.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE half (id int);\nSELECT 1 / 0;\n"
+        "-- +goose Down\nDROP TABLE half;\n",
+    )
+    with pytest.raises(MigrationFailed):
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert "half" in tables(dsn)
+
+    with pytest.raises(InterruptedRunRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).down(lock_wait=10)
+    [entry] = refused.value.interrupted
+    assert (entry.version, entry.state, entry.statements_done, entry.statements_total) == (2, State.APPLYING, 1, 2)
+    assert str(refused.value).endswith(". Rolling back other files first would leave it half done")
+    assert "applying 00002_half.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s)" in str(refused.value)
+    assert versions(dsn) == [0, 1]
+
+
+def test_a_target_below_the_highest_with_nothing_to_roll_back_says_so(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    """Applied 1, 3, then 2 (out of order): goose's down-to 2 walks back by id and stops at 2."""
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00003_c.sql", table_file("c"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    migrations.add("00002_b.sql", table_file("b"))
+    Migrator(conn, migrations.path, GOOSE_TABLE, options=Options(allow_missing=True)).up(lock_wait=10)
+
+    with pytest.raises(DownRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
+    assert refused.value.rolled_back == []
+    assert str(refused.value) == "migrate-to 2 would roll back nothing (see status)"

@@ -9,8 +9,10 @@ import pulumi
 from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
 from infra.deadlines import Deadlines, duration
 from infra.migration_status import _INPUTS, MigrationStatus
+from infra.migrator_image import MigratorImage
 from infra.registry import Registry, RegistryArgs
 from tests.pulumi_harness import run_declarations
+from tests.support import REPO
 
 PASSWORD = "pW-component-secret"
 MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
@@ -83,3 +85,14 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
     assert "__provider" in status.inputs, "the serialized provider the engine runs"
     assert status.options.protect is True, "the caller's options are kept"
     assert status.options.additional_secret_outputs == ["database_url"]
+
+
+def test_the_image_component_keeps_its_type_and_the_callers_options() -> None:
+    def declare() -> None:
+        registry = Registry("registry", RegistryArgs("localhost:5000", "db-migrator", None, None, None, None))
+        MigratorImage("db-migrator", REPO, registry, opts=pulumi.ResourceOptions(protect=True))
+
+    run = run_declarations(declare, {})
+    image = run.recorder.one("api-migrations:index:MigratorImage")
+    assert image.options.protect is True
+    assert run.recorder.one("docker:index/image:Image").inputs["imageName"].startswith("localhost:5000/db-migrator:")

@@ -119,6 +119,13 @@ def test_staging_declares_repository_image_and_job() -> None:
     run = staging()
     repository = run.recorder.one(REPOSITORY)
     assert repository.inputs["format"] == "DOCKER"
+    assert repository.inputs["description"] == "The db-migrator image, tagged with its content hash"
+    # Only untagged leftovers are ever deleted; more versions are kept than Nomad's job history.
+    assert repository.inputs["cleanupPolicies"] == [
+        {"id": "keep-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 20}},
+        {"id": "delete-untagged", "action": "DELETE", "condition": {"tagState": "UNTAGGED", "olderThan": "604800s"}},
+    ]
+    assert repository.inputs["cleanupPolicyDryRun"] is False
     assert repository.inputs["dockerConfig"] == {"immutableTags": True}
     assert repository.inputs["repositoryId"] == "db-migrator"
     assert repository.inputs["location"] == "us-central1"
@@ -333,7 +340,14 @@ def test_a_reverted_deployment_fails_up_and_warns_in_preview(monkeypatch: pytest
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
     staging(recorder=Recorder(nomad_runs=old), preview=True)
-    assert any("failed and Nomad reverted it" in w for w in warnings)
+    new = staging().exports["migratorImage"]
+    assert [w for w in warnings if "reverted" in w] == [
+        f"Nomad job api-id runs the db-migrator image {old}, not {new}: its last deployment"
+        " failed and Nomad reverted it, or the job was changed outside this stack"
+        " (`nomad job history api` shows which). Fix the cause and run"
+        " `pulumi up` with the change, or submit the same version again with"
+        " `pulumi up --replace <URN of the nomad:index/job:Job>` (`pulumi stack --show-urns`)."
+    ]
     assert staging().exports["apiJobId"] == "api-id"
 
 

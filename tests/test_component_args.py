@@ -96,3 +96,20 @@ def test_the_image_component_keeps_its_type_and_the_callers_options() -> None:
     image = run.recorder.one("api-migrations:index:MigratorImage")
     assert image.options.protect is True
     assert run.recorder.one("docker:index/image:Image").inputs["imageName"].startswith("localhost:5000/db-migrator:")
+
+
+def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the_stack() -> None:
+    def declare() -> None:
+        args = RegistryArgs("artifact-registry", "db-migrator", None, "nomad@p.iam.gserviceaccount.com", "p", "r")
+        Registry("registry", args, opts=pulumi.ResourceOptions(protect=True))
+
+    recorder = run_declarations(declare, {"gcp:project": "p", "gcp:region": "r"}).recorder
+    component = recorder.one("api-migrations:index:Registry")
+    assert component.options.protect is True
+    repository = recorder.one("gcp:artifactregistry/repository:Repository")
+    assert repository.options.protect is True
+    assert repository.options.retain_on_delete is True
+    reader = recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert (reader.inputs["project"], reader.inputs["location"]) == ("p", "r"), "the repository's own"
+    for child in (repository, reader):
+        assert getattr(child.options.parent, "_name", None) == "registry", f"{child.typ} is the component's child"

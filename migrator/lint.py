@@ -101,8 +101,10 @@ def _run(binary: str, placed: list[_Placed], config: Path | None, in_transaction
     result = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=300, cwd=placed[0].path.parent
     )
+    # squawk prints a JSON list even when it finds nothing: no output is a failure (a config
+    # it cannot read exits 1, as findings do, with nothing on stdout).
     try:
-        reported = json.loads(result.stdout or "[]")
+        reported = json.loads(result.stdout)
     except json.JSONDecodeError:
         reported = None
     if result.returncode not in (0, 1) or not isinstance(reported, list):

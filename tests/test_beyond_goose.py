@@ -12,8 +12,11 @@ import psycopg
 import pytest
 
 from infra.migration_status import lint_warnings
+from migrator import lint as lint_module
+from migrator.errors import InputError
 from migrator.ledger import file_sha256
 from migrator.lint import Finding, squawk_binary
+from migrator.parser import Direction, parse_file
 from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
 from tests.migrator_process import run_migrator
@@ -106,6 +109,20 @@ def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."
     advised = Finding("00002_b.sql", 2, 6, "rule", "Error", "Blocks writes.", "Use CONCURRENTLY.")
     assert str(advised) == "00002_b.sql: statement 2 (line 6): error rule: Blocks writes. (Use CONCURRENTLY.)"
+
+
+def test_a_squawk_that_cannot_run_is_an_error_not_a_clean_bill(
+    migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk exits 1 both for findings and for a config it cannot read; only the first prints JSON."""
+    fake = tmp_path / "squawk"
+    fake.write_text("#!/bin/sh\necho 'Configuration error: unknown variant' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    path = migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    migration = collect(migrations.path)[0]
+    with pytest.raises(InputError, match=r"squawk failed \(exit 1\): Configuration error: unknown variant"):
+        lint_module.lint([(migration, parse_file(path, Direction.UP))], None)
 
 
 def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:

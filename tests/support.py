@@ -63,6 +63,11 @@ class MigrationDir:
         return target
 
 
+def table_file(name: str) -> str:
+    """A migration that creates table ``name`` and drops it on the way down."""
+    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
+
+
 def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         cursor = conn.execute(statement, params)

@@ -26,13 +26,9 @@ from migrator.operator_text import event_line
 from migrator.safety import Safety
 from migrator.store import TableName
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, tables, versions, wait_until
+from tests.support import MigrationDir, query, table_file, tables, versions, wait_until
 
 GOOSE_LOCK_KEY = 4097083626
-
-
-def table_file(name: str) -> str:
-    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
 
 
 def manifest_for(migrations: MigrationDir, names: list[str]) -> dict[str, str]:

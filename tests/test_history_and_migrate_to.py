@@ -9,13 +9,9 @@ import pytest
 
 from migrator.history import KEEP_RUNS
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, tables, versions
+from tests.support import MigrationDir, query, table_file, tables, versions
 
 NOMAD = {"MIGRATOR_IMAGE": "registry.test/db-migrator@sha256:" + "ab" * 32, "NOMAD_ALLOC_ID": "alloc-1234"}
-
-
-def table_file(name: str) -> str:
-    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
 
 
 def runs(dsn: str, migrations: MigrationDir) -> list[dict[str, object]]:

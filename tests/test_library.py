@@ -14,13 +14,9 @@ from migrator.events import Event, MigrationFinished
 from migrator.ledger import State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
-from tests.support import MigrationDir, tables, versions
+from tests.support import MigrationDir, table_file, tables, versions
 
 GOOSE_TABLE = TableName.parse("_migrations")
-
-
-def table_file(name: str) -> str:
-    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
 
 
 @pytest.fixture

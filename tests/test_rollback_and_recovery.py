@@ -13,11 +13,7 @@ from psycopg import conninfo
 
 from migrator.dsn import connect
 from tests.migrator_process import run_migrator, started_migrator
-from tests.support import REPO, MigrationDir, query, tables, versions, wait_until
-
-
-def table_file(table: str) -> str:
-    return f"-- +goose Up\nCREATE TABLE {table} (id int);\n-- +goose Down\nDROP TABLE {table};\n"
+from tests.support import REPO, MigrationDir, query, table_file, tables, versions, wait_until
 
 
 def rolled_back(result: subprocess.CompletedProcess[str]) -> list[str]:

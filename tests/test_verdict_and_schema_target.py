@@ -19,14 +19,10 @@ from migrator.dsn import connect
 from migrator.history import Run
 from migrator.source import collect
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir
+from tests.support import MigrationDir, table_file
 
 IMAGE = "registry.test/db-migrator@sha256:" + "cd" * 32
 OLD_IMAGE = "registry.test/db-migrator@sha256:" + "01" * 32
-
-
-def table_file(name: str) -> str:
-    return f"-- +goose Up\nCREATE TABLE {name} (id int);\n-- +goose Down\nDROP TABLE {name};\n"
 
 
 def props(dsn: str, image: str, fingerprint: str = "job-1", wait_seconds: int = 30) -> dict[str, Any]:

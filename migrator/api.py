@@ -38,7 +38,7 @@ from migrator.safety import Safety
 from migrator.seal import Seal
 from migrator.source import Migration, collect
 from migrator.status import Status, read_status
-from migrator.store import Store, TableName
+from migrator.store import Store, TableName, current_version
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Migrator:
             if target > highest:
                 return self._up(run, target)
             if target == highest:
-                return RunResult(self._current_version(), already_at=target)
+                return RunResult(current_version(self.store.applied()), already_at=target)
             steps = self.plan_down(target=target, status=self._status_for_writing(run))
             if not self.options.allow_down:
                 raise DownRefused(target, [step.migration for step in steps])
@@ -209,7 +209,4 @@ class Migrator:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
         self._applier.apply_all(steps, run.results)
-        return RunResult(self._current_version(), run.results, run.accepted, adopted)
-
-    def _current_version(self) -> int:
-        return next(reversed(self.store.applied()), 0)
+        return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from migrator.ledger import Entry, Ledger, LedgerUnreadable, State, checksums
 from migrator.source import Migration
-from migrator.store import Store
+from migrator.store import Store, current_version
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def read_status(
     recorded = {v for v in times if v in entries and entries[v].state is State.APPLIED}
     on_disk = checksums(migrations, recorded, manifest)
     return Status(
-        current=next(reversed(times), 0),
+        current=current_version(times),
         migrations=[MigrationState(m, m.version in times, times.get(m.version)) for m in migrations],
         unknown_applied=sorted(v for v in times if v not in by_version),
         edited=[by_version[v] for v in sorted(on_disk) if on_disk[v] != entries[v].sha256],

@@ -139,3 +139,9 @@ class Store:
 
     def forget_sql(self, version: int) -> sql.Composed:
         return sql.SQL("DELETE FROM {} WHERE version_id = {}").format(self.table.identifier, sql.Literal(version))
+
+
+def current_version(applied: dict[int, datetime]) -> int:
+    """goose's current version from ``Store.applied()``: the most recently applied one, by the
+    table's ids (its last entry); 0 when none is."""
+    return next(reversed(applied), 0)

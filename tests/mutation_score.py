@@ -15,13 +15,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 REPO = Path(__file__).resolve().parent.parent
 EQUIVALENT_LIST = REPO / "tests" / "equivalent_mutants.txt"
 FLOORS = {"migrator": 90.0, "infra": 80.0}
 
-# mutmut's exit codes (mutmut/stats.py): 1 and 3 are failed test runs, 0 a passing one.
-CAUGHT = {1: "killed", 3: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
-SURVIVED = {0: "survived", 5: "no tests", 33: "no tests", 35: "suspicious"}
+# What mutmut calls each verdict (status_by_exit_code), grouped into what the score counts.
+CAUGHT_STATES = {"killed", "timeout"}
+SURVIVED_STATES = {"survived", "no tests", "suspicious"}
 
 
 @dataclass
@@ -64,9 +66,16 @@ def read_results() -> dict[str, int | None]:
 
 
 def status_of(code: int | None) -> str:
-    if code is None:
-        return "unchecked"
-    return CAUGHT.get(code) or SURVIVED.get(code) or "unchecked"
+    """mutmut's name for a verdict: killed, survived, no tests, timeout, not checked, ..."""
+    return str(status_by_exit_code[code])
+
+
+def caught(code: int | None) -> bool:
+    return status_of(code) in CAUGHT_STATES
+
+
+def survived(code: int | None) -> bool:
+    return status_of(code) in SURVIVED_STATES
 
 
 def module_of(mutant: str) -> str:
@@ -78,11 +87,11 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
     by_module: dict[str, Tally] = defaultdict(Tally)
     for mutant, code in sorted(results.items()):
         entry = by_module[module_of(mutant)]
-        if code in CAUGHT:
+        if caught(code):
             entry.caught += 1
         elif mutant in equivalent:
             entry.equivalent.append(mutant)
-        elif code in SURVIVED:
+        elif survived(code):
             entry.survivors.append(mutant)
         else:
             entry.unchecked.append(mutant)
@@ -97,7 +106,7 @@ def forget_survivors() -> int:
         document = json.loads(meta.read_text())
         codes = document["exit_code_by_key"]
         for name, code in codes.items():
-            if code in SURVIVED:
+            if survived(code):
                 codes[name] = None
                 forgotten += 1
         meta.write_text(json.dumps(document, indent=4))
@@ -141,7 +150,7 @@ def main(argv: list[str]) -> int:
         if not prefix and package.percent < floor:
             verdict = 1
     if not prefix:
-        stale = [name for name in equivalent if name not in results or results[name] in CAUGHT]
+        stale = [name for name in equivalent if name not in results or caught(results[name])]
         for name in stale:
             state = "no longer exists" if name not in results else "is caught by the tests now"
             print(f"{EQUIVALENT_LIST.name}: {name} {state}: take it off the list")

@@ -1,5 +1,6 @@
 """The fixtures: a PostgreSQL server for the session, a fresh database and a migrations
-directory per test, and the Docker engine the image tests need."""
+directory per test, and the Docker engine the image tests need; and the test order under
+a mutant."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests import pgserver
+from tests import mutation_support, pgserver
 from tests.support import Engine, MigrationDir, docker, unavailable
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mutation_support.fastest_first(items)
 
 
 @pytest.fixture(scope="session")

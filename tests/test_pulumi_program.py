@@ -301,19 +301,20 @@ def test_the_schema_default_for_api_secrets_is_not_a_plain_secret() -> None:
     assert run.recorder.one("nomad:index/variable:Variable") is not None
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"api-migrations:apiEnv": '{"bad-name": "x"}'}, "'bad-name' is not an environment variable name"),
-        ({"api-migrations:apiEnv": '{"POSTGRES_CONNECTION_STRING": "x"}'}, "is set from databaseUrl"),
-        ({"api-migrations:apiArgs": '"--port 80"'}, "apiArgs must be a non-empty list of strings"),
-        ({"api-migrations:migrationTimeout": "forever"}, "migrationTimeout: invalid duration"),
-        ({"api-migrations:migrationTimeout": "30s"}, "migrationTimeout must be between 1m and 24h"),
-    ],
-)
-def test_bad_api_settings_name_the_key(overrides: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        staging(overrides)
+def test_secret_api_settings_are_checked_like_plain_ones() -> None:
+    secret = ("api-migrations:databaseUrl", "api-migrations:apiSecrets")
+    with pytest.raises(ConfigError) as caught:
+        staging({"api-migrations:apiSecrets": '{"bad-name": "x"}'}, secret_keys=secret)
+    assert str(caught.value) == "api-migrations:apiSecrets: 'bad-name' is not an environment variable name"
+    with pytest.raises(ConfigError) as caught:
+        staging(
+            {
+                "api-migrations:apiEnv": '{"B": "1", "A": "2", "C": "3"}',
+                "api-migrations:apiSecrets": '{"A": "x", "B": "y"}',
+            },
+            secret_keys=secret,
+        )
+    assert str(caught.value) == "api-migrations:apiEnv and api-migrations:apiSecrets both set A, B"
 
 
 def test_deadlines_in_the_job_come_from_migration_timeout() -> None:
@@ -413,24 +414,126 @@ def test_database_url_never_in_plain_text() -> None:
     assert PASSWORD not in job["jobspec"] + repr(job["hcl2"])
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ({"api-migrations:databaseUrl": None}, "api-migrations:databaseUrl is required"),
-        ({"api-migrations:registry": "not a registry!"}, "api-migrations:registry must be"),
-        ({"api-migrations:apiCount": "three"}, "api-migrations:apiCount must be a whole number, got 'three'"),
-        ({"api-migrations:apiPort": "70000"}, "api-migrations:apiPort must be between 1 and 65535"),
-        ({"api-migrations:apiImage": None}, "api-migrations:apiImage is required"),
-        ({"api-migrations:reportMigrations": "yes"}, "api-migrations:reportMigrations must be true or false"),
-        ({"api-migrations:existingRepository": "Not_An_Id"}, "api-migrations:existingRepository must be"),
-        ({"gcp:region": None}, "gcp:project and gcp:region are required"),
-    ],
-)
+# What the operator reads when a setting is wrong: the key, the rule and the value, on one line.
+BAD_CONFIG: list[tuple[dict[str, str | None], str]] = [
+    (
+        {"api-migrations:databaseUrl": None},
+        "api-migrations:databaseUrl is required: set it with `pulumi config set --secret databaseUrl <url>`",
+    ),
+    (
+        {"api-migrations:registry": "not a registry!"},
+        "api-migrations:registry must be 'artifact-registry' or a registry host such as localhost:5000,"
+        " got 'not a registry!'",
+    ),
+    (
+        {"api-migrations:repository": "Bad Repo"},
+        "api-migrations:repository must be an Artifact Registry repository id, got 'Bad Repo'",
+    ),
+    (
+        {"api-migrations:existingRepository": "Not_An_Id"},
+        "api-migrations:existingRepository must be an Artifact Registry repository id, got 'Not_An_Id'",
+    ),
+    ({"api-migrations:apiImage": None}, "api-migrations:apiImage is required: the API's container image"),
+    ({"api-migrations:apiCount": "three"}, "api-migrations:apiCount must be a whole number, got 'three'"),
+    ({"api-migrations:apiCount": "0"}, "api-migrations:apiCount must be between 1 and 100, got 0"),
+    ({"api-migrations:apiPort": "65536"}, "api-migrations:apiPort must be between 1 and 65535, got 65536"),
+    ({"api-migrations:reportMigrations": "yes"}, "api-migrations:reportMigrations must be true or false, got 'yes'"),
+    (
+        {"api-migrations:apiDistinctHosts": "maybe"},
+        "api-migrations:apiDistinctHosts must be true or false, got 'maybe'",
+    ),
+    ({"api-migrations:allowDown": "1"}, "api-migrations:allowDown must be true or false, got '1'"),
+    (
+        {"api-migrations:databaseUrlVersion": "0"},
+        "api-migrations:databaseUrlVersion must be between 1 and 2147483647, got 0",
+    ),
+    ({"gcp:region": None}, "gcp:project and gcp:region are required when api-migrations:registry is artifact-registry"),
+    (
+        {"gcp:project": None},
+        "gcp:project and gcp:region are required when api-migrations:registry is artifact-registry",
+    ),
+    (
+        {"api-migrations:apiEnv": '{"bad-name": "x"}'},
+        "api-migrations:apiEnv: 'bad-name' is not an environment variable name",
+    ),
+    (
+        {"api-migrations:apiEnv": '{"POSTGRES_CONNECTION_STRING": "x"}'},
+        "api-migrations:apiEnv: POSTGRES_CONNECTION_STRING is set from databaseUrl, do not set it here",
+    ),
+    (
+        {"api-migrations:apiEnv": '{"database_url": "x"}'},
+        "api-migrations:apiEnv: database_url is set from databaseUrl, do not set it here",
+    ),
+    (
+        {"api-migrations:apiEnv": '{"NESTED": {"a": 1}}'},
+        "api-migrations:apiEnv.NESTED must be a string, number or boolean",
+    ),
+    ({"api-migrations:apiEnv": '["A=1"]'}, "api-migrations:apiEnv must be a map of NAME: value, got a list"),
+    (
+        {"api-migrations:apiEnv": "A=1"},
+        "api-migrations:apiEnv must be a YAML map in the stack file, not a string; got 'A=1'",
+    ),
+    (
+        {"api-migrations:datacenters": "dc1"},
+        "api-migrations:datacenters must be a YAML list in the stack file, not a string; got 'dc1'",
+    ),
+    (
+        {"api-migrations:apiArgs": '"--port 80"'},
+        "api-migrations:apiArgs must be a non-empty list of strings, got '--port 80'",
+    ),
+    ({"api-migrations:apiArgs": "[]"}, "api-migrations:apiArgs must be a non-empty list of strings, got []"),
+    (
+        {"api-migrations:apiArgs": '["--port", ""]'},
+        "api-migrations:apiArgs must be a non-empty list of strings, got ['--port', '']",
+    ),
+    (
+        {"api-migrations:migrationTimeout": "forever"},
+        "api-migrations:migrationTimeout: invalid duration 'forever': write it like 500ms, 2s, 90s, 15m or 1h",
+    ),
+    (
+        {"api-migrations:migrationTimeout": "59s"},
+        "api-migrations:migrationTimeout must be between 1m and 24h, got '59s'",
+    ),
+    (
+        {"api-migrations:migrationTimeout": "86401s"},
+        "api-migrations:migrationTimeout must be between 1m and 24h, got '86401s'",
+    ),
+    (
+        {"api-migrations:migrateTo": "v2"},
+        "api-migrations:migrateTo must be `latest` or a migration version (digits), got 'v2'",
+    ),
+    (
+        {"api-migrations:migrateTo": "\u0661\u0662"},
+        "api-migrations:migrateTo must be `latest` or a migration version (digits), got '\u0661\u0662'",
+    ),
+    (
+        {"api-migrations:apiSecrets": '{"TOKEN": "x"}'},
+        "api-migrations:apiSecrets is stored in plain text: set each value with"
+        " `pulumi config set --secret --path 'apiSecrets.NAME' VALUE`",
+    ),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_CONFIG)
 def test_bad_config_stops_with_one_message_naming_the_key(override: dict[str, str | None], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         staging(override)
-    assert message in str(caught.value)
-    assert "\n" not in str(caught.value)
+    assert str(caught.value) == message
+
+
+def test_config_limits_are_inclusive() -> None:
+    edges = {
+        "api-migrations:apiCount": "100",
+        "api-migrations:canary": "100",
+        "api-migrations:apiPort": "65535",
+        "api-migrations:migrationTimeout": "24h",
+    }
+    variables = job_vars(staging(edges))
+    assert (variables["api_count"], variables["canary"], variables["api_port"]) == ("100", "100", "65535")
+    assert seconds(variables["migrator_statement_timeout"]) == 86400
+    low = job_vars(staging({"api-migrations:apiPort": "1", "api-migrations:migrationTimeout": "1m"}))
+    assert low["api_port"] == "1"
+    assert seconds(low["migrator_statement_timeout"]) == 60
 
 
 def test_dev_stack_creates_no_gcp_resource() -> None:

@@ -12,15 +12,29 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import hcl2
+import pulumi
 import pytest
 
 from infra import config as stack_config
-from infra.api_job import DATABASE_ENV, DATABASE_ITEM, GROUP, JOB_ID, JOBSPEC, SECRETS_VARIABLE_PATH
+from infra.api_job import (
+    DATABASE_ENV,
+    DATABASE_ITEM,
+    GROUP,
+    JOB_ID,
+    JOBSPEC,
+    SECRETS_VARIABLE_PATH,
+    deployed_migrator_image,
+    hcl_value,
+    job_fingerprint,
+)
 from infra.deadlines import MAX_PARALLEL, STARTUP_SECONDS, Deadlines
-from tests.pulumi_harness import run_program
+from migrator.durations import parse_duration
+from migrator.safety import Safety
+from tests.pulumi_harness import Recorder, run_program
 from tests.stack_rules import STACK_FILES, engine_config
 from tests.support import REPO
 
@@ -167,6 +181,10 @@ def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> 
     }
     lock, statement = seconds(args[3]), seconds(variables["migrator_statement_timeout"])
     assert lock + statement < seconds(variables["healthy_deadline"])
+    # The migrator's own safety defaults, passed as the values it reads back.
+    safety = Safety()
+    assert parse_duration(variables["migrator_db_lock_timeout"]) >= safety.lock_timeout
+    assert int(variables["migrator_lock_retries"]) == safety.lock_retries
 
 
 def test_api_task_is_the_api() -> None:
@@ -205,3 +223,43 @@ def test_the_group_records_the_image_it_runs() -> None:
     """The refreshed job's group meta is what tells a reverted deployment apart (item 9)."""
     assert group()["meta"][0]["migrator_image"] == "${var.migrator_image}"
     assert tasks()["db-migrator"]["config"][0]["image"] == "${var.migrator_image}"
+
+
+def test_expression_values_escape_both_kinds_of_template() -> None:
+    assert hcl_value(["--port", "${NOMAD_PORT_api}", "%{ if x }"]) == '["--port", "$${NOMAD_PORT_api}", "%%{ if x }"]'
+    assert hcl_value({"A": "1"}) == '{"A": "1"}'
+    assert hcl_value(True) == "true"
+
+
+def test_the_deployed_image_is_read_from_the_api_group_only() -> None:
+    """The refreshed job's groups come as dicts from the engine, or as objects."""
+    other = {"name": "sidecar", "meta": {"migrator_image": "registry/other@sha256:1"}}
+    api = {"name": GROUP, "meta": {"migrator_image": "registry/db-migrator@sha256:2"}}
+    assert deployed_migrator_image([other, api]) == "registry/db-migrator@sha256:2"
+    assert (
+        deployed_migrator_image([SimpleNamespace(**other), SimpleNamespace(**api)]) == "registry/db-migrator@sha256:2"
+    )
+    assert deployed_migrator_image([{"name": GROUP, "meta": {}}]) is None
+    assert deployed_migrator_image([{"name": GROUP, "meta": {"migrator_image": ""}}]) is None
+    assert deployed_migrator_image([other]) is None
+    assert deployed_migrator_image(None) is None
+
+
+def test_the_fingerprint_follows_every_variable_value() -> None:
+    seen: dict[str, str] = {}
+
+    @pulumi.runtime.test
+    def fingerprints() -> pulumi.Output[None]:
+        outputs = {
+            "base": job_fingerprint({"a": "1", "b": "2"}),
+            "same": job_fingerprint({"b": "2", "a": pulumi.Output.from_input("1")}),
+            "value": job_fingerprint({"a": "1", "b": "3"}),
+            "name": job_fingerprint({"a": "1", "c": "2"}),
+        }
+        return pulumi.Output.all(**outputs).apply(seen.update)
+
+    pulumi.runtime.set_mocks(Recorder())
+    fingerprints()
+    assert re.fullmatch(r"[0-9a-f]{64}", seen["base"])
+    assert seen["same"] == seen["base"], "the order variables are given in does not matter"
+    assert len({seen["base"], seen["value"], seen["name"]}) == 3

@@ -48,19 +48,37 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
             database_url=pulumi.Output.secret(f"postgresql://api:{PASSWORD}@127.0.0.1/api"),
             database_url_version=2,
         )
-        ApiJob("api", args, migrator_image=MIGRATOR_IMAGE, migrations_hash="hash")
+        ApiJob(
+            "api",
+            args,
+            migrator_image=MIGRATOR_IMAGE,
+            migrations_hash="hash",
+            opts=pulumi.ResourceOptions(protect=True),
+        )
 
     run = run_declarations(declare, {})
+    assert run.recorder.one("api-migrations:index:ApiJob").options.protect is True, "the caller's options are kept"
     job = run.recorder.one("nomad:index/job:Job")
     timeouts = job.options.custom_timeouts
     assert timeouts is not None
     assert timeouts.create == timeouts.update == duration(Deadlines(600, 3, 1).pulumi_timeout)
-    assert json.loads(job.inputs["hcl2"]["vars"]["migrator_args"]) == ["migrate-to", "latest", "--lock-timeout", "600s"]
-    variable = run.recorder.one("nomad:index/variable:Variable").inputs
-    assert variable["path"] == SECRETS_VARIABLE_PATH
+    variables = job.inputs["hcl2"]["vars"]
+    assert json.loads(variables["migrator_args"]) == ["migrate-to", "latest", "--lock-timeout", "600s"]
+    assert (variables["api_count"], variables["api_port"], variables["canary"]) == ("3", "8080", "1")
+    # The job stays when the stack goes: `pulumi destroy` neither stops nor purges the API.
+    assert (job.inputs["purgeOnDestroy"], job.inputs["deregisterOnDestroy"], job.inputs["detach"]) == (
+        False,
+        False,
+        False,
+    )
+    secrets = run.recorder.one("nomad:index/variable:Variable")
+    variable = secrets.inputs
+    assert (variable["path"], variable["namespace"]) == (SECRETS_VARIABLE_PATH, "default")
     assert variable["itemsWoVersion"] == 2
     assert PASSWORD in variable["itemsWo"]["value"]
     assert PASSWORD not in run.plain_text()
+    for child in (job, secrets):
+        assert getattr(child.options.parent, "_name", None) == "api", f"{child.typ} is the component's child"
 
 
 def test_the_status_resource_declares_what_its_provider_reads() -> None:

@@ -5,6 +5,7 @@ a test's migrations directory. Fixtures live in conftest.py; this is plain code,
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from infra.image_content import image_files
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -93,3 +96,12 @@ def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError(f"timed out waiting for: {condition}")
+
+
+def copy_project(destination: Path) -> Path:
+    """The image's files and the program, so content can be changed without touching the repo."""
+    for name in [*image_files(REPO), "__main__.py"]:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return destination / "__main__.py"

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pulumi
+import pytest
 
 from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
+from infra.build_context import CONTEXT_ROOT
 from infra.deadlines import Deadlines, duration
+from infra.image_content import content_hash
 from infra.migration_status import _INPUTS, MigrationStatus
 from infra.migrator_image import MigratorImage
 from infra.registry import Registry, RegistryArgs
+from migrator.source import collect
 from tests.pulumi_harness import run_declarations
-from tests.support import REPO
+from tests.support import copy_project
 
 PASSWORD = "pW-component-secret"
 MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
@@ -105,15 +111,52 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
     assert status.options.additional_secret_outputs == ["database_url"]
 
 
-def test_the_image_component_keeps_its_type_and_the_callers_options() -> None:
+@pytest.mark.parametrize("shipped", [True, False], ids=["shipped migrations", "no migration yet"])
+def test_the_image_is_declared_from_its_content_hash_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped: bool
+) -> None:
+    copy_project(tmp_path)
+    if not shipped:
+        for migration in (tmp_path / "migrations").glob("*.sql"):
+            migration.unlink()
+    registered: dict[str, Any] = {}
+    real_register = pulumi.ComponentResource.register_outputs
+
+    def register(self: pulumi.ComponentResource, outputs: Any) -> None:
+        registered[type(self).__name__] = outputs
+        real_register(self, outputs)
+
+    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", register)
+
     def declare() -> None:
         registry = Registry("registry", RegistryArgs("localhost:5000", "db-migrator", None, None, None, None))
-        MigratorImage("db-migrator", REPO, registry, opts=pulumi.ResourceOptions(protect=True))
+        image = MigratorImage("db-migrator", tmp_path, registry, opts=pulumi.ResourceOptions(protect=True))
+        pulumi.export("digest", image.digest)
 
     run = run_declarations(declare, {})
-    image = run.recorder.one("api-migrations:index:MigratorImage")
-    assert image.options.protect is True
-    assert run.recorder.one("docker:index/image:Image").inputs["imageName"].startswith("localhost:5000/db-migrator:")
+    component = run.recorder.one("api-migrations:index:MigratorImage")
+    assert component.options.protect is True, "the caller's options are kept"
+    image = run.recorder.one("docker:index/image:Image")
+    assert getattr(image.options.parent, "_name", None) == "db-migrator", "the component's child"
+    tag = content_hash(tmp_path)
+    latest = max((m.version for m in collect(tmp_path / "migrations")), default=0)
+    assert latest or not shipped
+    context = f"{CONTEXT_ROOT}/{tag}"
+    assert image.inputs == {
+        "imageName": f"localhost:5000/db-migrator:{tag}",
+        "build": {
+            "context": context,
+            "dockerfile": f"{context}/migrator/Dockerfile",
+            "platform": "linux/amd64",
+            "args": {"MIGRATIONS_HASH": tag, "LATEST_MIGRATION": str(latest)},
+        },
+        "buildOnPreview": False,
+        "skipPush": False,
+    }, "no registry credentials for a plain registry host"
+    assert (tmp_path / context / "migrator" / "Dockerfile").is_file()
+    assert run.exports["digest"] == image.outputs["repoDigest"]
+    assert set(registered["MigratorImage"]) == {"digest", "contentHash"}
+    assert registered["MigratorImage"]["contentHash"] == tag
 
 
 def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the_stack() -> None:

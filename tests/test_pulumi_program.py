@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from migrator.parser import Direction, parse_file
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
-from tests.support import REPO
+from tests.support import REPO, copy_project
 
 PASSWORD = "pW-9f2c81e0-secret"
 # A host name that must never show, and hostaddr so that a program run that reads the database
@@ -61,15 +60,6 @@ JOB = "nomad:index/job:Job"
 IMAGE = "docker:index/image:Image"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 READER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
-
-
-def copy_project(destination: Path) -> Path:
-    """The image's files and the program, so content can be changed without touching the repo."""
-    for name in [*image_files(REPO), "__main__.py"]:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
-    return destination / "__main__.py"
 
 
 def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
@@ -140,6 +130,7 @@ def test_staging_declares_repository_image_and_job() -> None:
     assert build["platform"] == "linux/amd64"
     assert build["args"]["MIGRATIONS_HASH"] == tag
     assert image.inputs["registry"]["value"]["server"] == "us-central1-docker.pkg.dev"
+    assert image.inputs["registry"]["value"]["username"] == "oauth2accesstoken"  # what GCP's tokens go with
     assert image.inputs["registry"]["value"]["password"] == ACCESS_TOKEN  # a secret, from the GCP provider
     assert "gcp:organizations/getClientConfig:getClientConfig" in run.recorder.calls
 

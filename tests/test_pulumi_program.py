@@ -364,8 +364,11 @@ def test_job_waits_for_the_variable_its_tasks_read() -> None:
     [
         ("registry.example/api:latest", True),
         ("registry.example:5000/api", True),
+        ("registry.example:5000/team/api", True),
         ("registry.example/api:1.4.2", False),
+        ("registry.example:5000/api:latest-1", False),
         (API_DIGEST, False),
+        ("registry.example/api:latest@sha256:" + "ab" * 32, False),
     ],
 )
 def test_a_latest_api_image_is_warned_about(monkeypatch: pytest.MonkeyPatch, image: str, warned: bool) -> None:
@@ -373,7 +376,11 @@ def test_a_latest_api_image_is_warned_about(monkeypatch: pytest.MonkeyPatch, ima
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
     staging({"api-migrations:apiImage": image})
-    assert any("mutable tag 'latest'" in w for w in warnings) is warned
+    expected = (
+        f"api-migrations:apiImage {image!r} uses the mutable tag 'latest': a new API image pushed under it"
+        " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
+    )
+    assert warnings == ([expected] if warned else [])
 
 
 def test_status_outputs_come_from_the_status_resource() -> None:

@@ -38,6 +38,7 @@ class Recorder(Mocks):
 
     resources: list[Declared] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    call_providers: dict[str, str] = field(default_factory=dict)  # invoke token -> the provider reference it went to
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
     nomad_runs: str | None = None
     access_token: str = ACCESS_TOKEN
@@ -62,6 +63,7 @@ class Recorder(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         self.calls.append(args.token)
+        self.call_providers[args.token] = args.provider
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": self.access_token, "project": "p", "region": "r", "zone": "z", "id": "x"}, []
         if args.token == "gcp:artifactregistry/getRepository:getRepository":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import dill  # type: ignore[import-untyped]
 import pulumi
+import pulumi_gcp as gcp
 import pytest
 
 from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
@@ -24,18 +28,33 @@ PASSWORD = "pW-component-secret"
 MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
 
 
-def test_a_registry_host_is_only_an_address() -> None:
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Each component's registered outputs, by class: what the engine records in its state."""
+    outputs: dict[str, Any] = {}
+    real_register = pulumi.ComponentResource.register_outputs
+
+    def register(self: pulumi.ComponentResource, given: Any) -> None:
+        outputs[type(self).__name__] = given
+        real_register(self, given)
+
+    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", register)
+    return outputs
+
+
+def test_a_registry_host_is_only_an_address(registered: dict[str, Any]) -> None:
     def declare() -> None:
         args = RegistryArgs("localhost:5000", "db-migrator", None, "reader@example.iam", None, None)
         pulumi.export("url", Registry("registry", args).url)
 
     run = run_declarations(declare, {})
     assert run.exports == {"url": "localhost:5000"}
+    assert list(registered["Registry"]) == ["url"]
     assert [r.typ for r in run.recorder.resources] == ["api-migrations:index:Registry"]
     assert run.recorder.calls == []
 
 
-def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
+def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[str, Any]) -> None:
     def declare() -> None:
         args = ApiJobArgs(
             api_image="localhost:5000/api:1",
@@ -54,13 +73,14 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
             database_url=pulumi.Output.secret(f"postgresql://api:{PASSWORD}@127.0.0.1/api"),
             database_url_version=2,
         )
-        ApiJob(
+        job = ApiJob(
             "api",
             args,
             migrator_image=MIGRATOR_IMAGE,
             migrations_hash="hash",
             opts=pulumi.ResourceOptions(protect=True),
         )
+        pulumi.export("fingerprint", job.fingerprint)
 
     run = run_declarations(declare, {})
     assert run.recorder.one("api-migrations:index:ApiJob").options.protect is True, "the caller's options are kept"
@@ -85,6 +105,8 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args() -> None:
     assert PASSWORD not in run.plain_text()
     for child in (job, secrets):
         assert getattr(child.options.parent, "_name", None) == "api", f"{child.typ} is the component's child"
+    assert re.fullmatch(r"[0-9a-f]{64}", run.exports["fingerprint"])
+    assert list(registered["ApiJob"]) == ["jobId"]
 
 
 def test_the_status_resource_declares_what_its_provider_reads() -> None:
@@ -106,27 +128,22 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
     assert set(_INPUTS) <= set(status.inputs)
     assert status.inputs["table"] == "_migrations"
     assert status.inputs["job_fingerprint"] == "f"
-    assert "__provider" in status.inputs, "the serialized provider the engine runs"
+    # As the engine's dynamic provider host reads it (pulumi.dynamic.__main__.get_provider).
+    serialized = status.inputs["__provider"]  # secret-wrapped here, as the inputs carry a secret
+    provider = dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))
+    assert type(provider).__name__ == "MigrationStatusProvider"
     assert status.options.protect is True, "the caller's options are kept"
     assert status.options.additional_secret_outputs == ["database_url"]
 
 
 @pytest.mark.parametrize("shipped", [True, False], ids=["shipped migrations", "no migration yet"])
 def test_the_image_is_declared_from_its_content_hash_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped: bool
+    tmp_path: Path, registered: dict[str, Any], shipped: bool
 ) -> None:
     copy_project(tmp_path)
     if not shipped:
         for migration in (tmp_path / "migrations").glob("*.sql"):
             migration.unlink()
-    registered: dict[str, Any] = {}
-    real_register = pulumi.ComponentResource.register_outputs
-
-    def register(self: pulumi.ComponentResource, outputs: Any) -> None:
-        registered[type(self).__name__] = outputs
-        real_register(self, outputs)
-
-    monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", register)
 
     def declare() -> None:
         registry = Registry("registry", RegistryArgs("localhost:5000", "db-migrator", None, None, None, None))
@@ -157,6 +174,7 @@ def test_the_image_is_declared_from_its_content_hash_alone(
     assert run.exports["digest"] == image.outputs["repoDigest"]
     assert set(registered["MigratorImage"]) == {"digest", "contentHash"}
     assert registered["MigratorImage"]["contentHash"] == tag
+    assert set(registered["Registry"]) == {"url"}
 
 
 def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the_stack() -> None:
@@ -174,3 +192,22 @@ def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the
     assert (reader.inputs["project"], reader.inputs["location"]) == ("p", "r"), "the repository's own"
     for child in (repository, reader):
         assert getattr(child.options.parent, "_name", None) == "registry", f"{child.typ} is the component's child"
+
+
+def test_the_registrys_lookups_go_to_the_provider_it_was_given(registered: dict[str, Any]) -> None:
+    """A stack that passes its own gcp provider (another project, other credentials) gets its
+    repository and token from that provider, not the default one."""
+
+    def declare() -> None:
+        explicit = gcp.Provider("explicit-gcp", project="p", region="r")
+        args = RegistryArgs("artifact-registry", "db-migrator", "shared-images", None, "p", "r")
+        Registry("registry", args, opts=pulumi.ResourceOptions(providers=[explicit]))
+
+    recorder = run_declarations(declare, {}).recorder
+    assert set(recorder.call_providers) == {
+        "gcp:artifactregistry/getRepository:getRepository",
+        "gcp:organizations/getClientConfig:getClientConfig",
+    }
+    for token, provider in recorder.call_providers.items():
+        assert "::explicit-gcp::" in provider, f"{token} went to {provider}"
+    assert list(registered["Registry"]) == ["url"]

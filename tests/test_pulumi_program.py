@@ -22,7 +22,7 @@ import yaml
 
 from infra.api_job import JOBSPEC, SECRETS_VARIABLE_PATH, DeploymentReverted
 from infra.build_context import CONTEXT_ROOT
-from infra.config import ConfigError
+from infra.config import ConfigError, default
 from infra.deadlines import Deadlines
 from infra.image_content import IMAGE_FILES, content_hash, image_files
 from infra.schema_target import SchemaTargetError
@@ -532,6 +532,13 @@ def test_config_limits_are_inclusive() -> None:
     low = job_vars(staging({"api-migrations:apiPort": "1", "api-migrations:migrationTimeout": "1m"}))
     assert low["api_port"] == "1"
     assert seconds(low["migrator_statement_timeout"]) == 60
+
+
+def test_an_unset_boolean_takes_the_project_default() -> None:
+    """reportMigrations decides whether the program declares the status resource."""
+    for value, reads in (("true", True), ("false", False), (None, bool(default("reportMigrations")))):
+        run = staging({"api-migrations:reportMigrations": value})
+        assert bool(run.recorder.of_type("pulumi-python:dynamic:Resource")) is reads, value
 
 
 def test_dev_stack_creates_no_gcp_resource() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import mutation_support, pgserver
-from tests.support import Engine, MigrationDir, docker, unavailable
+from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -62,3 +62,8 @@ def migrations(tmp_path: Path) -> MigrationDir:
     directory = tmp_path / "migrations"
     directory.mkdir()
     return MigrationDir(directory)
+
+
+@pytest.fixture
+def session_spy(monkeypatch: pytest.MonkeyPatch) -> SessionSpy:
+    return SessionSpy(monkeypatch)

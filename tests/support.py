@@ -8,13 +8,16 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import psycopg
 import pytest
 
 from infra.image_content import image_files
+from migrator import dsn as migrator_dsn
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -105,3 +108,26 @@ def copy_project(destination: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
     return destination / "__main__.py"
+
+
+@dataclass
+class SessionSpy:
+    """The database sessions a module opens through ``connect``, each read on the session
+    itself: whether it is read-only and the connect timeout libpq was given."""
+
+    monkeypatch: pytest.MonkeyPatch
+    sessions: list[dict[str, str | None]] = field(default_factory=list)
+
+    def watch(self, module: ModuleType) -> None:
+        def connect(url: str, **kwargs: Any) -> psycopg.Connection:
+            conn = migrator_dsn.connect(url, **kwargs)
+            row = conn.execute("SHOW default_transaction_read_only").fetchone()
+            self.sessions.append(
+                {
+                    "read_only": None if row is None else str(row[0]),
+                    "connect_timeout": conn.info.get_parameters().get("connect_timeout"),
+                }
+            )
+            return conn
+
+        self.monkeypatch.setattr(module, "connect", connect)

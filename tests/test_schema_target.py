@@ -4,7 +4,6 @@ what preview refuses, warns and lists before a deployment rolls anything back.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pulumi
@@ -14,12 +13,11 @@ from psycopg import conninfo, sql
 from infra import schema_target
 from infra.migration_status import READ_TIMEOUT_SECONDS
 from infra.schema_target import SchemaTargetError, check_schema_target
-from migrator.dsn import connect
 from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import run_declarations
-from tests.support import MigrationDir, table_file
+from tests.support import MigrationDir, SessionSpy, table_file
 
 UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
 
@@ -105,27 +103,13 @@ def test_a_rollback_the_migrator_would_refuse_fails_the_preview_with_its_reason(
     )
 
 
-@pytest.fixture
-def session_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """What the database session preview opened really was, read on that session."""
-    seen: dict[str, Any] = {}
-
-    def spying(url: str, **kwargs: Any) -> psycopg.Connection:
-        conn = connect(url, **kwargs)
-        seen["read_only"] = conn.execute("SHOW default_transaction_read_only").fetchone()
-        seen["connect_timeout"] = conn.info.get_parameters().get("connect_timeout")
-        return conn
-
-    monkeypatch.setattr(schema_target, "connect", spying)
-    return seen
-
-
 def test_preview_reads_in_a_read_only_session_with_a_short_connect_timeout(
-    dsn: str, applied: MigrationDir, session_seen: dict[str, Any]
+    dsn: str, applied: MigrationDir, session_spy: SessionSpy
 ) -> None:
+    session_spy.watch(schema_target)
     with pytest.raises(SchemaTargetError):
         check(dsn, applied.path.parent, 2)
-    assert session_seen == {"read_only": ("on",), "connect_timeout": str(READ_TIMEOUT_SECONDS)}
+    assert session_spy.sessions == [{"read_only": "on", "connect_timeout": str(READ_TIMEOUT_SECONDS)}]
     assert READ_TIMEOUT_SECONDS < 10, "shorter than libpq's default the migrator uses"
 
 

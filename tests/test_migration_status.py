@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,21 @@ import pytest
 import yaml
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from infra import migration_status
-from infra.migration_status import MigrationStatusProvider, applied_versions, pending_migrations, read_database
+from infra import migration_status, verdict
+from infra.migration_status import (
+    READ_TIMEOUT_SECONDS,
+    MigrationStatusProvider,
+    applied_versions,
+    lint_warnings,
+    pending_migrations,
+    read_database,
+)
+from infra.verdict import MigrationVerdictError
 from migrator.errors import InputError
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import Recorder
-from tests.support import REPO, MigrationDir, query, tables
+from tests.support import REPO, MigrationDir, SessionSpy, query, tables
 
 THREE = {f"0000{v}_m{v}.sql": f"-- +goose Up\nCREATE TABLE m{v} (id int);\n" for v in (1, 2, 3)}
 
@@ -226,3 +235,136 @@ def test_preview_warns_when_the_database_cannot_be_read(tmp_path: Path, monkeypa
     assert len(logged.warn) == 1
     assert logged.warn[0].startswith("migration status: cannot read the database from here: cannot connect")
     assert "Sup3rS3cret" not in logged.warn[0]
+
+
+# -- the provider's inputs, sessions and waits --------------------------------------------
+
+IMAGE = "registry.test/db-migrator@sha256:" + "ab" * 32
+UNREACHABLE = "postgresql://u:Sup3rS3cret@127.0.0.1:1/x"
+
+
+def deployment(
+    dsn: str, image: str | None = IMAGE, wait_seconds: int = 0, table: str = "_migrations"
+) -> dict[str, Any]:
+    return {
+        **props(dsn, table=table),
+        "migrator_image": image,
+        "job_fingerprint": "job-1",
+        "wait_seconds": wait_seconds,
+    }
+
+
+def run_image(dsn: str, migrations: MigrationDir, allocation: str, *args: str) -> int:
+    env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": allocation}
+    return run_migrator(*args, "up", dsn=dsn, directory=migrations.path, env=env).returncode
+
+
+def test_the_provider_reads_the_stacks_table_in_short_read_only_sessions(
+    dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, body in THREE.items():
+        migrations.add(name, body)
+    assert run_image(dsn, migrations, "alloc-1", "--table", "deploy_versions") == 0
+    status_reads, verdict_reads = SessionSpy(monkeypatch), SessionSpy(monkeypatch)
+    status_reads.watch(migration_status)
+    verdict_reads.watch(verdict)
+    provider = MigrationStatusProvider()
+    inputs = deployment(dsn, wait_seconds=2, table="deploy_versions")
+    created = provider.create(inputs)
+    assert created.id == "migration-status"
+    for result in (created, provider.read("migration-status", inputs)):
+        got = outs(result)
+        assert (got["applied"], got["latest"], got["pending"], got["error"]) == ([1, 2, 3], 3, [], None)
+        assert (got["last_run"]["allocation"], got["last_run"]["outcome"]) == ("alloc-1", "succeeded")
+    assert status_reads.sessions
+    assert {(s["read_only"], s["connect_timeout"]) for s in status_reads.sessions} == {
+        ("on", str(READ_TIMEOUT_SECONDS))
+    }
+    assert verdict_reads.sessions
+    assert {s["read_only"] for s in verdict_reads.sessions} == {"on"}
+
+
+def test_a_new_status_fails_when_its_images_run_failed(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    assert run_image(dsn, migrations, "alloc-1") == 1
+    with pytest.raises(MigrationVerdictError, match=r"db-migrator failed in Nomad allocation alloc-1: 00001_bad\.sql"):
+        MigrationStatusProvider().create(deployment(dsn, wait_seconds=2))
+
+
+def test_an_update_waits_for_a_new_run_exactly_when_the_job_changes(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
+    assert run_image(dsn, migrations, "earlier") == 0
+    query(dsn, "UPDATE _migrations_runs SET started_at = started_at - interval '10 minutes'")
+    provider = MigrationStatusProvider()
+    olds = deployment(dsn, wait_seconds=1)
+    unchanged = outs(provider.update("migration-status", olds, dict(olds)))
+    assert unchanged["last_run"]["allocation"] == "earlier"
+    # A new job version with the same image: Nomad runs the migrator again, and only that run counts.
+    with pytest.raises(
+        MigrationVerdictError, match=re.escape(f"no run of the db-migrator image {IMAGE} reached the database")
+    ):
+        provider.update("migration-status", olds, {**olds, "job_fingerprint": "job-2"})
+
+
+@pytest.mark.parametrize(("image", "wait_seconds"), [(None, 30), (IMAGE, 0)], ids=["no image", "no deadline"])
+def test_no_wait_without_an_image_and_a_deadline(dsn: str, image: str | None, wait_seconds: int) -> None:
+    got = outs(MigrationStatusProvider().create(deployment(dsn, image, wait_seconds)))
+    assert (got["applied"], got["last_run"], got["error"]) == ([], None, None)
+
+
+def test_an_unreadable_database_has_nothing_pending(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    got = outs(MigrationStatusProvider().read("migration-status", props(UNREACHABLE)))
+    assert (got["applied"], got["pending"]) == ([], [])
+    assert got["error"].startswith("cannot connect")
+    reading = read_database(UNREACHABLE, [])
+    assert (reading.applied, reading.pending, reading.refusal) == ([], [], None)
+    assert reading.error is not None
+    assert "Sup3rS3cret" not in reading.error
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the server said no to Sup3rS3cret")
+
+    monkeypatch.setattr(migration_status, "connect", fail)
+    assert read_database(UNREACHABLE, []).error == "RuntimeError: the server said no to ********"
+
+
+def test_read_database_uses_a_short_read_only_session(
+    dsn: str, migrations: MigrationDir, session_spy: SessionSpy
+) -> None:
+    migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
+    session_spy.watch(migration_status)
+    assert [m.version for m in read_database(dsn, collect(migrations.path)).pending] == [1]
+    assert session_spy.sessions == [{"read_only": "on", "connect_timeout": str(READ_TIMEOUT_SECONDS)}]
+
+
+def test_pending_files_are_linted_with_the_projects_config(
+    tmp_path: Path, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nALTER TABLE a DROP COLUMN b;\nDROP TABLE c;\n")
+    (tmp_path / ".squawk.toml").write_text(
+        'excluded_rules = ["ban-drop-table", "require-lock-timeout", "require-statement-timeout"]\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no config here: the one beside migrations/ applies
+    warnings = lint_warnings(collect(migrations.path), migrations.path)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("migration lint: 00001_a.sql: statement 1 (line 2): warning ban-drop-column: ")
+    monkeypatch.setattr(migration_status, "squawk_binary", lambda: None)
+    assert lint_warnings(collect(migrations.path), migrations.path) == [
+        "migration lint: squawk is not installed here, pending migrations were not linted"
+    ]
+
+
+def test_an_interrupted_last_run_is_a_warning(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
+    assert run_migrator("up", dsn=dsn, directory=directory).returncode == 0
+    query(dsn, "UPDATE _migrations_runs SET outcome = 'interrupted'")
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == []
+    assert len(logged.warn) == 1
+    assert logged.warn[0].startswith("last migrator run ")
+    assert ": interrupted (up, image ?)" in logged.warn[0]
+    assert not [line for line in logged.info if line.startswith("last migrator run")]

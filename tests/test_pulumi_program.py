@@ -264,7 +264,7 @@ def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
     run = staging(
         {
             "api-migrations:apiArgs": '["--port", "${NOMAD_PORT_api}", "--verbose"]',
-            "api-migrations:apiEnv": '{"LOKI_URL": "http://loki:3100", "DEBUG": true}',
+            "api-migrations:apiEnv": '{"LOKI_URL": "http://loki:3100", "DEBUG": true, "QUIET": false, "WORKERS": 4}',
             "api-migrations:apiSecrets": '{"SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}',
             "api-migrations:apiDistinctHosts": "true",
         },
@@ -272,7 +272,7 @@ def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
     )
     variables = job_vars(run)
     assert variables["api_args"] == '["--port", "$${NOMAD_PORT_api}", "--verbose"]'
-    assert variables["api_env"] == '{"LOKI_URL": "http://loki:3100", "DEBUG": "true"}'
+    assert variables["api_env"] == '{"LOKI_URL": "http://loki:3100", "DEBUG": "true", "QUIET": "false", "WORKERS": "4"}'
     assert variables["api_distinct_hosts"] == "true"
     assert variables["secrets_path"] == SECRETS_VARIABLE_PATH == "nomad/jobs/api/api-service"
     items = run.recorder.one("nomad:index/variable:Variable").inputs["itemsWo"]
@@ -480,6 +480,7 @@ BAD_CONFIG: list[tuple[dict[str, str | None], str]] = [
         "api-migrations:apiArgs must be a non-empty list of strings, got '--port 80'",
     ),
     ({"api-migrations:apiArgs": "[]"}, "api-migrations:apiArgs must be a non-empty list of strings, got []"),
+    ({"api-migrations:datacenters": "[]"}, "api-migrations:datacenters must be a non-empty list of strings, got []"),
     (
         {"api-migrations:apiArgs": '["--port", ""]'},
         "api-migrations:apiArgs must be a non-empty list of strings, got ['--port', '']",

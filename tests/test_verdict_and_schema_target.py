@@ -124,8 +124,12 @@ def applied_three(dsn: str, migrations: MigrationDir) -> MigrationDir:
 
 def test_an_unknown_version_is_refused(migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    with pytest.raises(SchemaTargetError, match="migrateTo 7 is not a version of migrations/"):
+    with pytest.raises(SchemaTargetError) as refused:
         check_known(7, collect(migrations.path))
+    assert str(refused.value) == (
+        "api-migrations:migrateTo 7 is not a version of migrations/ (the image's files);"
+        " the image can only move the database to one of its own versions"
+    )
     check_known(1, collect(migrations.path))
     check_known(None, collect(migrations.path))
 

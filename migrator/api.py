@@ -204,6 +204,10 @@ class Migrator:
             run.recording.start()
         self.store.ensure()
         self.ledger.ensure()
+        # The seal speaks only for the run that wrote it: a NO TRANSACTION rollback that
+        # stops half-way leaves goose's table as it was, and a seal left behind would let
+        # the next `up` skip the check that reports it. `up` seals again when it completes.
+        self.conn.execute(self.ledger.seal_sql(None))
         adopted = adopt or []
         if adopted:
             self._record_checksums(adopted)

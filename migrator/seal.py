@@ -4,7 +4,8 @@ The image carries a checksum manifest of its migrations, and its files cannot ch
 after the build. After a run that left every file applied and none changed, the ledger's
 row 0 holds a digest of the goose table and that manifest; a later ``up`` that finds
 the same digest knows the database is exactly as that run left it. Any write to the goose
-table, by goose or by hand, changes the digest and ends the shortcut.
+table, by goose or by hand, changes the digest and ends the shortcut, and every writing run
+of the migrator removes the seal before it changes anything (only a complete ``up`` seals).
 """
 
 from __future__ import annotations

@@ -171,6 +171,27 @@ def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) ->
     assert versions(dsn) == [0, 1, 2]
 
 
+def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: MigrationDir) -> None:
+    """The rollback leaves goose's table as it was: the seal must not hide it from `up`."""
+    migrations.add(
+        "00001_nt.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n"
+        "-- +goose Down\nDROP TABLE nt;\nSELECT 1 / 0;\n",
+    )
+    env = manifest_for(migrations, ["00001_nt.sql"])
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_migrator("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
+    assert "nt" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+    after = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.splitlines() == [
+        "migrator: rolling back 00001_nt.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s); see status",
+        "migrator: no migrations to run. current version: 1",
+    ]
+    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "not sealed again"
+
+
 def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     env = manifest_for(migrations, ["00001_a.sql"])

@@ -171,6 +171,23 @@ def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) ->
     assert versions(dsn) == [0, 1, 2]
 
 
+def test_a_sealed_no_op_writes_nothing(dsn: str, migrations: MigrationDir) -> None:
+    """The shortcut is taken: the seal row is read, not removed and written again (its xmin,
+    the transaction that wrote it, stays the same)."""
+    migrations.add("00001_a.sql", table_file("a"))
+    env = manifest_for(migrations, ["00001_a.sql"])
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    seal_row = "SELECT xmin::text, sha256 FROM _migrations_ledger WHERE version_id = 0"
+    sealed = query(dsn, seal_row)
+    assert len(sealed) == 1
+    again = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    assert again.stdout.strip() == "migrator: no migrations to run. current version: 1"
+    assert query(dsn, seal_row) == sealed
+    # Without the manifest there is no shortcut, and a run that cannot seal leaves no seal.
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert query(dsn, seal_row) == []
+
+
 def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: MigrationDir) -> None:
     """The rollback leaves goose's table as it was: the seal must not hide it from `up`."""
     migrations.add(

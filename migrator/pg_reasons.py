@@ -22,10 +22,8 @@ def pg_reason(exc: psycopg.Error) -> str:
 
 
 def blocked_relation(exc: psycopg.Error) -> str | None:
-    """The relation a lock_timeout hit waited for, when PostgreSQL names it."""
-    diag = exc.diag
-    if diag.table_name:
-        return f"{diag.schema_name}.{diag.table_name}" if diag.schema_name else diag.table_name
-    # A lock taken while resolving a name reports the relation only in its context line.
-    found = re.search(r'relation "([^"]+)"', diag.context or "")
+    """The relation a lock_timeout hit waited for, when PostgreSQL names it: only a row
+    lock's wait does, in the context line ('while updating tuple (0,1) in relation "t"');
+    a table lock's timeout names nothing, and no lock timeout sets the error's table field."""
+    found = re.search(r'relation "([^"]+)"', exc.diag.context or "")
     return found.group(1) if found else None

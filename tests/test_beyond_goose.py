@@ -190,11 +190,30 @@ def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migratio
     assert result.returncode == 1
     assert result.stdout.count("blocked by a lock (attempt") == 2
     error = result.stderr.strip()
-    assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock" in error
+    # PostgreSQL names no relation when a table lock times out.
+    assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock: it waited longer than" in error
     assert "lock_timeout (0.2s) 3 time(s)" in error
     assert "nothing of this file was applied" in error
     assert versions(dsn) == [0, 1]
     assert "c" not in tables(dsn)
+
+
+def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationDir) -> None:
+    """A row lock's timeout names the relation, in the error's context line only."""
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE accounts (id int);\nINSERT INTO accounts VALUES (1);\n")
+    migrations.add("00002_touch.sql", "-- +goose Up\nUPDATE accounts SET id = 2;\n")
+    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT * FROM accounts FOR UPDATE")
+        result = run_migrator(
+            "up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        "migrator: error: 00002_touch.sql (up): statement 1 (line 2) was blocked by a lock on accounts:"
+        " it waited longer than lock_timeout (0.1s) 1 time(s)."
+    )
+    assert versions(dsn) == [0, 1]
 
 
 def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:

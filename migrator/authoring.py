@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -78,10 +77,8 @@ def fix(directory: Path) -> list[tuple[Path, Path]]:
             str(migration.version), f"{next_version + offset:0{SEQUENTIAL_WIDTH}d}", 1
         )
         renames.append((migration.path, migration.path.with_name(new_name)))
-    # Check every target first, so a clash leaves every file as it was.
-    for _, new in renames:
-        if os.path.lexists(new):
-            raise InputError(f"fix: cannot rename to {new.name}: something of that name already exists")
+    # No target can exist: it would be a migration numbered after every sequential one, and
+    # collect() refuses any other entry named like a migration before anything is renamed.
     for old, new in renames:
         old.rename(new)
     return renames

@@ -270,6 +270,16 @@ def test_fix_gives_every_file_its_own_number(migrations: MigrationDir) -> None:
     ]
 
 
+def test_fix_without_sequential_files_starts_at_one_and_renames_only_the_version(migrations: MigrationDir) -> None:
+    migrations.add("20260101000000_copy_of_20260101000000.sql", table_file("a"))
+    migrations.add("20260102000000_b.sql", table_file("b"))
+    assert run_migrator("fix", directory=migrations.path).returncode == 0
+    assert sorted(p.name for p in migrations.path.iterdir()) == [
+        "00001_copy_of_20260101000000.sql",
+        "00002_b.sql",
+    ]
+
+
 @pytest.mark.parametrize("command", ["status", "version", "plan"])
 def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations: MigrationDir, command: str) -> None:
     migrations.add("00001_a.sql", table_file("a"))

@@ -104,6 +104,13 @@ def test_shipped_migrations_pass_lint(squawk: None) -> None:
     assert f"lint found nothing in {len(shipped_migrations())} file(s)" in result.stdout
 
 
+def test_lint_all_reads_only_the_up_sections(squawk: None, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nDROP TABLE a;\n")
+    result = run_migrator("lint", "--all", directory=migrations.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "migrator: lint found nothing in 1 file(s)"
+
+
 def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
     assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."
@@ -145,6 +152,7 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
     ), lines
     assert not any(line.startswith("00001_a.sql") for line in lines), "applied files are not linted"
     assert not any("require-lock-timeout" in line for line in lines), ".squawk.toml excludes it"
+    assert result.stderr.strip() == f"migrator: error: lint: {len(lines)} finding(s) in 1 of 1 file(s)"
 
     plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     rules = {finding["rule"] for finding in plan["pending"][0]["lint"]}

@@ -280,7 +280,7 @@ def test_fix_without_sequential_files_starts_at_one_and_renames_only_the_version
     ]
 
 
-@pytest.mark.parametrize("command", ["status", "version", "plan"])
+@pytest.mark.parametrize("command", ["status", "version", "plan", "lint"])
 def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations: MigrationDir, command: str) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     query(

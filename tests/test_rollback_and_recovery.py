@@ -215,7 +215,7 @@ def test_read_commands_work_with_select_on_the_goose_table_only(
         conn.execute("CREATE ROLE reader LOGIN PASSWORD 'reader-password'")
         conn.execute("GRANT SELECT ON _migrations TO reader")
     reader = conninfo.make_conninfo(dsn, user="reader", password="reader-password")
-    for command in ("status", "version", "plan"):
+    for command in ("status", "version", "plan", "lint"):
         result = run_migrator(command, dsn=reader, directory=migrations.path)
         assert result.returncode == 0, (command, result.stderr)
         assert "no privilege to read _migrations_ledger" in result.stderr

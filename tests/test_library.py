@@ -9,9 +9,11 @@ import psycopg
 import pytest
 
 from migrator import Migrator, Options, TableName
+from migrator.dsn import describe
 from migrator.errors import MigrationFailed
 from migrator.events import Event, MigrationFinished
-from migrator.ledger import State
+from migrator.interruptions import interruption_advice
+from migrator.ledger import Entry, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from tests.support import MigrationDir, table_file, tables, versions
@@ -132,3 +134,26 @@ def test_a_target_below_the_highest_with_nothing_to_roll_back_says_so(
         Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
     assert refused.value.rolled_back == []
     assert str(refused.value) == "migrate-to 2 would roll back nothing (see status)"
+
+
+def test_an_interrupted_run_refusal_gives_the_advice_for_every_file() -> None:
+    entries = [
+        Entry(2, "00002_a.sql", "0" * 64, State.APPLYING, 1, 3),
+        Entry(3, "00003_b.sql", "1" * 64, State.REVERTING, 0, 2),
+    ]
+    assert str(InterruptedRunRefused(entries)) == (
+        f"{interruption_advice(entries[0])}; {interruption_advice(entries[1])}."
+        " Rolling back other files first would leave it half done"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "described"),
+    [
+        ({"host": "db.internal", "hostaddr": "10.0.0.5", "port": "6432", "dbname": "api"}, "api on db.internal:6432"),
+        ({"hostaddr": "10.0.0.5", "user": "api"}, "api on 10.0.0.5:5432"),
+        ({}, "? on localhost:5432"),
+    ],
+)
+def test_a_database_is_described_without_credentials(params: dict[str, str], described: str) -> None:
+    assert describe({**params, "password": "never-shown"}) == described

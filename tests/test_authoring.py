@@ -1,0 +1,61 @@
+"""`create` and `fix` write migration files as goose names them (migrator/authoring.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from migrator.authoring import create, snake_case
+from migrator.errors import InputError
+from tests.migrator_process import run_migrator
+from tests.support import MigrationDir, table_file
+
+NOW = datetime(2026, 11, 24, 18, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("AddUsers", "add_users"), ("  _add-users_ ", "add_users"), ("v2 Backfill", "v2_backfill")],
+)
+def test_names_become_snake_case(name: str, slug: str) -> None:
+    assert snake_case(name) == slug
+
+
+def test_the_first_sequential_file_is_00001_whatever_timestamps_exist(migrations: MigrationDir) -> None:
+    assert create(migrations.path, "first", now=NOW, sequential=True).name == "00001_first.sql"
+    migrations.add("20260101000000_stamped.sql", table_file("s"))
+    assert create(migrations.path, "second", now=NOW, sequential=True).name == "00002_second.sql"
+
+
+def test_a_name_without_letters_or_a_missing_directory_is_refused(migrations: MigrationDir, tmp_path: Path) -> None:
+    with pytest.raises(InputError) as refused:
+        create(migrations.path, "!!!", now=NOW, sequential=True)
+    assert str(refused.value) == "create: migration name '!!!' has no letters or digits"
+    missing = tmp_path / "nowhere"
+    with pytest.raises(InputError) as refused:
+        create(missing, "x", now=NOW, sequential=False)
+    assert str(refused.value) == f"{missing}: migrations directory does not exist"
+    assert list(migrations.path.iterdir()) == []
+
+
+def test_the_command_line_stamps_utc_whatever_the_time_zone(migrations: MigrationDir) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = run_migrator("create", "add_x", directory=migrations.path, env={"TZ": "Asia/Kolkata"})
+    after = datetime.now(UTC)
+    assert result.returncode == 0, result.stderr
+    [created] = list(migrations.path.iterdir())
+    assert result.stdout.strip() == f"migrator: created new file: {created}"
+    match = re.fullmatch(r"(\d{14})_add_x\.sql", created.name)
+    assert match, created.name
+    stamped = datetime.strptime(match[1], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    assert before <= stamped <= after + timedelta(seconds=1)
+
+
+def test_an_empty_name_on_the_command_line_is_refused(migrations: MigrationDir) -> None:
+    result = run_migrator("create", "", directory=migrations.path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "migrator: error: create: migration name '' has no letters or digits"
+    assert list(migrations.path.iterdir()) == []

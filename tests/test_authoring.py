@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from migrator import authoring
 from migrator.authoring import create, snake_case
 from migrator.errors import InputError
 from tests.migrator_process import run_migrator
@@ -59,3 +60,25 @@ def test_an_empty_name_on_the_command_line_is_refused(migrations: MigrationDir) 
     assert result.returncode == 2
     assert result.stderr.strip() == "migrator: error: create: migration name '' has no letters or digits"
     assert list(migrations.path.iterdir()) == []
+
+
+def test_the_longest_file_name_is_255_bytes(migrations: MigrationDir) -> None:
+    longest = "x" * (255 - len("00001_.sql"))
+    assert len(create(migrations.path, longest, now=NOW, sequential=True).name.encode()) == 255
+    with pytest.raises(InputError) as refused:
+        create(migrations.path, longest + "y", now=NOW, sequential=True)
+    assert str(refused.value) == "create: the file name would be 256 bytes; keep it under 255"
+
+
+def test_a_file_created_meanwhile_or_an_unwritable_directory_is_an_error(
+    migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as race:
+        race.setattr(authoring, "collect", lambda directory: [])  # another create won the race
+        migrations.add("00001_x.sql", table_file("x"))
+        with pytest.raises(InputError) as refused:
+            create(migrations.path, "x", now=NOW, sequential=True)
+        assert str(refused.value) == "00001_x.sql: already exists"
+    with pytest.raises(InputError) as refused:
+        create(Path("/proc/self"), "x", now=NOW, sequential=True)  # no file can be made there
+    assert str(refused.value).startswith("00001_x.sql: cannot be created: ")

@@ -157,6 +157,12 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
     plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     rules = {finding["rule"] for finding in plan["pending"][0]["lint"]}
     assert {"adding-required-field", "require-concurrent-index-creation"} <= rules
+    # squawk's own words reach the JSON: its message always, its advice where it gives one.
+    required = next(f for f in plan["pending"][0]["lint"] if f["rule"] == "adding-required-field")
+    assert (required["statement"], required["line"], required["level"]) == (1, 4, "Warning")
+    assert required["message"] not in {"", "None"}
+    assert required["help"] not in {"", "None", None}
+    assert f"{required['message']} ({required['help']})" in result.stdout
 
     warnings = lint_warnings(collect(migrations.path)[1:], migrations.path)
     assert any("00002_risky.sql: statement 1 (line 4)" in w and "adding-required-field" in w for w in warnings)

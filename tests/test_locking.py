@@ -40,6 +40,14 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
         assert tables(dsn) == set()
         # Reads take no lock.
         assert run_migrator("status", dsn=dsn, directory=migrations.path).returncode == 0
+    with psycopg.connect(dsn, autocommit=True, application_name="") as anonymous:
+        anonymous.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
+        result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+        assert result.returncode == 3
+        assert result.stderr.strip() == (
+            f"migrator: error: migration lock (advisory key 4097083626) not acquired within 1s: held by backend pid"
+            f" {anonymous.info.backend_pid}; another migrator or goose is running. Nothing was changed"
+        )
     assert run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(
         dsn,

@@ -1,0 +1,49 @@
+"""Connection strings read without ever quoting them (migrator/dsn.py), in process."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator.dsn import parse
+from migrator.errors import InputError
+
+UNREADABLE = (
+    "the database connection string cannot be read unambiguously ({why}); it is not shown, since it may hold"
+    " the password. In a URL, percent-encode '@', ':', '/', '?' and '#' in the user name and password"
+    " (e.g. '/' as %2F, '@' as %40)"
+)
+TWO_ATS = "more than one '@' before the host"
+AT_AFTER_HOST = "an '@' after the host part: the password probably holds a '/', '?' or '#'"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "why"),
+    [
+        ("postgresql://u:p@ss@host/db", TWO_ATS),
+        ("postgresql://u:pa/ss@host/db", AT_AFTER_HOST),
+        ("postgres://u:pa?ss@host/db", AT_AFTER_HOST),
+        ("postgresql://u:p#x@h/db", AT_AFTER_HOST),
+        # Nothing before the path: any '@' is after the host part.
+        ("postgresql:///a@b", AT_AFTER_HOST),
+        # Only the first '://' starts the URL; a later one belongs to a value.
+        ("postgresql://u:p@h/db?application_name=a://b@c", AT_AFTER_HOST),
+    ],
+)
+def test_an_ambiguous_url_is_refused_without_quoting_it(dsn: str, why: str) -> None:
+    with pytest.raises(InputError) as refused:
+        parse(dsn)
+    assert str(refused.value) == UNREADABLE.format(why=why)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "params"),
+    [
+        ("postgresql://u@host", {"user": "u", "host": "host"}),
+        (
+            "postgresql://u:p%40ss@h/db?application_name=a%40b",
+            {"user": "u", "password": "p@ss", "host": "h", "dbname": "db", "application_name": "a@b"},
+        ),
+    ],
+)
+def test_a_url_without_a_path_or_with_encoded_characters_reads(dsn: str, params: dict[str, str]) -> None:
+    assert parse(dsn) == params

@@ -88,14 +88,18 @@ def test_an_edited_applied_file_is_refused_with_the_file(conn: psycopg.Connectio
 def test_an_older_pending_file_is_refused_with_the_highest_version(
     conn: psycopg.Connection, migrations: MigrationDir
 ) -> None:
-    migrations.add("00002_b.sql", table_file("b"))
+    migrations.add("00003_c.sql", table_file("c"))
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
 
     with pytest.raises(OutOfOrderRefused) as refused:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    assert [m.version for m in refused.value.missing] == [1]
-    assert refused.value.highest == 2
+    assert [m.version for m in refused.value.missing] == [1, 2]
+    assert refused.value.highest == 3
+    assert str(refused.value) == (
+        "2 pending migration(s) older than the highest applied version 3: 00001_a.sql, 00002_b.sql"
+    )
 
 
 def test_rolling_back_past_an_interrupted_file_is_refused_with_its_entry(

@@ -111,6 +111,22 @@ def test_lint_all_reads_only_the_up_sections(squawk: None, migrations: Migration
     assert result.stdout.strip() == "migrator: lint found nothing in 1 file(s)"
 
 
+def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: MigrationDir) -> None:
+    body = "CREATE INDEX CONCURRENTLY a_idx ON a (id);\nALTER TABLE a VALIDATE CONSTRAINT fk;\n"
+    migrations.add("00001_tx.sql", "-- +goose Up\n" + body)
+    migrations.add("00002_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n" + body)
+    migrations.add(
+        "00003_third.sql", "-- +goose Up\nSELECT 1;\n\nSELECT 2;\n-- the risky one\nALTER TABLE a DROP COLUMN b;\n"
+    )
+    result = run_migrator("lint", "--all", directory=migrations.path)
+    assert result.returncode == 4
+    in_transaction = "ban-concurrent-index-creation-in-transaction"
+    rules = {(line.split(":")[0], line.split(" ")[6].rstrip(":")) for line in result.stdout.splitlines()}
+    assert ("00001_tx.sql", in_transaction) in rules, result.stdout
+    assert ("00002_no_tx.sql", in_transaction) not in rules, result.stdout
+    assert "00003_third.sql: statement 3 (line 6): warning ban-drop-column: " in result.stdout
+
+
 def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
     assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."

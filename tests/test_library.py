@@ -10,7 +10,7 @@ import pytest
 
 from migrator import Migrator, Options, TableName
 from migrator.dsn import describe
-from migrator.errors import MigrationFailed
+from migrator.errors import MigrationFailed, ParseError
 from migrator.events import Event, MigrationFinished
 from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, State
@@ -161,3 +161,22 @@ def test_an_interrupted_run_refusal_gives_the_advice_for_every_file() -> None:
 )
 def test_a_database_is_described_without_credentials(params: dict[str, str], described: str) -> None:
     assert describe({**params, "password": "never-shown"}) == described
+
+
+def test_interruptions_are_described_for_each_direction() -> None:
+    applying = Entry(2, "00002_a.sql", "0" * 64, State.APPLYING, 1, 3)
+    reverting = Entry(3, "00003_b.sql", "1" * 64, State.REVERTING, 0, 2)
+    repair = " make those statements safe to repeat (IF NOT EXISTS, IF EXISTS) or undo them by hand, then run"
+    assert interruption_advice(applying) == (
+        "applying 00002_a.sql (NO TRANSACTION) was interrupted after 1 of 3 statement(s): statements 1 to 1 ran and"
+        f" were not rolled back. `up` runs the file again from its first statement:{repair} `up`"
+    )
+    assert interruption_advice(reverting) == (
+        "rolling back 00003_b.sql (NO TRANSACTION) was interrupted after 0 of 2 statement(s): no statement is known"
+        f" to have finished. `down` runs the file again from its first statement:{repair} `down`"
+    )
+
+
+def test_a_parse_error_without_a_file_says_input() -> None:
+    assert str(ParseError("unterminated StatementBegin", line=3)) == "<input>:3: unterminated StatementBegin"
+    assert str(ParseError("empty")) == "<input>: empty"

@@ -127,6 +127,19 @@ def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: M
     assert "00003_third.sql: statement 3 (line 6): warning ban-drop-column: " in result.stdout
 
 
+def test_lint_reads_only_the_config_it_is_given(
+    squawk: None, migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk would pick up a .squawk.toml in its working directory: it runs beside the files."""
+    path = migrations.add("00001_a.sql", "-- +goose Up\nALTER TABLE a DROP COLUMN b;\n")
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / ".squawk.toml").write_text('excluded_rules = ["ban-drop-column"]\n')
+    monkeypatch.chdir(stray)
+    findings = lint_module.lint([(collect(migrations.path)[0], parse_file(path, Direction.UP))], None)
+    assert "ban-drop-column" in {finding.rule for finding in findings}
+
+
 def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
     assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."

@@ -192,6 +192,11 @@ def test_create_with_an_overlong_name_is_refused(migrations: MigrationDir) -> No
     assert list(migrations.path.iterdir()) == []
 
 
+def test_show_names_a_file_it_cannot_find(migrations: MigrationDir) -> None:
+    error = one_error(run_migrator("show", "00009_nothing.sql", directory=migrations.path))
+    assert error.strip() == "migrator: error: 00009_nothing.sql: no such migration file"
+
+
 def test_fix_renames_nothing_when_a_target_name_is_taken(migrations: MigrationDir) -> None:
     migrations.add("20260101000000_a.sql", GOOD)
     (migrations.path / "00001_a.sql").mkdir()

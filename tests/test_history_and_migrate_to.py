@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -93,6 +94,41 @@ def test_history_text_lists_newest_first(dsn: str, migrations: MigrationDir) -> 
     assert [line.split()[4] for line in lines] == ["down", "up"]
 
 
+def test_history_text_shows_each_field_or_a_dash(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=NOMAD).returncode == 0
+    assert run_migrator("down", dsn=dsn, directory=migrations.path).returncode == 0
+    query(dsn, "UPDATE _migrations_runs SET finished_at = NULL, outcome = 'running' WHERE command = 'down'")
+    lines = run_migrator("history", dsn=dsn, directory=migrations.path).stdout.splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}"
+    assert re.fullmatch(stamp + r"  running             -  down {21}applied=-  image=-  alloc=-", lines[0]), lines[0]
+    assert re.fullmatch(
+        stamp + r"  succeeded   +\d+\.\d\ds  up {23}applied=1,2"
+        rf"  image={re.escape(NOMAD['MIGRATOR_IMAGE'])}  alloc=alloc-1234",
+        lines[1],
+    ), lines[1]
+    assert len(lines) == 2
+
+
+def test_history_reads_in_a_read_only_session(dsn: str, migrations: MigrationDir) -> None:
+    """A view standing for the runs table, whose rows call a writing function, cannot write."""
+    query(
+        dsn,
+        "CREATE TABLE audit (n int);"
+        " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
+        " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
+        " CREATE VIEW _migrations_runs AS SELECT 1::bigint AS id, now() AS started_at, now() AS finished_at,"
+        " ''::text AS image, ''::text AS allocation, 'up'::text AS command, 'succeeded'::text AS outcome,"
+        " ARRAY[write_audit()] AS applied, NULL::text AS failed_file, NULL::int AS failed_statement,"
+        " NULL::int AS failed_line, NULL::text AS error",
+    )
+    result = run_migrator("history", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert "read-only transaction" in result.stderr
+    assert query(dsn, "SELECT count(*) FROM audit") == [(0,)]
+
+
 def test_history_of_a_database_never_migrated_is_empty(dsn: str, migrations: MigrationDir) -> None:
     result = run_migrator("history", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0
@@ -142,6 +178,39 @@ def test_migrate_to_an_unknown_version_is_refused(dsn: str, three: MigrationDir)
     assert result.returncode == 2
     assert "no migration file has version 7" in result.stderr
     assert tables(dsn) == set()
+
+
+def test_migrate_to_must_name_a_file_of_the_directory(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00002_b.sql", table_file("b"))
+    result = run_migrator("migrate-to", "1", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "migrator: error: migrate-to: no migration file has version 1: it is not one of this directory's"
+        " (or this image's) versions"
+    )
+    before_all = run_migrator("migrate-to", "0", dsn=dsn, directory=migrations.path)
+    assert before_all.returncode == 0, before_all.stderr
+    assert before_all.stdout.strip() == "migrator: already at version 0; nothing to do"
+    assert "_migrations" not in tables(dsn)
+
+
+def test_migrate_to_waits_for_the_lock_as_long_as_it_is_told(dsn: str, three: MigrationDir) -> None:
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4097083626)")
+        result = run_migrator("migrate-to", "latest", "--lock-timeout", "1s", dsn=dsn, directory=three.path)
+    assert result.returncode == 3, result.stderr
+    assert "not acquired within 1s" in result.stderr
+    assert tables(dsn) == set()
+
+
+def test_migrate_to_below_accepts_an_edit_when_asked(dsn: str, three: MigrationDir) -> None:
+    assert run_migrator("up", dsn=dsn, directory=three.path).returncode == 0
+    edited = three.path / "00003_c.sql"
+    edited.write_text(edited.read_text() + "-- reviewed\n")
+    result = run_migrator("migrate-to", "1", "--allow-down", "--accept-edited", dsn=dsn, directory=three.path)
+    assert result.returncode == 0, result.stderr
+    assert "accepted the edit of 00003_c.sql" in result.stdout + result.stderr
+    assert versions(dsn) == [0, 1]
 
 
 def test_migrate_to_is_recorded_with_its_target(dsn: str, three: MigrationDir) -> None:

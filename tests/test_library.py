@@ -180,3 +180,22 @@ def test_interruptions_are_described_for_each_direction() -> None:
 def test_a_parse_error_without_a_file_says_input() -> None:
     assert str(ParseError("unterminated StatementBegin", line=3)) == "<input>:3: unterminated StatementBegin"
     assert str(ParseError("empty")) == "<input>: empty"
+
+
+def test_migrate_to_the_current_version_reports_it(conn: psycopg.Connection, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    fresh = Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(0, lock_wait=10)
+    assert (fresh.current, fresh.already_at, fresh.migrations) == (0, 0, [])
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(target=2, lock_wait=10)
+    there = Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
+    assert (there.current, there.already_at, there.migrations) == (2, 2, [])
+
+
+def test_a_no_transaction_file_failing_at_once_says_nothing_ran(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT 1 / 0;\nCREATE TABLE nt (id int);\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert "; no statement of it had run; version 1 was not " in str(failed.value)

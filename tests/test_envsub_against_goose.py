@@ -108,6 +108,11 @@ KNOWN_LINES = [
     "$1",
     "${1A}",
     "${Set_2}_${Set_2}",
+    "${SET:-${UNSET?}} ${SET-${UNSET?}} ${SET?${UNSET?}} ${EMPTY-${UNSET?}} ${SET:-${UNSET:-}x}",
+    "${EMPTY:-${UNSET?empty is not enough}}",
+    "${UNSET-${UNSET?}}",
+    "${UNSET?${UNSET?inner}}",
+    "${SET:-${WIDE:1:2}}",
 ]
 
 
@@ -126,6 +131,36 @@ def test_a_substring_that_cuts_a_character_is_refused() -> None:
     with pytest.raises(SubstitutionError, match=r"\$\{WIDE:\.\.\.\} cuts a multi-byte character"):
         substitute("SELECT '${WIDE:1:2}';", ENV)
     assert "\ufffd" in str(expand_like_goose(["${WIDE:1:2}"])[0]), "goose cuts the character"
+
+
+@pytest.mark.parametrize(
+    ("line", "expanded"),
+    [
+        ("${SET:-${UNSET?}}", "hello-world"),
+        ("${SET-${UNSET?}}", "hello-world"),
+        ("${SET?${UNSET?}}", "hello-world"),
+        ("${EMPTY-${UNSET?}}", ""),
+        ("${SET:-${WIDE:1:2}}", "hello-world"),
+        ("${UNSET:-${UNSET:-a}b}", "ab"),
+        ("${UNSET-${UNSET-a}b}", "ab"),
+    ],
+)
+def test_a_default_or_message_is_evaluated_only_when_used(line: str, expanded: str) -> None:
+    assert substitute(line, ENV) == expanded
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("${EMPTY:-${UNSET?empty is not enough}}", "$UNSET: empty is not enough"),
+        ("${UNSET-${UNSET?}}", "$UNSET: not set"),
+        ("${UNSET?${UNSET?inner}}", "$UNSET: inner"),
+    ],
+)
+def test_a_used_default_or_message_is_evaluated(line: str, message: str) -> None:
+    with pytest.raises(SubstitutionError) as refused:
+        substitute(line, ENV)
+    assert str(refused.value) == message
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 
 import psycopg
 
 from migrator.lock import GOOSE_LOCK_ID
 from tests.migrator_process import run_migrator, started_migrator
-from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions, wait_until
 
 
 def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations: MigrationDir) -> None:
@@ -53,6 +54,31 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
         dsn,
         ADVISORY_LOCKS_HERE,
     ) == [(0,)]
+
+
+def test_a_free_lock_is_taken_within_a_short_wait(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1]
+
+
+def test_a_waiter_keeps_polling_until_the_holder_lets_go(dsn: str, migrations: MigrationDir) -> None:
+    """Each poll waits in the server for at most a second: a lock held for longer is still taken."""
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
+        with started_migrator("up", "--lock-timeout", "30s", dsn=dsn, directory=migrations.path) as waiter:
+            wait_until(
+                "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'migrator'",
+                dsn,
+            )
+            time.sleep(2.5)  # past two of the waiter's one-second polls
+            holder.execute("SELECT pg_advisory_unlock(%s)", (GOOSE_LOCK_ID,))
+            _, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert versions(dsn) == [0, 1]
 
 
 def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:

@@ -85,6 +85,23 @@ def test_an_edited_applied_file_is_refused_with_the_file(conn: psycopg.Connectio
     assert str(refused.value) == "00001_a.sql was edited after it was applied"
 
 
+def test_an_edited_file_and_a_vanished_one_are_refused_together(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    edited = migrations.add("00001_a.sql", table_file("a"))
+    vanished = migrations.add("00002_b.sql", table_file("b"))
+    migrations.add("00003_c.sql", table_file("c"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    edited.write_text(table_file("a") + "-- edited\n")
+    vanished.unlink()
+
+    with pytest.raises(DriftRefused) as refused:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert str(refused.value) == (
+        "00001_a.sql was edited after it was applied; 00002_b.sql (version 2) was applied but its file is gone"
+    )
+
+
 def test_an_older_pending_file_is_refused_with_the_highest_version(
     conn: psycopg.Connection, migrations: MigrationDir
 ) -> None:

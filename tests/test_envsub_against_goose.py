@@ -174,6 +174,7 @@ def test_a_used_default_or_message_is_evaluated(line: str, message: str) -> None
         ("${SET", "expected an operator after ${SET, got 'end of line'"),
         ("${SET:-x", "expected '}' to close ${SET, got 'end of line'"),
         ("${1A}", "expected a variable name to start with a letter, got '1'"),
+        ("${", "expected a variable name to start with a letter, got 'end of line'"),
         ("${UNSET?the region}", "$UNSET: the region"),
         ("${UNSET?}", "$UNSET: not set"),
     ],

@@ -143,9 +143,10 @@ def test_a_substring_that_cuts_a_character_is_refused() -> None:
         ("${SET:-${WIDE:1:2}}", "hello-world"),
         ("${UNSET:-${UNSET:-a}b}", "ab"),
         ("${UNSET-${UNSET-a}b}", "ab"),
+        ("SELECT 'XYZ}', MAX(1) FROM x; -- ${SET}X", "SELECT 'XYZ}', MAX(1) FROM x; -- hello-worldX"),
     ],
 )
-def test_a_default_or_message_is_evaluated_only_when_used(line: str, expanded: str) -> None:
+def test_text_and_defaults_expand_only_where_used(line: str, expanded: str) -> None:
     assert substitute(line, ENV) == expanded
 
 

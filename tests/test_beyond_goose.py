@@ -140,6 +140,18 @@ def test_lint_reads_only_the_config_it_is_given(
     assert "ban-drop-column" in {finding.rule for finding in findings}
 
 
+def test_a_no_transaction_file_is_linted_as_such_whatever_the_config_assumes(
+    squawk: None, migrations: MigrationDir, tmp_path: Path
+) -> None:
+    config = tmp_path / ".squawk.toml"
+    config.write_text("assume_in_transaction = true\n")
+    body = "CREATE INDEX CONCURRENTLY a_idx ON a (id);\nALTER TABLE a VALIDATE CONSTRAINT fk;\n"
+    path = migrations.add("00001_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n" + body)
+    findings = lint_module.lint([(collect(migrations.path)[0], parse_file(path, Direction.UP))], config)
+    assert findings, "the other rules still apply"
+    assert "ban-concurrent-index-creation-in-transaction" not in {finding.rule for finding in findings}
+
+
 def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
     assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."
@@ -189,6 +201,7 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
     # squawk's own words reach the JSON: its message always, its advice where it gives one.
     required = next(f for f in plan["pending"][0]["lint"] if f["rule"] == "adding-required-field")
     assert (required["statement"], required["line"], required["level"]) == (1, 4, "Warning")
+    assert isinstance(required["message"], str)
     assert required["message"] not in {"", "None"}
     assert required["help"] not in {"", "None", None}
     assert f"{required['message']} ({required['help']})" in result.stdout

@@ -39,6 +39,7 @@ def test_an_ambiguous_url_is_refused_without_quoting_it(dsn: str, why: str) -> N
     ("dsn", "params"),
     [
         ("postgresql://u@host", {"user": "u", "host": "host"}),
+        ("postgresql://Xavier:pX@hostX/dbX", {"user": "Xavier", "password": "pX", "host": "hostX", "dbname": "dbX"}),
         (
             "postgresql://u:p%40ss@h/db?application_name=a%40b",
             {"user": "u", "password": "p@ss", "host": "h", "dbname": "db", "application_name": "a@b"},

@@ -363,6 +363,7 @@ def test_job_waits_for_the_variable_its_tasks_read() -> None:
     ("image", "warned"),
     [
         ("registry.example/api:latest", True),
+        ("api:latest", True),
         ("registry.example:5000/api", True),
         ("registry.example:5000/team/api", True),
         ("registry.example/api:1.4.2", False),

@@ -171,6 +171,10 @@ def test_a_squawk_that_cannot_run_is_an_error_not_a_clean_bill(
     migration = collect(migrations.path)[0]
     with pytest.raises(InputError, match=r"squawk failed \(exit 1\): Configuration error: unknown variant"):
         lint_module.lint([(migration, parse_file(path, Direction.UP))], None)
+    fake.write_text("#!/bin/sh\nprintf '%0700d' 0 >&2\nexit 3\n")
+    with pytest.raises(InputError) as failed:
+        lint_module.lint([(migration, parse_file(path, Direction.UP))], None)
+    assert str(failed.value) == "squawk failed (exit 3): " + "0" * 500, "squawk's message, cut to 500 characters"
 
 
 def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:

@@ -143,6 +143,7 @@ def test_a_substring_that_cuts_a_character_is_refused() -> None:
         ("${SET:-${WIDE:1:2}}", "hello-world"),
         ("${UNSET:-${UNSET:-a}b}", "ab"),
         ("${UNSET-${UNSET-a}b}", "ab"),
+        ("${UNSET:-aXb} ${UNSET-aXb}", "aXb aXb"),
         ("SELECT 'XYZ}', MAX(1) FROM x; -- ${SET}X", "SELECT 'XYZ}', MAX(1) FROM x; -- hello-worldX"),
     ],
 )
@@ -156,6 +157,7 @@ def test_text_and_defaults_expand_only_where_used(line: str, expanded: str) -> N
         ("${EMPTY:-${UNSET?empty is not enough}}", "$UNSET: empty is not enough"),
         ("${UNSET-${UNSET?}}", "$UNSET: not set"),
         ("${UNSET?${UNSET?inner}}", "$UNSET: inner"),
+        ("${UNSET?needs X}", "$UNSET: needs X"),
     ],
 )
 def test_a_used_default_or_message_is_evaluated(line: str, message: str) -> None:

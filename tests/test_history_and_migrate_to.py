@@ -109,6 +109,10 @@ def test_history_text_shows_each_field_or_a_dash(dsn: str, migrations: Migration
         lines[1],
     ), lines[1]
     assert len(lines) == 2
+    migrations.add("00003_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 1
+    failed = run_migrator("history", dsn=dsn, directory=migrations.path).stdout.splitlines()
+    assert failed[1].startswith("    00003_bad.sql (up): statement 1 (line 2) failed"), failed[:2]
 
 
 def test_history_reads_in_a_read_only_session(dsn: str, migrations: MigrationDir) -> None:

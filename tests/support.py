@@ -28,6 +28,13 @@ ADVISORY_LOCKS_HERE = (
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
+# write_audit() writes a row to audit: a read that calls it shows whether the session can write.
+WRITING_FUNCTION = (
+    "CREATE TABLE audit (n int);"
+    " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
+    " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
+)
+
 
 def unavailable(reason: str) -> None:
     """A missing tool skips a test on a workstation and fails it in CI."""

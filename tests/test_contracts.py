@@ -26,7 +26,7 @@ from migrator.operator_text import event_line
 from migrator.safety import Safety
 from migrator.store import TableName
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, table_file, tables, versions, wait_until
+from tests.support import WRITING_FUNCTION, MigrationDir, query, table_file, tables, versions, wait_until
 
 GOOSE_LOCK_KEY = 4097083626
 
@@ -258,26 +258,25 @@ def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
 
 
-def test_fix_gives_every_file_its_own_number(migrations: MigrationDir) -> None:
-    migrations.add("00001_first.sql", table_file("a"))
-    migrations.add("20260101000000_second.sql", table_file("b"))
-    migrations.add("20260102000000_third.sql", table_file("c"))
+@pytest.mark.parametrize(
+    ("names", "fixed"),
+    [
+        (
+            ["00001_first.sql", "20260101000000_second.sql", "20260102000000_third.sql"],
+            ["00001_first.sql", "00002_second.sql", "00003_third.sql"],
+        ),
+        # Without sequential files numbering starts at 1; only the version prefix is renamed.
+        (
+            ["20260101000000_copy_of_20260101000000.sql", "20260102000000_b.sql"],
+            ["00001_copy_of_20260101000000.sql", "00002_b.sql"],
+        ),
+    ],
+)
+def test_fix_gives_every_file_its_own_number(migrations: MigrationDir, names: list[str], fixed: list[str]) -> None:
+    for name in names:
+        migrations.add(name, table_file(name.split("_")[1]))
     assert run_migrator("fix", directory=migrations.path).returncode == 0
-    assert sorted(p.name for p in migrations.path.iterdir()) == [
-        "00001_first.sql",
-        "00002_second.sql",
-        "00003_third.sql",
-    ]
-
-
-def test_fix_without_sequential_files_starts_at_one_and_renames_only_the_version(migrations: MigrationDir) -> None:
-    migrations.add("20260101000000_copy_of_20260101000000.sql", table_file("a"))
-    migrations.add("20260102000000_b.sql", table_file("b"))
-    assert run_migrator("fix", directory=migrations.path).returncode == 0
-    assert sorted(p.name for p in migrations.path.iterdir()) == [
-        "00001_copy_of_20260101000000.sql",
-        "00002_b.sql",
-    ]
+    assert sorted(p.name for p in migrations.path.iterdir()) == fixed
 
 
 @pytest.mark.parametrize("command", ["status", "version", "plan", "lint"])
@@ -285,10 +284,8 @@ def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations
     migrations.add("00001_a.sql", table_file("a"))
     query(
         dsn,
-        "CREATE TABLE audit (n int);"
-        " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
-        " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
-        " CREATE VIEW _migrations AS SELECT 1 AS id, write_audit() AS version_id, true AS is_applied,"
+        WRITING_FUNCTION
+        + " CREATE VIEW _migrations AS SELECT 1 AS id, write_audit() AS version_id, true AS is_applied,"
         " now()::timestamp AS tstamp",
     )
     result = run_migrator(command, dsn=dsn, directory=migrations.path)

@@ -10,7 +10,7 @@ import pytest
 
 from migrator.history import KEEP_RUNS
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, table_file, tables, versions
+from tests.support import WRITING_FUNCTION, MigrationDir, query, table_file, tables, versions
 
 NOMAD = {"MIGRATOR_IMAGE": "registry.test/db-migrator@sha256:" + "ab" * 32, "NOMAD_ALLOC_ID": "alloc-1234"}
 
@@ -119,10 +119,8 @@ def test_history_reads_in_a_read_only_session(dsn: str, migrations: MigrationDir
     """A view standing for the runs table, whose rows call a writing function, cannot write."""
     query(
         dsn,
-        "CREATE TABLE audit (n int);"
-        " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
-        " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
-        " CREATE VIEW _migrations_runs AS SELECT 1::bigint AS id, now() AS started_at, now() AS finished_at,"
+        WRITING_FUNCTION
+        + " CREATE VIEW _migrations_runs AS SELECT 1::bigint AS id, now() AS started_at, now() AS finished_at,"
         " ''::text AS image, ''::text AS allocation, 'up'::text AS command, 'succeeded'::text AS outcome,"
         " ARRAY[write_audit()] AS applied, NULL::text AS failed_file, NULL::int AS failed_statement,"
         " NULL::int AS failed_line, NULL::text AS error",

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
+import pulumi
 import pytest
 
 from infra.image_content import image_files
@@ -138,3 +139,13 @@ class SessionSpy:
             return conn
 
         self.monkeypatch.setattr(module, "connect", connect)
+
+
+class Logged:
+    """What the program logs through pulumi.log while a test runs it, by level."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.info: list[str] = []
+        self.warn: list[str] = []
+        monkeypatch.setattr(pulumi.log, "info", lambda message, *a, **k: self.info.append(message))
+        monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: self.warn.append(message))

@@ -25,7 +25,7 @@ from migrator.errors import InputError
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import Recorder
-from tests.support import REPO, MigrationDir, SessionSpy, query, tables
+from tests.support import REPO, Logged, MigrationDir, SessionSpy, query, tables
 
 THREE = {f"0000{v}_m{v}.sql": f"-- +goose Up\nCREATE TABLE m{v} (id int);\n" for v in (1, 2, 3)}
 
@@ -175,14 +175,6 @@ def test_a_refresh_keeps_the_resources_id() -> None:
     """An id of None would tell the engine the resource is gone."""
     read = MigrationStatusProvider().read("status-id", props("postgresql://u:pw@127.0.0.1:1/x"))
     assert read.id == "status-id"
-
-
-class Logged:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.info: list[str] = []
-        self.warn: list[str] = []
-        monkeypatch.setattr(pulumi.log, "info", lambda message, *a, **k: self.info.append(message))
-        monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: self.warn.append(message))
 
 
 def preview_pending(database_url: str, root: Path, migrate_to: int | None = None) -> list[int]:

@@ -17,7 +17,7 @@ from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.migrator_process import run_migrator
 from tests.pulumi_harness import run_declarations
-from tests.support import MigrationDir, SessionSpy, table_file
+from tests.support import Logged, MigrationDir, SessionSpy, table_file
 
 UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
 
@@ -33,9 +33,7 @@ def check(url: str, root: Path, migrate_to: int, allow_down: bool = False) -> No
 
 @pytest.fixture
 def warned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    messages: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: messages.append(message))
-    return messages
+    return Logged(monkeypatch).warn
 
 
 @pytest.fixture

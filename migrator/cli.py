@@ -67,12 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=EXIT_CODES)
-        if command.name == "create":
-            sub.add_argument("name", metavar="NAME", help="what the migration does, e.g. add_users")
-            sub.add_argument("kind", nargs="?", choices=["sql"], metavar="sql", help="goose's type word; only sql")
-        elif command.argument:
+        if command.argument:
             metavar, help_text = command.argument
             sub.add_argument("argument", metavar=metavar, help=help_text)
+        if command.name == "create":
+            sub.add_argument("kind", nargs="?", choices=["sql"], metavar="sql", help="goose's type word; only sql")
         for name in command.options:
             flags, settings = OPTIONS[name]
             sub.add_argument(*flags, **settings)
@@ -133,12 +132,15 @@ def _command_first(argv: Sequence[str]) -> list[str]:
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    ns = build_parser().parse_args(_command_first(argv))
+    ns, unknown = build_parser().parse_known_args(_command_first(argv))
+    if unknown:
+        # argparse blames the top-level parser; the options a command takes are in its own help.
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see `{PROG} {ns.command} --help`)")
     command = BY_NAME[ns.command]
     applies = "lock-timeout" in command.options
     return Settings(
         command=ns.command,
-        argument=getattr(ns, "name", None) or getattr(ns, "argument", None),
+        argument=getattr(ns, "argument", None),
         directory=Path(ns.dir or environ.get("GOOSE_MIGRATION_DIR") or "migrations"),
         table=TableName.parse(ns.table or environ.get("GOOSE_TABLE") or DEFAULT_TABLE),
         dsn=ns.dsn or environ.get("POSTGRES_CONNECTION_STRING") or environ.get("GOOSE_DBSTRING") or "",

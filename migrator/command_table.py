@@ -113,7 +113,13 @@ COMMANDS = (
         commands.lint_command,
         options=("all", *_READ_PLAN),
     ),
-    Command("create", "write a new migration file", commands.create, ("NAME", "what it does"), ("sequential",)),
+    Command(
+        "create",
+        "write a new migration file",
+        commands.create,
+        ("NAME", "what the migration does, e.g. add_users"),
+        ("sequential",),
+    ),
     Command("fix", "renumber timestamped migrations sequentially", commands.fix),
     Command(
         "validate",

@@ -11,7 +11,7 @@ import pytest
 from migrator import authoring
 from migrator.authoring import create, snake_case
 from migrator.errors import InputError
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.support import MigrationDir, table_file
 
 NOW = datetime(2026, 11, 24, 18, 0, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def test_a_name_without_letters_or_a_missing_directory_is_refused(migrations: Mi
 
 def test_the_command_line_stamps_utc_whatever_the_time_zone(migrations: MigrationDir) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
-    result = run_migrator("create", "add_x", directory=migrations.path, env={"TZ": "Asia/Kolkata"})
+    result = run_cli("create", "add_x", directory=migrations.path, env={"TZ": "Asia/Kolkata"})
     after = datetime.now(UTC)
     assert result.returncode == 0, result.stderr
     [created] = list(migrations.path.iterdir())
@@ -56,7 +56,7 @@ def test_the_command_line_stamps_utc_whatever_the_time_zone(migrations: Migratio
 
 
 def test_an_empty_name_on_the_command_line_is_refused(migrations: MigrationDir) -> None:
-    result = run_migrator("create", "", directory=migrations.path)
+    result = run_cli("create", "", directory=migrations.path)
     assert result.returncode == 2
     assert result.stderr.strip() == "migrator: error: create: migration name '' has no letters or digits"
     assert list(migrations.path.iterdir()) == []

@@ -19,6 +19,7 @@ from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
+from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
 from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
 
@@ -37,28 +38,28 @@ def squawk() -> None:
 
 def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: MigrationDir) -> None:
     first = migrations.add("00001_a.sql", A)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     ledger = query(dsn, "SELECT version_id, filename, state FROM _migrations_ledger")
     assert ledger == [(1, "00001_a.sql", "applied")]
 
     first.write_text(A.replace("bigint", "bigint NOT NULL"))
     migrations.add("00002_b.sql", B)
-    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "00001_a.sql was edited after it was applied" in refused.stderr
     assert "--allow-edited" in refused.stderr
     assert versions(dsn) == [0, 1]
 
-    validate = run_migrator("validate", dsn=dsn, directory=migrations.path)
+    validate = run_cli("validate", dsn=dsn, directory=migrations.path)
     assert validate.returncode == 2
     assert "00001_a.sql was edited" in validate.stderr
-    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert status["edited"] == [1]
     assert status["migrations"][0]["edited"] is True
-    assert "(EDITED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
-    assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
+    assert "(EDITED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
+    assert run_cli("plan", dsn=dsn, directory=migrations.path).returncode == 2
 
-    allowed = run_migrator("up", "--allow-edited", dsn=dsn, directory=migrations.path)
+    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path)
     assert allowed.returncode == 0, allowed.stderr
     assert versions(dsn) == [0, 1, 2]
 
@@ -66,22 +67,20 @@ def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: Migr
 def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) -> None:
     first = migrations.add("00001_a.sql", A)
     migrations.add("00002_b.sql", B)
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     first.unlink()
-    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
-    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert status["vanished"] == [1]
     assert status["unknown_applied"] == [1]
-    assert (
-        "00001_a.sql (file REMOVED since applied)" in run_migrator("status", dsn=dsn, directory=migrations.path).stdout
-    )
+    assert "00001_a.sql (file REMOVED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
 
 
 def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", A)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     columns = query(
         dsn,
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
@@ -99,14 +98,14 @@ def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> N
 
 
 def test_shipped_migrations_pass_lint(squawk: None) -> None:
-    result = run_migrator("lint", "--all", directory=REPO / "migrations")
+    result = run_cli("lint", "--all", directory=REPO / "migrations")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"lint found nothing in {len(shipped_migrations())} file(s)" in result.stdout
 
 
 def test_lint_all_reads_only_the_up_sections(squawk: None, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nDROP TABLE a;\n")
-    result = run_migrator("lint", "--all", directory=migrations.path)
+    result = run_cli("lint", "--all", directory=migrations.path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "migrator: lint found nothing in 1 file(s)"
 
@@ -118,7 +117,7 @@ def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: M
     migrations.add(
         "00003_third.sql", "-- +goose Up\nSELECT 1;\n\nSELECT 2;\n-- the risky one\nALTER TABLE a DROP COLUMN b;\n"
     )
-    result = run_migrator("lint", "--all", directory=migrations.path)
+    result = run_cli("lint", "--all", directory=migrations.path)
     assert result.returncode == 4
     in_transaction = "ban-concurrent-index-creation-in-transaction"
     rules = {(line.split(":")[0], line.split(" ")[6].rstrip(":")) for line in result.stdout.splitlines()}
@@ -184,8 +183,8 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
         "-- +goose Up\n-- adds a column\nALTER TABLE a\n    ADD COLUMN email text NOT NULL;\n\n"
         "CREATE INDEX a_id_idx ON a (id);\n",
     )
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    result = run_migrator("lint", dsn=dsn, directory=migrations.path)
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    result = run_cli("lint", dsn=dsn, directory=migrations.path)
     assert result.returncode == 4
     lines = result.stdout.splitlines()
     assert any(
@@ -199,7 +198,7 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
     assert not any("require-lock-timeout" in line for line in lines), ".squawk.toml excludes it"
     assert result.stderr.strip() == f"migrator: error: lint: {len(lines)} finding(s) in 1 of 1 file(s)"
 
-    plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    plan = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     rules = {finding["rule"] for finding in plan["pending"][0]["lint"]}
     assert {"adding-required-field", "require-concurrent-index-creation"} <= rules
     # squawk's own words reach the JSON: its message always, its advice where it gives one.
@@ -228,10 +227,10 @@ def test_each_migration_runs_with_lock_and_statement_timeouts(dsn: str, migratio
         "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO seen SELECT current_setting('lock_timeout'),"
         " current_setting('statement_timeout');\n",
     )
-    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "90s"})
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "90s"})
     assert result.returncode == 0, result.stderr
     assert query(dsn, "SELECT lock, statement FROM seen") == [("5s", "90s"), ("5s", "90s")]
-    flagged = run_migrator("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
+    flagged = run_cli("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
     assert flagged.returncode == 0, flagged.stderr
     assert ("750ms", "3h") in query(dsn, "SELECT lock, statement FROM seen")
 
@@ -241,12 +240,10 @@ def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migratio
     migrations.add(
         "00002_alter.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\nALTER TABLE a ADD COLUMN note text;\n"
     )
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     with psycopg.connect(dsn) as holder:
         holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")  # an open transaction reading a
-        result = run_migrator(
-            "up", "--db-lock-timeout", "200ms", "--lock-retries", "2", dsn=dsn, directory=migrations.path
-        )
+        result = run_cli("up", "--db-lock-timeout", "200ms", "--lock-retries", "2", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert result.stdout.count("blocked by a lock (attempt") == 2
     error = result.stderr.strip()
@@ -262,12 +259,10 @@ def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationD
     """A row lock's timeout names the relation, in the error's context line only."""
     migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE accounts (id int);\nINSERT INTO accounts VALUES (1);\n")
     migrations.add("00002_touch.sql", "-- +goose Up\nUPDATE accounts SET id = 2;\n")
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     with psycopg.connect(dsn) as holder:
         holder.execute("SELECT * FROM accounts FOR UPDATE")
-        result = run_migrator(
-            "up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path
-        )
+        result = run_cli("up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert result.stderr.strip().startswith(
         "migrator: error: 00002_touch.sql (up): statement 1 (line 2) was blocked by a lock on accounts:"
@@ -279,10 +274,11 @@ def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationD
 def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", A)
     migrations.add("00002_alter.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\n")
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     results: list[subprocess.CompletedProcess[str]] = []
     with psycopg.connect(dsn) as holder:
         holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
+        # A process, not run_cli: its signal handler can only be installed in the main thread.
         migrator = threading.Thread(
             target=lambda: results.append(
                 run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
@@ -320,22 +316,22 @@ def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
     migrations.add("00001_a.sql", A)
     migrations.add("00002_b.sql", B)
     env = write_manifest(migrations, tmp_path / "migrations.sha256")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
-    again = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert again.stdout.strip() == "migrator: no migrations to run. current version: 2"
 
     # goose (or a hand) rolls back version 2 behind our back: the seal no longer holds.
     query(dsn, "DROP TABLE b")
     query(dsn, "DELETE FROM _migrations WHERE version_id = 2")
-    rerun = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    rerun = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.startswith("OK   00002_b.sql")
     assert "b" in tables(dsn)
 
     # A manifest that does not list exactly the directory's files is ignored, seal and all.
     migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\n")
-    stale = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    stale = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert stale.returncode == 0
     assert stale.stdout.startswith("OK   00003_c.sql")
     assert versions(dsn) == [0, 1, 2, 3]
@@ -343,9 +339,9 @@ def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
 
 def test_manifest_checksums_stand_for_the_files(dsn: str, migrations: MigrationDir, tmp_path: Path) -> None:
     migrations.add("00001_a.sql", A)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     env = write_manifest(migrations, tmp_path / "m.sha256", override={"00001_a.sql": "0" * 64})
-    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path, env=env).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path, env=env).stdout)
     assert status["edited"] == [1], "the manifest's checksum was used, not the file's"
-    plain = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    plain = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert plain["edited"] == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions
 
 USERS = """-- +goose Up
@@ -67,7 +67,7 @@ def schema(dsn: str) -> list[tuple[object, ...]]:
 
 def test_up_applies_everything_with_goose_output(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [re.sub(r"\(.*\)", "(D)", line) for line in lines] == [
@@ -84,9 +84,9 @@ def test_up_applies_everything_with_goose_output(dsn: str, migrations: Migration
 
 def test_second_up_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     before = query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id")
-    again = run_migrator("up", dsn=dsn, directory=migrations.path)
+    again = run_cli("up", dsn=dsn, directory=migrations.path)
     assert again.returncode == 0
     assert again.stdout.strip() == "migrator: no migrations to run. current version: 3"
     assert query(dsn, "SELECT id, version_id, tstamp FROM _migrations ORDER BY id") == before
@@ -94,11 +94,11 @@ def test_second_up_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
 
 def test_up_by_one_and_up_to(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1]
-    assert run_migrator("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1, 2]
-    bad = run_migrator("up-to", "two", dsn=dsn, directory=migrations.path)
+    bad = run_cli("up-to", "two", dsn=dsn, directory=migrations.path)
     assert bad.returncode == 2
     assert "VERSION must be a whole number written in digits 0-9" in bad.stderr
 
@@ -106,34 +106,34 @@ def test_up_by_one_and_up_to(dsn: str, migrations: MigrationDir) -> None:
 def test_down_redo_and_reset_restore_the_schema(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
     empty = schema(dsn)
-    run_migrator("up-to", "2", dsn=dsn, directory=migrations.path)
+    run_cli("up-to", "2", dsn=dsn, directory=migrations.path)
     after_two = schema(dsn)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     full = schema(dsn)
 
-    down = run_migrator("down", dsn=dsn, directory=migrations.path)
+    down = run_cli("down", dsn=dsn, directory=migrations.path)
     assert down.returncode == 0, down.stderr
     assert down.stdout.splitlines()[-1] == "migrator: successfully migrated database to version: 2"
     assert schema(dsn) == after_two
     assert versions(dsn) == [0, 1, 2]
 
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
-    redo = run_migrator("redo", dsn=dsn, directory=migrations.path)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    redo = run_cli("redo", dsn=dsn, directory=migrations.path)
     assert redo.returncode == 0, redo.stderr
     assert [line.split()[1] for line in redo.stdout.splitlines()[:2]] == ["00003_tags.sql", "00003_tags.sql"]
     assert schema(dsn) == full
     assert versions(dsn)[-1] == 3
 
-    assert run_migrator("down-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("down-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1]
-    assert run_migrator("reset", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("reset", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0]
     assert schema(dsn) == empty
 
 
 def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
-    plan_fresh = run_migrator("plan", "--json", dsn=dsn, directory=migrations.path)
+    plan_fresh = run_cli("plan", "--json", dsn=dsn, directory=migrations.path)
     assert plan_fresh.returncode == 0, plan_fresh.stderr
     assert "_migrations" not in tables(dsn), "plan must change nothing"
     pending = json.loads(plan_fresh.stdout)["pending"]
@@ -143,8 +143,8 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
         (3, False, 2),
     ]
 
-    run_migrator("up-to", "2", dsn=dsn, directory=migrations.path)
-    status = run_migrator("--json", "status", dsn=dsn, directory=migrations.path)  # option before the command
+    run_cli("up-to", "2", dsn=dsn, directory=migrations.path)
+    status = run_cli("--json", "status", dsn=dsn, directory=migrations.path)  # option before the command
     document = json.loads(status.stdout)
     assert document["table"] == "_migrations"
     assert document["current"] == 2
@@ -158,25 +158,25 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     assert document["migrations"][0]["applied_at"]
     assert document["migrations"][2]["applied_at"] is None
 
-    text = run_migrator("status", dsn=dsn, directory=migrations.path).stdout
+    text = run_cli("status", dsn=dsn, directory=migrations.path).stdout
     assert re.search(r"^    Pending\s+-- 00003_tags.sql$", text, re.M)
     assert re.search(r"^    \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} -- 00001_users.sql$", text, re.M)
-    assert run_migrator("version", dsn=dsn, directory=migrations.path).stdout.strip() == "migrator: version 2"
+    assert run_cli("version", dsn=dsn, directory=migrations.path).stdout.strip() == "migrator: version 2"
 
-    plan = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    plan = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert [p["version"] for p in plan["pending"]] == [3]
 
 
 def test_show_prints_each_statement_under_its_number_and_line(migrations: MigrationDir) -> None:
     three(migrations)
-    shown = run_migrator("show", "00003_tags.sql", directory=migrations.path)
+    shown = run_cli("show", "00003_tags.sql", directory=migrations.path)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == (
         "-- 00003_tags.sql (up): 2 statement(s), NO TRANSACTION\n"
         "-- statement 1 (line 3)\nCREATE TABLE tags (id int PRIMARY KEY, label text);\n"
         "-- statement 2 (line 4)\nCREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);\n"
     )
-    down = run_migrator("show", "00002_posts.sql", "--down", directory=migrations.path).stdout
+    down = run_cli("show", "00002_posts.sql", "--down", directory=migrations.path).stdout
     assert down == (
         "-- 00002_posts.sql (down): 2 statement(s), in one transaction\n"
         "-- statement 1 (line 12)\nDROP FUNCTION post_count();\n-- statement 2 (line 13)\nDROP TABLE posts;\n"
@@ -185,7 +185,7 @@ def test_show_prints_each_statement_under_its_number_and_line(migrations: Migrat
 
 def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
     three(migrations)
-    shown = json.loads(run_migrator("show", "00003_tags.sql", "--json", directory=migrations.path).stdout)
+    shown = json.loads(run_cli("show", "00003_tags.sql", "--json", directory=migrations.path).stdout)
     assert shown == {
         "statements": [
             "CREATE TABLE tags (id int PRIMARY KEY, label text);",
@@ -193,24 +193,24 @@ def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
         ],
         "transaction": False,
     }
-    down = json.loads(run_migrator("show", str(migrations.path / "00002_posts.sql"), "--down", "--json").stdout)
+    down = json.loads(run_cli("show", str(migrations.path / "00002_posts.sql"), "--down", "--json").stdout)
     assert down == {"statements": ["DROP FUNCTION post_count();", "DROP TABLE posts;"], "transaction": True}
 
-    assert run_migrator("validate", directory=migrations.path).returncode == 0
-    created = run_migrator("create", "AddAuditLog", directory=migrations.path)
+    assert run_cli("validate", directory=migrations.path).returncode == 0
+    created = run_cli("create", "AddAuditLog", directory=migrations.path)
     assert created.returncode == 0, created.stderr
     stamped = [p for p in migrations.path.glob("*_add_audit_log.sql")]
     assert len(stamped) == 1
     assert re.fullmatch(r"\d{14}_add_audit_log\.sql", stamped[0].name)
-    assert run_migrator("validate", directory=migrations.path).returncode == 0
+    assert run_cli("validate", directory=migrations.path).returncode == 0
 
     template = stamped[0].read_text()
-    fixed = run_migrator("fix", directory=migrations.path)
+    fixed = run_cli("fix", directory=migrations.path)
     assert fixed.returncode == 0
     assert fixed.stdout.strip() == f"RENAMED {stamped[0].name} => 00004_add_audit_log.sql"
     assert (migrations.path / "00004_add_audit_log.sql").read_text() == template
     assert not stamped[0].exists()
-    sequential = run_migrator("create", "-s", "next one", directory=migrations.path)
+    sequential = run_cli("create", "-s", "next one", directory=migrations.path)
     assert sequential.returncode == 0
     assert (migrations.path / "00005_next_one.sql").is_file()
 
@@ -229,10 +229,10 @@ def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: M
             "CREATE TABLE posts (id int PRIMARY KEY);"
             " CREATE FUNCTION post_count() RETURNS int AS 'SELECT 1' LANGUAGE sql"
         )
-    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert status["current"] == 2
     assert status["pending"] == [3]
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "migrator: recorded checksums of 2 migration(s) applied before checksums existed"
@@ -240,15 +240,15 @@ def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: M
     assert query(dsn, "SELECT version_id, is_applied FROM _migrations ORDER BY id") == [
         (0, True), (1, True), (2, True), (3, True),
     ]  # fmt: skip
-    assert run_migrator("down", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1, 2]
 
 
 def test_rows_of_old_goose_rollbacks_count_as_not_applied(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
-    run_migrator("up-to", "1", dsn=dsn, directory=migrations.path)
+    run_cli("up-to", "1", dsn=dsn, directory=migrations.path)
     query(dsn, "INSERT INTO _migrations (version_id, is_applied) VALUES (2, true), (2, false)")
-    status = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert status["current"] == 1
     assert status["pending"] == [2, 3]
 
@@ -256,17 +256,17 @@ def test_rows_of_old_goose_rollbacks_count_as_not_applied(dsn: str, migrations: 
 def test_pending_file_older_than_current_needs_allow_missing(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
     (migrations.path / "00002_posts.sql").rename(migrations.path / "posts.hold")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     (migrations.path / "posts.hold").rename(migrations.path / "00002_posts.sql")
 
-    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "00002_posts.sql" in refused.stderr
     assert "--allow-missing" in refused.stderr
     assert versions(dsn) == [0, 1, 3]
-    assert run_migrator("plan", dsn=dsn, directory=migrations.path).returncode == 2
+    assert run_cli("plan", dsn=dsn, directory=migrations.path).returncode == 2
 
-    allowed = run_migrator("up", "--allow-missing", dsn=dsn, directory=migrations.path)
+    allowed = run_cli("up", "--allow-missing", dsn=dsn, directory=migrations.path)
     assert allowed.returncode == 0, allowed.stderr
     assert versions(dsn) == [0, 1, 3, 2]
     assert "posts" in tables(dsn)
@@ -275,7 +275,7 @@ def test_pending_file_older_than_current_needs_allow_missing(dsn: str, migration
 def test_schema_qualified_table_from_goose_table_env(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
     query(dsn, "CREATE SCHEMA ops")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"GOOSE_TABLE": "ops.Goose_Versions"})
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"GOOSE_TABLE": "ops.Goose_Versions"})
     assert result.returncode == 0, result.stderr
     assert versions(dsn, "ops.goose_versions") == [0, 1, 2, 3]
     assert "_migrations" not in tables(dsn)
@@ -284,11 +284,11 @@ def test_schema_qualified_table_from_goose_table_env(dsn: str, migrations: Migra
 def test_the_shipped_migrations_apply_and_roll_back(dsn: str) -> None:
     """Whatever migrations/ holds applies on an empty database, is then up to date, and resets to 0."""
     shipped = REPO / "migrations"
-    up = run_migrator("up", dsn=dsn, directory=shipped)
+    up = run_cli("up", dsn=dsn, directory=shipped)
     assert up.returncode == 0, up.stderr
     assert versions(dsn) == [0] + [version for version, _ in shipped_migrations()]
-    assert json.loads(run_migrator("plan", "--json", dsn=dsn, directory=shipped).stdout)["pending"] == []
-    reset = run_migrator("reset", dsn=dsn, directory=shipped)
+    assert json.loads(run_cli("plan", "--json", dsn=dsn, directory=shipped).stdout)["pending"] == []
+    reset = run_cli("reset", dsn=dsn, directory=shipped)
     assert reset.returncode == 0, reset.stderr
     assert versions(dsn) == [0]
     assert all(Path(p).suffix == ".sql" for p in shipped.iterdir())

@@ -25,6 +25,7 @@ from migrator.events import LockRetry
 from migrator.operator_text import event_line
 from migrator.safety import Safety
 from migrator.store import TableName
+from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
 from tests.support import WRITING_FUNCTION, MigrationDir, query, table_file, tables, versions, wait_until
 
@@ -48,7 +49,7 @@ def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -
     migrations.add("00001_a.sql", table_file("a"))
     with psycopg.connect(dsn, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
-        result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
     assert result.returncode == 3, result.stderr
     assert "advisory key 4097083626" in result.stderr
     assert tables(dsn) == set()
@@ -94,7 +95,7 @@ def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: Migrat
     with psycopg.connect(dsn) as blocker:
         blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
         env = {"MIGRATOR_LOCK_RETRIES": "0", "MIGRATOR_DB_LOCK_TIMEOUT": "100ms"}
-        result = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+        result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
         blocker.rollback()
     assert result.returncode == 1
     assert "lock_timeout (0.1s) 1 time(s)" in result.stderr
@@ -106,7 +107,7 @@ def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: Migrat
 def test_files_run_in_numeric_version_order(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("2_users.sql", "-- +goose Up\nCREATE TABLE users (id int PRIMARY KEY);\n")
     migrations.add("10_posts.sql", "-- +goose Up\nCREATE TABLE posts (user_id int REFERENCES users);\n")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 2, 10]
 
@@ -114,14 +115,14 @@ def test_files_run_in_numeric_version_order(dsn: str, migrations: MigrationDir) 
 def test_the_version_row_commits_with_the_file_or_not_at_all(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_b.sql", table_file("b"))
-    assert run_migrator("up-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
     query(
         dsn,
         "CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
         " IF NEW.version_id = 2 THEN RAISE EXCEPTION 'no version 2'; END IF; RETURN NEW; END $$;"
         " CREATE TRIGGER refuse_two BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_two()",
     )
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert "no version 2" in result.stderr
     assert "b" not in tables(dsn)
@@ -135,7 +136,7 @@ def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: Mig
         conn.execute("CREATE ROLE no_create LOGIN PASSWORD 'no-create-pw'")
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     weak = conninfo.make_conninfo(dsn, user="no_create", password="no-create-pw")
-    result = run_migrator("up", dsn=weak, directory=migrations.path)
+    result = run_cli("up", dsn=weak, directory=migrations.path)
     assert result.returncode == 1, result.stderr
     assert "permission denied for schema public" in result.stderr
 
@@ -143,17 +144,17 @@ def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: Mig
 def test_crlf_files_are_checksummed_as_bytes(dsn: str, migrations: MigrationDir) -> None:
     path = migrations.path / "00001_crlf.sql"
     path.write_bytes(b"-- +goose Up\r\nCREATE TABLE crlf (id int);\r\n")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 1") == [
         (hashlib.sha256(path.read_bytes()).hexdigest(),)
     ]
-    again = run_migrator("up", dsn=dsn, directory=migrations.path)
+    again = run_cli("up", dsn=dsn, directory=migrations.path)
     assert again.returncode == 0, again.stderr
 
 
 def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_env.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE t AS SELECT '$$${NAME}' AS v;\n")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
     assert result.returncode == 0, result.stderr
     assert query(dsn, "SELECT v FROM t") == [("$x",)]
 
@@ -165,8 +166,8 @@ def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) ->
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_b.sql", table_file("b"))
     env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
-    assert run_migrator("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    result = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 1, 2]
 
@@ -176,15 +177,15 @@ def test_a_sealed_no_op_writes_nothing(dsn: str, migrations: MigrationDir) -> No
     the transaction that wrote it, stays the same)."""
     migrations.add("00001_a.sql", table_file("a"))
     env = manifest_for(migrations, ["00001_a.sql"])
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     seal_row = "SELECT xmin::text, sha256 FROM _migrations_ledger WHERE version_id = 0"
     sealed = query(dsn, seal_row)
     assert len(sealed) == 1
-    again = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert again.stdout.strip() == "migrator: no migrations to run. current version: 1"
     assert query(dsn, seal_row) == sealed
     # Without the manifest there is no shortcut, and a run that cannot seal leaves no seal.
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(dsn, seal_row) == []
 
 
@@ -196,11 +197,11 @@ def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: Mig
         "-- +goose Down\nDROP TABLE nt;\nSELECT 1 / 0;\n",
     )
     env = manifest_for(migrations, ["00001_nt.sql"])
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    assert run_migrator("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
     assert "nt" not in tables(dsn)
     assert versions(dsn) == [0, 1]
-    after = run_migrator("up", dsn=dsn, directory=migrations.path, env=env)
+    after = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
     assert after.returncode == 0, after.stderr
     assert after.stdout.splitlines() == [
         "migrator: rolling back 00001_nt.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s); see status",
@@ -216,7 +217,7 @@ def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir
     Path(env["MIGRATOR_CHECKSUMS"]).write_text(
         Path(env["MIGRATOR_CHECKSUMS"]).read_text().replace("00001_a.sql", "00003_c.sql")
     )
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     recorded = query(dsn, "SELECT version_id, sha256 FROM _migrations_ledger WHERE version_id > 0 ORDER BY 1")
     assert recorded == [
         (1, hashlib.sha256((migrations.path / "00001_a.sql").read_bytes()).hexdigest()),
@@ -229,10 +230,10 @@ def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir
 
 def test_goose_dbstring_is_the_last_resort(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    result = run_migrator("up", directory=migrations.path, env={"GOOSE_DBSTRING": dsn})
+    result = run_cli("up", directory=migrations.path, env={"GOOSE_DBSTRING": dsn})
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 1]
-    both = run_migrator(
+    both = run_cli(
         "status",
         directory=migrations.path,
         env={"GOOSE_DBSTRING": "host=nowhere.invalid", "POSTGRES_CONNECTION_STRING": dsn},
@@ -242,7 +243,7 @@ def test_goose_dbstring_is_the_last_resort(dsn: str, migrations: MigrationDir) -
 
 def test_plan_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    document = json.loads(run_migrator("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    document = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert list(document) == ["pending"]
     [entry] = document["pending"]
     assert set(entry) == {"version", "name", "transaction", "statements", "lint"}
@@ -252,7 +253,7 @@ def test_plan_json_field_names(dsn: str, migrations: MigrationDir) -> None:
 
 def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    document = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    document = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert {"table", "current", "migrations", "pending", "unknown_applied"} <= set(document)
     assert (document["table"], document["current"], document["pending"]) == ("_migrations", 0, [1])
     assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
@@ -275,7 +276,7 @@ def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
 def test_fix_gives_every_file_its_own_number(migrations: MigrationDir, names: list[str], fixed: list[str]) -> None:
     for name in names:
         migrations.add(name, table_file(name.split("_")[1]))
-    assert run_migrator("fix", directory=migrations.path).returncode == 0
+    assert run_cli("fix", directory=migrations.path).returncode == 0
     assert sorted(p.name for p in migrations.path.iterdir()) == fixed
 
 
@@ -288,7 +289,7 @@ def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations
         + " CREATE VIEW _migrations AS SELECT 1 AS id, write_audit() AS version_id, true AS is_applied,"
         " now()::timestamp AS tstamp",
     )
-    result = run_migrator(command, dsn=dsn, directory=migrations.path)
+    result = run_cli(command, dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert "read-only transaction" in result.stderr
     assert query(dsn, "SELECT count(*) FROM audit") == [(0,)]
@@ -300,7 +301,7 @@ def test_percent_encoded_passwords_connect(dsn: str, migrations: MigrationDir) -
         conn.execute(sql.SQL("CREATE ROLE encoded_ok LOGIN PASSWORD {}").format(sql.Literal("p@ss/w:rd %")))
     params = conninfo.conninfo_to_dict(dsn)
     url = f"postgresql://encoded_ok:p%40ss%2Fw%3Ard%20%25@127.0.0.1:{params['port']}/{params['dbname']}"
-    result = run_migrator("status", dsn=url, directory=migrations.path)
+    result = run_cli("status", dsn=url, directory=migrations.path)
     assert result.returncode == 0, result.stderr
 
 
@@ -315,6 +316,7 @@ def test_a_goose_table_created_meanwhile_is_taken_as_it_is(dsn: str, migrations:
             " version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now());"
             " INSERT INTO _migrations (version_id, is_applied) VALUES (0, true)"
         )
+        # A process, not run_cli: its signal handler can only be installed in the main thread.
         migrator = threading.Thread(
             target=lambda: results.append(run_migrator("up", dsn=dsn, directory=migrations.path))
         )

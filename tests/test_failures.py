@@ -8,7 +8,8 @@ import time
 import psycopg
 from psycopg import conninfo
 
-from tests.migrator_process import run_migrator, started_migrator
+from tests.cli_runner import run_cli
+from tests.migrator_process import started_migrator
 from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"
@@ -32,7 +33,7 @@ def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: Migrat
     migrations.add("00001_a.sql", GOOD)
     migrations.add("00002_b.sql", FAILS_AT_THREE)
     migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id int);\n")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     message = error_line(result.stderr)
     assert "00002_b.sql (up): statement 3 (line 5) failed" in message
@@ -50,7 +51,7 @@ def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDi
         "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE n (id int);\nCREATE TABLE m (id int);\n"
         "CREATE INDEX CONCURRENTLY n_missing_idx ON n (missing);\n",
     )
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     message = error_line(result.stderr)
     assert "00001_idx.sql (up): statement 3 (line 5) failed in a NO TRANSACTION migration" in message
@@ -63,7 +64,7 @@ def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDi
 def test_parse_error_anywhere_changes_nothing(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", GOOD)
     migrations.add("00002_open.sql", "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 2
     assert error_line(result.stderr) == (
         "migrator: error: 00002_open.sql: '-- +goose StatementBegin' at line 2 has no '-- +goose StatementEnd'"
@@ -73,10 +74,10 @@ def test_parse_error_anywhere_changes_nothing(dsn: str, migrations: MigrationDir
 
 def test_file_without_up_is_refused(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_noup.sql", "CREATE TABLE x (id int);\n")
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 2
     assert "00001_noup.sql:1: SQL before the '-- +goose Up' annotation" in error_line(result.stderr)
-    validate = run_migrator("validate", directory=migrations.path)
+    validate = run_cli("validate", directory=migrations.path)
     assert validate.returncode == 2
     assert "00001_noup.sql:1" in validate.stderr
     assert tables(dsn) == set()
@@ -85,29 +86,29 @@ def test_file_without_up_is_refused(dsn: str, migrations: MigrationDir) -> None:
 def test_bad_file_names_and_duplicates(migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", GOOD)
     migrations.add("1_again.sql", GOOD)
-    duplicate = run_migrator("validate", directory=migrations.path)
+    duplicate = run_cli("validate", directory=migrations.path)
     assert duplicate.returncode == 2
     assert "1_again.sql: duplicate version 1" in duplicate.stderr
     (migrations.path / "1_again.sql").unlink()
     migrations.add("create_things.sql", GOOD)
-    malformed = run_migrator("validate", directory=migrations.path)
+    malformed = run_cli("validate", directory=migrations.path)
     assert malformed.returncode == 2
     assert "create_things.sql: not a migration file name" in malformed.stderr
     (migrations.path / "create_things.sql").unlink()
     migrations.add("00002_go.go", "package migrations\n")
-    go = run_migrator("validate", directory=migrations.path)
+    go = run_cli("validate", directory=migrations.path)
     assert go.returncode == 2
     assert "00002_go.go: Go migrations are not supported" in go.stderr
 
 
 def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:
-    result = run_migrator("up", dsn=dsn, directory=migrations.path / "nope")
+    result = run_cli("up", dsn=dsn, directory=migrations.path / "nope")
     assert result.returncode == 2
     assert "migrations directory does not exist" in error_line(result.stderr)
 
 
 def test_no_dsn_is_a_usage_error(migrations: MigrationDir) -> None:
-    result = run_migrator("status", directory=migrations.path)
+    result = run_cli("status", directory=migrations.path)
     assert result.returncode == 2
     assert "no database" in error_line(result.stderr)
 
@@ -117,7 +118,7 @@ def test_unreachable_database(migrations: MigrationDir) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     dsn = f"postgresql://app:hunter2-secret@127.0.0.1:{port}/app"
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     message = error_line(result.stderr)
     assert f"cannot connect to app on 127.0.0.1:{port}" in message
@@ -130,7 +131,7 @@ def test_wrong_password_is_never_printed(dsn: str, migrations: MigrationDir) -> 
     wrong = "Wr0ng-Pa55word-7f3a"
     url = f"postgresql://{params['user']}:{wrong}@{params['host']}:{params['port']}/{params['dbname']}"
     for candidate in (url, conninfo.make_conninfo(dsn, password=wrong)):
-        result = run_migrator("up", dsn=candidate, directory=migrations.path)
+        result = run_cli("up", dsn=candidate, directory=migrations.path)
         assert result.returncode == 1
         assert "password authentication failed" in error_line(result.stderr)
         assert wrong not in result.stderr + result.stdout
@@ -138,7 +139,7 @@ def test_wrong_password_is_never_printed(dsn: str, migrations: MigrationDir) -> 
 
 
 def test_malformed_dsn_does_not_echo_the_password(migrations: MigrationDir) -> None:
-    result = run_migrator("status", dsn="host=127.0.0.1 password=S3cretValue nonsense", directory=migrations.path)
+    result = run_cli("status", dsn="host=127.0.0.1 password=S3cretValue nonsense", directory=migrations.path)
     assert result.returncode == 2
     assert "S3cretValue" not in result.stderr
     assert "cannot be read unambiguously" in result.stderr

@@ -18,6 +18,7 @@ import pytest
 from psycopg import conninfo, sql
 
 from migrator import authoring
+from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
 from tests.support import MigrationDir, query, tables, versions
 
@@ -40,7 +41,7 @@ def test_nul_byte_is_refused_by_every_command_before_anything_runs(dsn: str, mig
     path = migrations.path / "00001_cleanup.sql"
     path.write_bytes(b"-- +goose Up\nDELETE FROM victims\x00 WHERE id = 1;\n")
     for command in (["validate"], ["show", path.name], ["plan"], ["up"], ["lint", "--all"]):
-        error = one_error(run_migrator(*command, dsn=dsn, directory=migrations.path))
+        error = one_error(run_cli(*command, dsn=dsn, directory=migrations.path))
         assert "00001_cleanup.sql:2: NUL byte" in error, command
     assert query(dsn, "SELECT count(*) FROM victims") == [(2,)]
     assert "_migrations" not in tables(dsn)
@@ -48,16 +49,16 @@ def test_nul_byte_is_refused_by_every_command_before_anything_runs(dsn: str, mig
 
 def test_nul_byte_in_a_down_section_is_refused_before_rolling_back(dsn: str, migrations: MigrationDir) -> None:
     path = migrations.add("00001_t.sql", "-- +goose Up\nCREATE TABLE t (id int);\n")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     path.write_bytes(path.read_bytes() + b"-- +goose Down\nDROP TABLE t\x00;\n")
-    error = one_error(run_migrator("down", "--allow-edited", dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli("down", "--allow-edited", dsn=dsn, directory=migrations.path))
     assert "00001_t.sql:4: NUL byte" in error
     assert versions(dsn) == [0, 1]
 
 
 def test_byte_order_mark_is_named(migrations: MigrationDir) -> None:
     (migrations.path / "00001_bom.sql").write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
-    error = one_error(run_migrator("validate", directory=migrations.path))
+    error = one_error(run_cli("validate", directory=migrations.path))
     assert "00001_bom.sql:1: the file starts with a UTF-8 byte order mark (BOM)" in error
 
 
@@ -75,22 +76,20 @@ LEAKY_DSNS = [
 
 @pytest.mark.parametrize("dsn", LEAKY_DSNS)
 def test_malformed_dsn_is_refused_without_echoing_it(migrations: MigrationDir, dsn: str) -> None:
-    error = one_error(run_migrator("status", dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli("status", dsn=dsn, directory=migrations.path))
     assert "cannot be read unambiguously" in error
     for fragment in ("SecretPw91", "retPw91", "Xq7"):
         assert fragment not in error
 
 
 def test_non_numeric_port_is_bad_input(migrations: MigrationDir) -> None:
-    error = one_error(
-        run_migrator("status", dsn="postgresql://app:pw@127.0.0.1:notaport/db", directory=migrations.path)
-    )
+    error = one_error(run_cli("status", dsn="postgresql://app:pw@127.0.0.1:notaport/db", directory=migrations.path))
     assert "port" in error
     assert "pw@" not in error
 
 
 def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
-    result = run_migrator("status", "--dir", str(migrations.path), b"--dsn=postgresql://a:p\xffw@h/d")
+    result = run_cli("status", "--dir", str(migrations.path), b"--dsn=postgresql://a:p\xffw@h/d")
     error = one_error(result)
     assert "not valid UTF-8" in error
 
@@ -104,14 +103,14 @@ def _role(admin_dsn: str, name: str, password: str) -> None:
 def test_a_one_letter_password_masks_only_itself(pg_admin_dsn: str, migrations: MigrationDir) -> None:
     _role(pg_admin_dsn, "hostile_e", "a-different-password")
     wrong = conninfo.make_conninfo(pg_admin_dsn, user="hostile_e", password="e")
-    error = one_error(run_migrator("status", dsn=wrong, directory=migrations.path), exit_code=1)
+    error = one_error(run_cli("status", dsn=wrong, directory=migrations.path), exit_code=1)
     assert 'password authentication failed for user "hostile_e"' in error
 
 
 def test_a_password_equal_to_the_user_name_leaves_the_user_named(pg_admin_dsn: str, migrations: MigrationDir) -> None:
     _role(pg_admin_dsn, "samename", "not-samename")
     wrong = conninfo.make_conninfo(pg_admin_dsn, user="samename", password="samename", dbname="samename")
-    error = one_error(run_migrator("status", dsn=wrong, directory=migrations.path), exit_code=1)
+    error = one_error(run_cli("status", dsn=wrong, directory=migrations.path), exit_code=1)
     assert 'for user "samename"' in error
     assert "cannot connect to samename on 127.0.0.1" in error
 
@@ -120,7 +119,7 @@ def test_percent_encoded_password_never_printed(pg_admin_dsn: str, migrations: M
     _role(pg_admin_dsn, "encoded", "p@ss/w:rd")
     params = conninfo.conninfo_to_dict(pg_admin_dsn)
     url = f"postgresql://encoded:p%40ss%2Fw%3Ard@127.0.0.1:{params['port']}/no_such_db"
-    error = one_error(run_migrator("status", dsn=url, directory=migrations.path), exit_code=1)
+    error = one_error(run_cli("status", dsn=url, directory=migrations.path), exit_code=1)
     assert 'database "no_such_db" does not exist' in error
     for form in ("p@ss/w:rd", "p%40ss%2Fw%3Ard", "p%40ss"):
         assert form not in error
@@ -144,14 +143,14 @@ def test_durations_out_of_bounds_are_refused_before_connecting(
     dsn: str, migrations: MigrationDir, flags: list[str]
 ) -> None:
     migrations.add("00001_good.sql", GOOD)
-    error = one_error(run_migrator("up", *flags, dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli("up", *flags, dsn=dsn, directory=migrations.path))
     assert flags[0] in error
     assert "_migrations" not in tables(dsn)
 
 
 def test_a_duration_from_the_environment_is_checked_too(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_good.sql", GOOD)
-    result = run_migrator("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "0.2ms"})
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "0.2ms"})
     assert "under 1ms" in one_error(result)
     assert "_migrations" not in tables(dsn)
 
@@ -160,12 +159,12 @@ def test_a_duration_from_the_environment_is_checked_too(dsn: str, migrations: Mi
 
 
 def test_create_accepts_gooses_type_word_and_keeps_the_name(migrations: MigrationDir) -> None:
-    result = run_migrator("create", "add_users", "sql", directory=migrations.path)
+    result = run_cli("create", "add_users", "sql", directory=migrations.path)
     assert result.returncode == 0, result.stderr
     [created] = migrations.path.glob("*.sql")
     assert created.name.endswith("_add_users.sql")
     assert "Go migrations" not in result.stderr
-    refused = run_migrator("create", "add_users", "go", directory=migrations.path)
+    refused = run_cli("create", "add_users", "go", directory=migrations.path)
     assert refused.returncode == 2
 
 
@@ -175,31 +174,31 @@ def test_two_creates_in_one_second_get_two_versions(migrations: MigrationDir) ->
     second = authoring.create(migrations.path, "second", now=now, sequential=False)
     assert first.name == "20260102030405_first.sql"
     assert second.name == "20260102030406_second.sql"
-    assert run_migrator("validate", directory=migrations.path).returncode == 0
+    assert run_cli("validate", directory=migrations.path).returncode == 0
 
 
 def test_create_template_applies_no_sql(dsn: str, migrations: MigrationDir) -> None:
-    assert run_migrator("create", "nothing_yet", directory=migrations.path).returncode == 0
+    assert run_cli("create", "nothing_yet", directory=migrations.path).returncode == 0
     [created] = migrations.path.glob("*.sql")
-    shown = json.loads(run_migrator("show", created.name, "--json", directory=migrations.path).stdout)
+    shown = json.loads(run_cli("show", created.name, "--json", directory=migrations.path).stdout)
     assert shown["statements"] == []
 
 
 def test_create_with_an_overlong_name_is_refused(migrations: MigrationDir) -> None:
-    error = one_error(run_migrator("create", "x" * 300, directory=migrations.path))
+    error = one_error(run_cli("create", "x" * 300, directory=migrations.path))
     assert "under 255" in error
     assert list(migrations.path.iterdir()) == []
 
 
 def test_show_names_a_file_it_cannot_find(migrations: MigrationDir) -> None:
-    error = one_error(run_migrator("show", "00009_nothing.sql", directory=migrations.path))
+    error = one_error(run_cli("show", "00009_nothing.sql", directory=migrations.path))
     assert error.strip() == "migrator: error: 00009_nothing.sql: no such migration file"
 
 
 def test_fix_renames_nothing_when_a_target_name_is_taken(migrations: MigrationDir) -> None:
     migrations.add("20260101000000_a.sql", GOOD)
     (migrations.path / "00001_a.sql").mkdir()
-    error = one_error(run_migrator("fix", directory=migrations.path))
+    error = one_error(run_cli("fix", directory=migrations.path))
     assert error.strip() == "migrator: error: 00001_a.sql: a directory, not a migration file"
     assert (migrations.path / "20260101000000_a.sql").exists()
 
@@ -213,7 +212,7 @@ def test_commit_inside_a_transactional_file_is_refused_at_parse_time(dsn: str, m
         "-- +goose Up\nCREATE TABLE before_commit (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n",
     )
     for command in ("validate", "plan", "up"):
-        error = one_error(run_migrator(command, dsn=dsn, directory=migrations.path))
+        error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
         assert "00001_split.sql:3: COMMIT in a migration that runs in a transaction" in error
     assert not {"before_commit", "after_commit"} & tables(dsn)
 
@@ -227,7 +226,7 @@ def test_begin_inside_a_function_body_or_do_block_is_not_transaction_control(
         "BEGIN\n  RETURN 1;\nEND;\n$$;\n-- +goose StatementEnd\n-- +goose StatementBegin\n"
         "DO $$ BEGIN PERFORM f(); END $$;\n-- +goose StatementEnd\n",
     )
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 1]
 
@@ -236,7 +235,7 @@ def test_transaction_control_is_allowed_without_a_transaction(dsn: str, migratio
     migrations.add(
         "00001_own_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nBEGIN;\nCREATE TABLE own (id int);\nCOMMIT;\n"
     )
-    result = run_migrator("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     assert "own" in tables(dsn)
 
@@ -246,10 +245,10 @@ def test_transaction_control_is_allowed_without_a_transaction(dsn: str, migratio
 
 def test_a_table_name_whose_ledger_name_would_be_cut_is_refused(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_good.sql", GOOD)
-    error = one_error(run_migrator("up", "--table", "t" * 57, dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli("up", "--table", "t" * 57, dsn=dsn, directory=migrations.path))
     assert "at most 56 bytes" in error
     assert tables(dsn) == set()
-    fits = run_migrator("up", "--table", "t" * 56, dsn=dsn, directory=migrations.path)
+    fits = run_cli("up", "--table", "t" * 56, dsn=dsn, directory=migrations.path)
     assert fits.returncode == 0, fits.stderr
     assert {"t" * 56, "t" * 56 + "_ledger"} <= tables(dsn)
 
@@ -257,7 +256,7 @@ def test_a_table_name_whose_ledger_name_would_be_cut_is_refused(dsn: str, migrat
 def test_quoted_table_names_are_understood_as_goose_writes_them(dsn: str, migrations: MigrationDir) -> None:
     query(dsn, 'CREATE SCHEMA "Weird"')
     migrations.add("00001_good.sql", GOOD)
-    result = run_migrator("up", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path)
+    result = run_cli("up", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     columns = query(
         dsn,
@@ -266,7 +265,7 @@ def test_quoted_table_names_are_understood_as_goose_writes_them(dsn: str, migrat
     )
     assert columns == [("id",), ("version_id",), ("is_applied",), ("tstamp",)]
     status = json.loads(
-        run_migrator("status", "--json", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path).stdout
+        run_cli("status", "--json", "--table", '"Weird"."T"', dsn=dsn, directory=migrations.path).stdout
     )
     assert status["table"] == '"Weird"."T"'
     assert status["pending"] == []
@@ -278,15 +277,13 @@ def test_quoted_table_names_are_understood_as_goose_writes_them(dsn: str, migrat
 def test_symlink_loop_and_dangling_symlink_and_directory_are_reported(migrations: MigrationDir) -> None:
     loop = migrations.path / "00001_loop.sql"
     loop.symlink_to(loop)
-    assert "00001_loop.sql: cannot be read" in one_error(run_migrator("validate", directory=migrations.path))
+    assert "00001_loop.sql: cannot be read" in one_error(run_cli("validate", directory=migrations.path))
     loop.unlink()
     (migrations.path / "00002_gone.sql").symlink_to(migrations.path / "nowhere.sql")
-    assert "00002_gone.sql: a symbolic link to nothing" in one_error(
-        run_migrator("validate", directory=migrations.path)
-    )
+    assert "00002_gone.sql: a symbolic link to nothing" in one_error(run_cli("validate", directory=migrations.path))
     (migrations.path / "00002_gone.sql").unlink()
     (migrations.path / "00003_dir.sql").mkdir()
-    assert "00003_dir.sql: a directory" in one_error(run_migrator("validate", directory=migrations.path))
+    assert "00003_dir.sql: a directory" in one_error(run_cli("validate", directory=migrations.path))
 
 
 def test_unreadable_directory_is_reported(migrations: MigrationDir, tmp_path: Path) -> None:
@@ -306,13 +303,13 @@ def test_unreadable_directory_is_reported(migrations: MigrationDir, tmp_path: Pa
 
 
 def test_a_file_as_the_directory_is_named_not_a_directory() -> None:
-    assert "/etc/passwd: not a directory" in one_error(run_migrator("status", directory=Path("/etc/passwd")))
+    assert "/etc/passwd: not a directory" in one_error(run_cli("status", directory=Path("/etc/passwd")))
 
 
 @pytest.mark.parametrize("version", ["²", "١٢", "-1", "1e3", ""])
 def test_versions_are_ascii_digits_only(dsn: str, migrations: MigrationDir, version: str) -> None:
     migrations.add("00001_good.sql", GOOD)
-    error = one_error(run_migrator("up-to", version, dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli("up-to", version, dsn=dsn, directory=migrations.path))
     assert "digits 0-9" in error or "expected one argument" in error
     assert "_migrations" not in tables(dsn)
 
@@ -321,21 +318,21 @@ def test_versions_are_ascii_digits_only(dsn: str, migrations: MigrationDir, vers
     "command", [["up", "--json"], ["status", "--down"], ["up", "-s"], ["status", "--all"], ["version", "--json"]]
 )
 def test_options_of_other_commands_are_refused(dsn: str, migrations: MigrationDir, command: list[str]) -> None:
-    error = one_error(run_migrator(*command, dsn=dsn, directory=migrations.path))
+    error = one_error(run_cli(*command, dsn=dsn, directory=migrations.path))
     assert "unrecognized arguments" in error
     assert tables(dsn) == set()
 
 
 def test_options_may_stand_before_the_command(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_good.sql", GOOD)
-    result = run_migrator("--json", "--lock-timeout", "1m", "--dir", str(migrations.path), "status", dsn=dsn)
+    result = run_cli("--json", "--lock-timeout", "1m", "--dir", str(migrations.path), "status", dsn=dsn)
     assert result.returncode == 2  # --lock-timeout does not belong to status
-    status = run_migrator("--json", "--dir", str(migrations.path), "status", dsn=dsn)
+    status = run_cli("--json", "--dir", str(migrations.path), "status", dsn=dsn)
     assert json.loads(status.stdout)["pending"] == [1]
 
 
 def test_json_errors_are_json_on_stdout(migrations: MigrationDir) -> None:
-    result = run_migrator("status", "--json", dsn="postgresql://a:b@127.0.0.1:notaport/x", directory=migrations.path)
+    result = run_cli("status", "--json", dsn="postgresql://a:b@127.0.0.1:notaport/x", directory=migrations.path)
     assert result.returncode == 2
     document = json.loads(result.stdout)
     assert document["exit_code"] == 2
@@ -343,8 +340,8 @@ def test_json_errors_are_json_on_stdout(migrations: MigrationDir) -> None:
 
 
 def test_usage_and_runtime_errors_share_one_prefix(migrations: MigrationDir) -> None:
-    usage = run_migrator("frobnicate", directory=migrations.path)
-    runtime = run_migrator("show", "missing.sql", directory=migrations.path)
+    usage = run_cli("frobnicate", directory=migrations.path)
+    runtime = run_cli("show", "missing.sql", directory=migrations.path)
     for result in (usage, runtime):
         assert result.stderr.startswith("migrator: error: "), result.stderr
 
@@ -352,7 +349,7 @@ def test_usage_and_runtime_errors_share_one_prefix(migrations: MigrationDir) -> 
 def test_validate_reports_each_bad_file_once(migrations: MigrationDir) -> None:
     migrations.add("00001_bad.sql", "SELECT 1;\n")
     migrations.add("00002_good.sql", GOOD)
-    result = run_migrator("validate", directory=migrations.path)
+    result = run_cli("validate", directory=migrations.path)
     assert result.returncode == 2
     assert result.stderr.count("00001_bad.sql") == 1
     assert "1 of 2 migration(s) do not parse" in result.stderr

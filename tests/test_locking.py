@@ -8,7 +8,8 @@ from contextlib import ExitStack
 import psycopg
 
 from migrator.lock import GOOSE_LOCK_ID
-from tests.migrator_process import run_migrator, started_migrator
+from tests.cli_runner import run_cli
+from tests.migrator_process import started_migrator
 from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions, wait_until
 
 
@@ -34,22 +35,22 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
     migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
     with psycopg.connect(dsn, autocommit=True, application_name="goose-holder") as holder:
         assert holder.execute("SELECT pg_try_advisory_lock(%s)", (GOOSE_LOCK_ID,)).fetchone() == (True,)
-        result = run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path)
+        result = run_cli("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path)
         assert result.returncode == 3
         assert "not acquired within 2s" in result.stderr
         assert "goose-holder" in result.stderr
         assert tables(dsn) == set()
         # Reads take no lock.
-        assert run_migrator("status", dsn=dsn, directory=migrations.path).returncode == 0
+        assert run_cli("status", dsn=dsn, directory=migrations.path).returncode == 0
     with psycopg.connect(dsn, autocommit=True, application_name="") as anonymous:
         anonymous.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
-        result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
         assert result.returncode == 3
         assert result.stderr.strip() == (
             f"migrator: error: migration lock (advisory key 4097083626) not acquired within 1s: held by backend pid"
             f" {anonymous.info.backend_pid}; another migrator or goose is running. Nothing was changed"
         )
-    assert run_migrator("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(
         dsn,
         ADVISORY_LOCKS_HERE,
@@ -58,7 +59,7 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
 
 def test_a_free_lock_is_taken_within_a_short_wait(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
-    result = run_migrator("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 1]
 
@@ -82,6 +83,6 @@ def test_a_waiter_keeps_polling_until_the_holder_lets_go(dsn: str, migrations: M
 
 
 def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:
-    result = run_migrator("up", "--lock-timeout", "soon", dsn="host=127.0.0.1", directory=migrations.path)
+    result = run_cli("up", "--lock-timeout", "soon", dsn="host=127.0.0.1", directory=migrations.path)
     assert result.returncode == 2
     assert "invalid duration 'soon'" in result.stderr

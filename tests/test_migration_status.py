@@ -23,7 +23,7 @@ from infra.migration_status import (
 from infra.verdict import MigrationVerdictError
 from migrator.errors import InputError
 from migrator.source import collect
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.pulumi_harness import Recorder
 from tests.support import REPO, Logged, MigrationDir, SessionSpy, query, tables
 
@@ -52,11 +52,11 @@ def test_provider_reports_exactly_the_applied_and_pending_versions(dsn: str, mig
     fresh = outs(provider.create(props(dsn)))
     assert (fresh["applied"], fresh["latest"], fresh["pending"], fresh["error"]) == ([], 0, [1, 2, 3], None)
 
-    assert run_migrator("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up-to", "2", dsn=dsn, directory=migrations.path).returncode == 0
     read = outs(provider.read("migration-status", fresh))
     assert (read["applied"], read["latest"], read["pending"]) == ([1, 2], 2, [3])
 
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     updated = outs(provider.update("migration-status", props(dsn), props(dsn, "h2")))
     assert (updated["applied"], updated["latest"], updated["pending"]) == ([1, 2, 3], 3, [])
 
@@ -73,7 +73,7 @@ def test_every_up_reads_the_database_again(dsn: str, migrations: MigrationDir) -
     assert earlier["applied"] == []
 
     assert outs(provider.read("migration-status", props(dsn)))["applied"] == []
-    assert run_migrator("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0  # out of band
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0  # out of band
     again = outs(provider.read("migration-status", props(dsn)))
     assert (again["applied"], again["pending"], again["error"]) == ([1], [2, 3], None)
     assert provider.diff("migration-status", props(dsn), props(dsn)).changes is False
@@ -108,7 +108,7 @@ def test_pending_lists_exactly_the_unapplied_files(dsn: str, tmp_path: Path, mon
     (tmp_path / "migrations").mkdir()
     for name, body in THREE.items():
         (tmp_path / "migrations" / name).write_text(body)
-    assert run_migrator("up-by-one", dsn=dsn, directory=tmp_path / "migrations").returncode == 0
+    assert run_cli("up-by-one", dsn=dsn, directory=tmp_path / "migrations").returncode == 0
     reading = read_database(dsn, collect(tmp_path / "migrations"))
     assert [m.version for m in reading.pending] == [2, 3]
     assert reading.applied == [1]
@@ -133,7 +133,7 @@ def assert_equal(got: object, expected: object) -> None:
 
 def test_reading_says_why_the_next_up_would_refuse(dsn: str, migrations: MigrationDir) -> None:
     edited = migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     assert read_database(dsn, collect(migrations.path)).refusal is None
     edited.write_text(THREE["00001_m1.sql"] + "-- a change\n")
     refusal = read_database(dsn, collect(migrations.path)).refusal
@@ -206,11 +206,11 @@ def test_preview_warns_of_a_failed_run_a_refusal_and_lint(
     directory = tmp_path / "migrations"
     directory.mkdir()
     (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
-    assert run_migrator("up", dsn=dsn, directory=directory).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=directory).returncode == 0
     (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"] + "-- edited\n")
     (directory / "00002_risky.sql").write_text("-- +goose Up\nALTER TABLE m1 ADD COLUMN email text NOT NULL;\n")
     (directory / "00003_broken.sql").write_text("-- +goose Up\nSELECT 1 / 0;\n")
-    assert run_migrator("up", "--allow-edited", dsn=dsn, directory=directory).returncode == 1
+    assert run_cli("up", "--allow-edited", dsn=dsn, directory=directory).returncode == 1
     logged = Logged(monkeypatch)
 
     assert preview_pending(dsn, tmp_path) == [3]
@@ -248,7 +248,7 @@ def deployment(
 
 def run_image(dsn: str, migrations: MigrationDir, allocation: str, *args: str) -> int:
     env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": allocation}
-    return run_migrator(*args, "up", dsn=dsn, directory=migrations.path, env=env).returncode
+    return run_cli(*args, "up", dsn=dsn, directory=migrations.path, env=env).returncode
 
 
 def test_the_provider_reads_the_stacks_table_in_short_read_only_sessions(
@@ -353,7 +353,7 @@ def test_an_interrupted_last_run_is_a_warning(dsn: str, tmp_path: Path, monkeypa
     directory = tmp_path / "migrations"
     directory.mkdir()
     (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
-    assert run_migrator("up", dsn=dsn, directory=directory).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=directory).returncode == 0
     query(dsn, "UPDATE _migrations_runs SET outcome = 'interrupted'")
     logged = Logged(monkeypatch)
     assert preview_pending(dsn, tmp_path) == []

@@ -12,7 +12,8 @@ import pytest
 from psycopg import conninfo
 
 from migrator.dsn import connect
-from tests.migrator_process import run_migrator, started_migrator
+from tests.cli_runner import run_cli
+from tests.migrator_process import started_migrator
 from tests.support import REPO, MigrationDir, query, table_file, tables, versions, wait_until
 
 
@@ -26,9 +27,9 @@ def out_of_order(dsn: str, migrations: MigrationDir) -> MigrationDir:
     """Versions 1 and 3 applied, then 2 with --allow-missing: goose's ids say 1, 3, 2."""
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00003_c.sql", table_file("c"))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     migrations.add("00002_b.sql", table_file("b"))
-    assert run_migrator("up", "--allow-missing", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", "--allow-missing", dsn=dsn, directory=migrations.path).returncode == 0
     assert versions(dsn) == [0, 1, 3, 2]
     return migrations
 
@@ -37,36 +38,36 @@ def out_of_order(dsn: str, migrations: MigrationDir) -> MigrationDir:
 
 
 def test_down_rolls_back_the_most_recently_applied_version(dsn: str, out_of_order: MigrationDir) -> None:
-    result = run_migrator("down", dsn=dsn, directory=out_of_order.path)
+    result = run_cli("down", dsn=dsn, directory=out_of_order.path)
     assert rolled_back(result) == ["00002_b.sql"]
     assert versions(dsn) == [0, 1, 3]
 
 
 def test_version_is_the_most_recently_applied(dsn: str, out_of_order: MigrationDir) -> None:
-    assert run_migrator("version", dsn=dsn, directory=out_of_order.path).stdout.strip() == "migrator: version 2"
+    assert run_cli("version", dsn=dsn, directory=out_of_order.path).stdout.strip() == "migrator: version 2"
 
 
 def test_down_to_walks_back_by_application_and_stops_at_the_target(dsn: str, out_of_order: MigrationDir) -> None:
-    result = run_migrator("down-to", "1", dsn=dsn, directory=out_of_order.path)
+    result = run_cli("down-to", "1", dsn=dsn, directory=out_of_order.path)
     assert rolled_back(result) == ["00002_b.sql", "00003_c.sql"]
     assert versions(dsn) == [0, 1]
 
 
 def test_down_to_stops_at_the_first_version_at_or_below_the_target(dsn: str, out_of_order: MigrationDir) -> None:
     # goose stops walking back at version 2 (applied last), though 3 > 2 stays applied.
-    result = run_migrator("down-to", "2", dsn=dsn, directory=out_of_order.path)
+    result = run_cli("down-to", "2", dsn=dsn, directory=out_of_order.path)
     assert rolled_back(result) == []
     assert versions(dsn) == [0, 1, 3, 2]
 
 
 def test_redo_repeats_the_most_recently_applied_version(dsn: str, out_of_order: MigrationDir) -> None:
-    result = run_migrator("redo", dsn=dsn, directory=out_of_order.path)
+    result = run_cli("redo", dsn=dsn, directory=out_of_order.path)
     assert rolled_back(result) == ["00002_b.sql", "00002_b.sql"]
     assert versions(dsn) == [0, 1, 3, 2]
 
 
 def test_reset_rolls_back_by_version_highest_first(dsn: str, out_of_order: MigrationDir) -> None:
-    result = run_migrator("reset", dsn=dsn, directory=out_of_order.path)
+    result = run_cli("reset", dsn=dsn, directory=out_of_order.path)
     assert rolled_back(result) == ["00003_c.sql", "00002_b.sql", "00001_a.sql"]
     assert versions(dsn) == [0]
     assert not {"a", "b", "c"} & tables(dsn)
@@ -84,20 +85,20 @@ CREATE TABLE step_four (id int);
 
 
 def interrupted(dsn: str, migrations: MigrationDir) -> list[dict[str, object]]:
-    document = json.loads(run_migrator("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    document = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
     return list(document["interrupted"])
 
 
 def test_a_second_failure_keeps_what_the_first_run_got_to(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_base.sql", table_file("base"))
     migrations.add("00002_steps.sql", FOUR_STEPS)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 1
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 1
     assert [e["statements_done"] for e in interrupted(dsn, migrations)] == [2]
-    again = run_migrator("up", dsn=dsn, directory=migrations.path)
+    again = run_cli("up", dsn=dsn, directory=migrations.path)
     assert again.returncode == 1
     assert "statement 1 (line 3) failed" in again.stderr  # step_one exists already
     assert [e["statements_done"] for e in interrupted(dsn, migrations)] == [2]
-    status = run_migrator("status", dsn=dsn, directory=migrations.path).stdout
+    status = run_cli("status", dsn=dsn, directory=migrations.path).stdout
     assert "statements 1 to 2 ran and were not rolled back" in status
     assert "`up` runs the file again from its first statement" in status
 
@@ -105,13 +106,13 @@ def test_a_second_failure_keeps_what_the_first_run_got_to(dsn: str, migrations: 
 def test_down_refuses_while_a_file_is_interrupted(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_base.sql", table_file("base"))
     migrations.add("00002_steps.sql", FOUR_STEPS)
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 1
-    refused = run_migrator("down", dsn=dsn, directory=migrations.path)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 1
+    refused = run_cli("down", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "00002_steps.sql (NO TRANSACTION) was interrupted" in refused.stderr
     assert "--allow-interrupted" in refused.stderr
     assert versions(dsn) == [0, 1]
-    forced = run_migrator("down", "--allow-interrupted", dsn=dsn, directory=migrations.path)
+    forced = run_cli("down", "--allow-interrupted", dsn=dsn, directory=migrations.path)
     assert rolled_back(forced) == ["00001_base.sql"]
 
 
@@ -120,25 +121,25 @@ def test_down_refuses_while_a_file_is_interrupted(dsn: str, migrations: Migratio
 
 def test_accept_edited_records_the_new_checksum_once_and_for_all(dsn: str, migrations: MigrationDir) -> None:
     path = migrations.add("00001_a.sql", table_file("a"))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     path.write_text(path.read_text() + "-- a comment added later\n")
-    refused = run_migrator("up", dsn=dsn, directory=migrations.path)
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "--accept-edited" in refused.stderr
-    assert run_migrator("up", "--allow-edited", dsn=dsn, directory=migrations.path).returncode == 0
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 2  # --allow-edited is once
-    accepted = run_migrator("up", "--accept-edited", dsn=dsn, directory=migrations.path)
+    assert run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 2  # --allow-edited is once
+    accepted = run_cli("up", "--accept-edited", dsn=dsn, directory=migrations.path)
     assert accepted.returncode == 0, accepted.stderr
     assert "accepted the edit of 00001_a.sql" in accepted.stdout
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
 
 
 def test_down_to_refuses_an_edited_file(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     path = migrations.add("00002_b.sql", table_file("b"))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     path.write_text(path.read_text().replace("DROP TABLE b", "DROP TABLE b CASCADE"))
-    refused = run_migrator("down-to", "0", dsn=dsn, directory=migrations.path)
+    refused = run_cli("down-to", "0", dsn=dsn, directory=migrations.path)
     assert refused.returncode == 2
     assert "00002_b.sql was edited after it was applied" in refused.stderr
     assert versions(dsn) == [0, 1, 2]
@@ -155,11 +156,11 @@ def test_a_hand_edit_that_keeps_counts_and_sums_breaks_the_seal(dsn: str, migrat
                              cwd=migrations.path, capture_output=True, text=True, check=True)  # fmt: skip
     manifest.write_text(listing.stdout)
     env = {"MIGRATOR_CHECKSUMS": str(manifest)}
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     # Rows 0, 1, 2, 3 become 0, 0, 3, 3: same count, sum, maximum and last id; 1 and 2 unapplied.
     query(dsn, "UPDATE _migrations SET version_id = 0 WHERE version_id = 1")
     query(dsn, "UPDATE _migrations SET version_id = 3 WHERE version_id = 2")
-    result = run_migrator("up", "--allow-missing", dsn=dsn, directory=migrations.path, env=env)
+    result = run_cli("up", "--allow-missing", dsn=dsn, directory=migrations.path, env=env)
     assert result.returncode == 0, result.stderr
     assert rolled_back(result) == ["00001_a.sql", "00002_b.sql"]
 
@@ -209,28 +210,28 @@ def test_read_commands_work_with_select_on_the_goose_table_only(
     pg_admin_dsn: str, dsn: str, migrations: MigrationDir
 ) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS reader")
         conn.execute("CREATE ROLE reader LOGIN PASSWORD 'reader-password'")
         conn.execute("GRANT SELECT ON _migrations TO reader")
     reader = conninfo.make_conninfo(dsn, user="reader", password="reader-password")
     for command in ("status", "version", "plan", "lint"):
-        result = run_migrator(command, dsn=reader, directory=migrations.path)
+        result = run_cli(command, dsn=reader, directory=migrations.path)
         assert result.returncode == 0, (command, result.stderr)
         assert "no privilege to read _migrations_ledger" in result.stderr
-    status = json.loads(run_migrator("status", "--json", dsn=reader, directory=migrations.path).stdout)
+    status = json.loads(run_cli("status", "--json", dsn=reader, directory=migrations.path).stdout)
     assert status["checksums_checked"] is False
     assert status["pending"] == []
 
 
 def test_an_unknown_ledger_state_is_a_clear_error(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("ALTER TABLE _migrations_ledger DROP CONSTRAINT _migrations_ledger_state_check")
         conn.execute("UPDATE _migrations_ledger SET state = 'frozen' WHERE version_id = 1")
-    result = run_migrator("status", dsn=dsn, directory=migrations.path)
+    result = run_cli("status", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert "version 1 has the unknown state 'frozen'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -260,14 +261,14 @@ def auth_objects(dsn: str) -> tuple[object, ...]:
 
 
 def test_a_fresh_database_gets_the_auth_schema(dsn: str, auth_only: MigrationDir) -> None:
-    first = run_migrator("up", dsn=dsn, directory=auth_only.path)
+    first = run_cli("up", dsn=dsn, directory=auth_only.path)
     assert first.returncode == 0, first.stderr
     assert auth_objects(dsn) == (True, True, True)
     assert versions(dsn) == [0, 20000101000000]
     assert query(dsn, "SELECT auth.uid()") == [(None,)]
     columns = query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'auth'")
     assert {c[0] for c in columns} == {"id", "email"}
-    again = run_migrator("up", dsn=dsn, directory=auth_only.path)
+    again = run_cli("up", dsn=dsn, directory=auth_only.path)
     assert "no migrations to run" in again.stdout
 
 
@@ -275,7 +276,7 @@ def test_supabases_auth_schema_is_left_untouched(dsn: str, auth_only: MigrationD
     query(dsn, "CREATE SCHEMA auth")
     query(dsn, "CREATE TABLE auth.users (id uuid PRIMARY KEY, instance_id uuid, aud text)")
     query(dsn, f"CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS $$ SELECT '{SUPABASE_USER}'::uuid $$")
-    result = run_migrator("up", dsn=dsn, directory=auth_only.path)
+    result = run_cli("up", dsn=dsn, directory=auth_only.path)
     assert result.returncode == 0, result.stderr
     assert versions(dsn) == [0, 20000101000000]
     assert query(dsn, "SELECT auth.uid()::text") == [(SUPABASE_USER,)]
@@ -290,6 +291,6 @@ def test_a_database_the_old_migrator_prepared_skips_the_file(dsn: str, auth_only
         " is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now())",
     )
     query(dsn, "INSERT INTO _migrations (version_id, is_applied) VALUES (0, true), (20000101000000, true)")
-    result = run_migrator("up", dsn=dsn, directory=auth_only.path)
+    result = run_cli("up", dsn=dsn, directory=auth_only.path)
     assert "no migrations to run" in result.stdout
     assert query(dsn, "SELECT to_regnamespace('auth') IS NULL") == [(True,)]

@@ -28,7 +28,7 @@ from infra.image_content import IMAGE_FILES, content_hash, image_files
 from infra.schema_target import SchemaTargetError
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
 from tests.support import REPO, copy_project
 
@@ -583,7 +583,7 @@ def shipped_down_statements() -> tuple[int, list[str]]:
 def test_going_below_the_database_without_allow_down_fails_the_preview(dsn: str) -> None:
     """Issue 13: the program reads the database (reportMigrations) and refuses a rollback
     the stack did not allow, before anything is deployed."""
-    assert run_migrator("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
+    assert run_cli("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
     stack = {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": dsn}
     with pytest.raises(SchemaTargetError, match="is below the database's version: the deployment would roll back"):
         staging({**stack, "api-migrations:migrateTo": "0"}, preview=True)
@@ -592,7 +592,7 @@ def test_going_below_the_database_without_allow_down_fails_the_preview(dsn: str)
 def test_an_allowed_rollback_lists_every_down_statement_or_names_an_empty_one(
     dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert run_migrator("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
+    assert run_cli("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
     warned: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
     stack = {

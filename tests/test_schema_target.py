@@ -15,7 +15,7 @@ from infra.migration_status import READ_TIMEOUT_SECONDS
 from infra.schema_target import SchemaTargetError, check_schema_target
 from migrator.lint import squawk_binary
 from migrator.source import collect
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.pulumi_harness import run_declarations
 from tests.support import Logged, MigrationDir, SessionSpy, table_file
 
@@ -46,7 +46,7 @@ def applied(dsn: str, migrations: MigrationDir) -> MigrationDir:
         "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\nCREATE TABLE c (id int);\n"
         "-- +goose Down\nALTER TABLE a DROP COLUMN note;\nDROP TABLE c;\n",
     )
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     return migrations
 
 

@@ -11,7 +11,7 @@ from infra import verdict
 from infra.verdict import EARLY_START, MigrationVerdictError, last_run, summary, wait_for_verdict
 from migrator.history import Outcome, Run
 from migrator.store import TableName
-from tests.migrator_process import run_migrator
+from tests.cli_runner import run_cli
 from tests.support import MigrationDir, SessionSpy, query, table_file
 
 IMAGE = "registry.test/db-migrator@sha256:" + "ef" * 32
@@ -81,7 +81,7 @@ def test_a_run_from_before_the_wait_decides_only_when_new_runs_are_not_required(
 ) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": "earlier-alloc"}
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     query(dsn, "UPDATE _migrations_runs SET started_at = started_at - interval '10 minutes'")
     session_spy.watch(verdict)
     assert wait_for_verdict(dsn, TABLE, IMAGE, 0, new_runs=False).allocation == "earlier-alloc"
@@ -96,7 +96,7 @@ def test_a_run_from_before_the_wait_decides_only_when_new_runs_are_not_required(
 
 def test_a_failed_run_without_an_allocation_is_reported_as_such(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_IMAGE": IMAGE}).returncode == 1
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_IMAGE": IMAGE}).returncode == 1
     with pytest.raises(MigrationVerdictError) as raised:
         wait_for_verdict(dsn, TABLE, IMAGE, 0, new_runs=False)
     assert str(raised.value).startswith("db-migrator failed in Nomad allocation ?: 00001_bad.sql (up): ")
@@ -108,7 +108,7 @@ def test_last_run_is_the_newest_or_none(dsn: str, migrations: MigrationDir) -> N
     migrations.add("00001_a.sql", table_file("a"))
     for allocation in ("first", "second"):
         env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": allocation}
-        assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+        assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     newest = last_run(dsn, "_migrations")
     assert newest is not None
     assert newest.allocation == "second"

@@ -18,6 +18,7 @@ from infra.verdict import LOGS_COMMAND, MigrationVerdictError, describe
 from migrator.dsn import connect
 from migrator.history import Run
 from migrator.source import collect
+from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
 from tests.support import MigrationDir, table_file
 
@@ -96,7 +97,7 @@ def test_no_run_in_time_names_the_logs_command(dsn: str) -> None:
 def test_an_earlier_deployments_run_of_another_image_does_not_count(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     env = {"MIGRATOR_IMAGE": OLD_IMAGE, "NOMAD_ALLOC_ID": "old-alloc"}
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     with pytest.raises(MigrationVerdictError, match="no run of the db-migrator image"):
         MigrationStatusProvider().update("migration-status", props(dsn, OLD_IMAGE), props(dsn, IMAGE, wait_seconds=3))
 
@@ -118,7 +119,7 @@ def test_no_wait_when_the_job_does_not_change(dsn: str) -> None:
 def applied_three(dsn: str, migrations: MigrationDir) -> MigrationDir:
     for version, name in ((1, "a"), (2, "b"), (3, "c")):
         migrations.add(f"0000{version}_{name}.sql", table_file(name))
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     return migrations
 
 
@@ -160,7 +161,7 @@ def test_going_down_with_allow_down_lists_every_down_statement(
 def test_an_empty_down_section_fails_the_preview_naming_it(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_keep.sql", "-- +goose Up\nCREATE TABLE keep (id int);\n-- +goose Down\n")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     steps = rollback_steps(connect(dsn), collect(migrations.path), 1)
     assert steps is not None
     with pytest.raises(SchemaTargetError, match=r"Down section of 00002_keep\.sql, which has no statement"):
@@ -171,7 +172,7 @@ def test_every_empty_down_section_on_the_way_is_named(dsn: str, migrations: Migr
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_keep.sql", "-- +goose Up\nCREATE TABLE keep (id int);\n-- +goose Down\n")
     migrations.add("00003_also.sql", "-- +goose Up\nCREATE TABLE also (id int);\n")
-    assert run_migrator("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     steps = rollback_steps(connect(dsn), collect(migrations.path), 1)
     assert steps is not None
     with pytest.raises(SchemaTargetError) as refused:
@@ -193,10 +194,10 @@ def test_a_new_status_takes_the_newest_run_of_its_image(dsn: str, migrations: Mi
     earlier failed attempt that was fixed since."""
     path = migrations.add("00001_a.sql", "-- +goose Up\nSELECT 1 / 0;\n")
     env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": "first-try"}
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 1
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 1
     path.write_text(table_file("a"))
     env["NOMAD_ALLOC_ID"] = "second-try"
-    assert run_migrator("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
     result = MigrationStatusProvider().create(props(dsn, IMAGE))
     assert result.outs is not None
     assert (result.outs["last_run"]["outcome"], result.outs["last_run"]["allocation"]) == ("succeeded", "second-try")

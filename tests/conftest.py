@@ -1,6 +1,6 @@
 """The fixtures: a PostgreSQL server for the session, a fresh database and a migrations
-directory per test, and the Docker engine the image tests need; and the test order under
-a mutant."""
+directory per test, and the Docker engine the image tests need; and, under a mutant, the test order and a time
+limit per test."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     mutation_support.fastest_first(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with mutation_support.time_limit():
+        return (yield)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
-"""Lets mutmut see what a migrator subprocess ran, and try a mutant's quick tests first.
+"""Lets mutmut see what a migrator subprocess ran, tries a mutant's quick tests first, and
+stops a test that a mutant sent into an endless loop.
 
 mutmut picks the tests for a mutant from the functions each test reached, recorded inside
-the pytest process. Most tests run ``python -m migrator`` as a child process, as Nomad
+the pytest process. Some tests run ``python -m migrator`` as a child process, as Nomad
 does, so while mutmut collects those records the child writes the functions it reached to
 a file, and the test adds them to the parent's record. Outside mutmut this does nothing.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,11 @@ from pathlib import Path
 import pytest
 
 _HITS_ENV = "MIGRATOR_MUTMUT_HITS"
+# Far above any test's time under load (the slowest, goose interop, takes about 16 s alone)
+# and far below mutmut's own limit for a mutant (ten times all its tests' time, several
+# minutes for a parser function): a mutant that loops forever fails its first test in a
+# minute instead of holding a worker for ten.
+_TEST_LIMIT_SECONDS = 60
 # Run as the child instead of ``-m migrator`` while mutmut collects its records.
 _RECORDING_CHILD = (
     "import atexit, json, os, runpy, sys\n"
@@ -30,6 +37,33 @@ _RECORDING_CHILD = (
 
 def collecting() -> bool:
     return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
+def _under_mutant() -> bool:
+    return "__mutmut_" in os.environ.get("MUTANT_UNDER_TEST", "")
+
+
+class MutantTooSlow(Exception):
+    """A test ran past the limit under a mutant: the mutant is caught, as by mutmut's timeout."""
+
+
+@contextmanager
+def time_limit() -> Iterator[None]:
+    """Around one test, under a mutant only."""
+    if not _under_mutant():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise MutantTooSlow(f"over {_TEST_LIMIT_SECONDS} s under {os.environ['MUTANT_UNDER_TEST']}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, _TEST_LIMIT_SECONDS)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def child_command() -> list[str]:
@@ -63,7 +97,7 @@ def fastest_first(items: list[pytest.Item]) -> None:
 
     mutmut passes a mutant's tests in no particular order and stops at the first failure
     (``-x``): a mutant that one quick test catches should not wait for the slow ones."""
-    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+    if not _under_mutant():
         return
     # The tests run from mutants/, where mutmut keeps the durations it measured.
     stats = Path("mutmut-stats.json")

@@ -1,6 +1,6 @@
 """The fixtures: a PostgreSQL server for the session, a fresh database and a migrations
-directory per test, and the Docker engine the image tests need; and, under a mutant, the test order and a time
-limit per test."""
+directory per test, and the Docker engine the image tests need; and, under a mutant, the
+test order and a time limit per test."""
 
 from __future__ import annotations
 

@@ -210,8 +210,10 @@ def validate(settings: Settings) -> None:
     for problem in problems:
         print(f"migrator: {problem}", file=sys.stderr)
     if problems:
-        drift = " and applied files changed" if len(problems) > parse_problems else ""
-        raise InputError(f"{bad_files} of {len(migrations)} migration(s) do not parse{drift}")
+        found = [f"{bad_files} of {len(migrations)} migration(s) do not parse"] if bad_files else []
+        if len(problems) > parse_problems:
+            found.append("applied files were edited or removed")
+        raise InputError("; ".join(found))
     checked = " and checked against the database" if settings.dsn else ""
     print(f"migrator: {len(migrations)} migration(s) valid{checked}")
 

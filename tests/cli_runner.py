@@ -23,17 +23,21 @@ from tests.support import REPO
 
 
 def run_cli(
-    *args: str | bytes, dsn: str | None = None, directory: Path | None = None, env: dict[str, str] | None = None
+    *args: str | bytes,
+    dsn: str | None = None,
+    directory: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
 ) -> subprocess.CompletedProcess[str]:
-    """Run it to the end, as ``run_migrator`` does; an exception that would have been a
-    traceback in a child fails the test here with its traceback."""
+    """Run it to the end, as ``run_migrator`` does (from ``cwd``); an exception that would
+    have been a traceback in a child fails the test here with its traceback."""
     argv = [os.fsdecode(arg) for arg in args]
     out, err = io.StringIO(), io.StringIO()
     sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own
     try:
         with (
             mock.patch.dict(os.environ, child_environment(dsn, directory, env), clear=True),
-            chdir(REPO),
+            chdir(cwd),
             redirect_stdout(out),
             redirect_stderr(err),
         ):

@@ -110,6 +110,41 @@ def test_lint_all_reads_only_the_up_sections(squawk: None, migrations: Migration
     assert result.stdout.strip() == "migrator: lint found nothing in 1 file(s)"
 
 
+def test_plan_lists_each_pending_file_with_squawks_findings_under_the_config_beside_it(
+    squawk: None, dsn: str, migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN b int;\n")
+    migrations.add("00002_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT 1;\n\nSELECT 2;\n")
+    (tmp_path / ".squawk.toml").write_text('excluded_rules = ["require-lock-timeout", "require-statement-timeout"]\n')
+    elsewhere = tmp_path / "elsewhere"  # no config in the working directory: the one beside the files counts
+    elsewhere.mkdir()
+    text = run_cli("plan", dsn=dsn, directory=migrations.path, cwd=elsewhere)
+    assert text.returncode == 0, text.stderr
+    statements, lint_line = text.stdout.rsplit("-- lint: ", 1)
+    assert statements == (
+        "-- 00001_a.sql: 1 statement(s), in one transaction\n"
+        "-- statement 1 (line 2)\nALTER TABLE a ADD COLUMN b int;\n"
+        "-- 00002_no_tx.sql: 2 statement(s), NO TRANSACTION\n"
+        "-- statement 1 (line 3)\nSELECT 1;\n-- statement 2 (line 5)\nSELECT 2;\n"
+    )
+    assert lint_line.startswith("00001_a.sql: statement 1 (line 2): warning prefer-bigint-over-int: ")
+    document = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path, cwd=elsewhere).stdout)
+    assert [(p["name"], [f["rule"] for f in p["lint"]]) for p in document["pending"]] == [
+        ("00001_a.sql", ["prefer-bigint-over-int"]),
+        ("00002_no_tx.sql", []),
+    ]
+
+    # Where squawk is not installed (the image has none), plan says so rather than "no findings".
+    monkeypatch.setattr("migrator.commands.squawk_binary", lambda: None)
+    without = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert [p["lint"] for p in without["pending"]] == [None, None]
+    assert "-- lint" not in run_cli("plan", dsn=dsn, directory=migrations.path).stdout
+
+    query(dsn, "CREATE TABLE a (id bigint)")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("plan", dsn=dsn, directory=migrations.path).stdout == "migrator: nothing pending\n"
+
+
 def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: MigrationDir) -> None:
     body = "CREATE INDEX CONCURRENTLY a_idx ON a (id);\nALTER TABLE a VALIDATE CONSTRAINT fk;\n"
     migrations.add("00001_tx.sql", "-- +goose Up\n" + body)

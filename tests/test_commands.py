@@ -1,15 +1,17 @@
-"""Every command of the contract, run as a real process against a real PostgreSQL."""
+"""Every command of the contract, run through the command line against a real PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 
 import psycopg
 
+from migrator import commands
 from tests.cli_runner import run_cli
-from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions
+from tests.support import REPO, MigrationDir, SessionSpy, query, shipped_migrations, table_file, tables, versions
 
 USERS = """-- +goose Up
 CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);
@@ -213,6 +215,75 @@ def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
     sequential = run_cli("create", "-s", "next one", directory=migrations.path)
     assert sequential.returncode == 0
     assert (migrations.path / "00005_next_one.sql").is_file()
+
+
+def test_validate_counts_the_files_that_do_not_parse_and_names_drift(
+    dsn: str, migrations: MigrationDir, session_spy: SessionSpy
+) -> None:
+    migrations.add("00001_users.sql", USERS)
+    migrations.add("00002_posts.sql", POSTS)
+    assert run_cli("validate", directory=migrations.path).stdout == "migrator: 2 migration(s) valid\n"
+    session_spy.watch(commands)
+    checked = run_cli("validate", dsn=dsn, directory=migrations.path)
+    assert checked.stdout == "migrator: 2 migration(s) valid and checked against the database\n"
+    assert [session["read_only"] for session in session_spy.sessions] == ["on"]
+    assert "_migrations" not in tables(dsn)
+
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00002_posts.sql", POSTS.replace("body text", "body varchar(500)"))
+    migrations.add("00003_bad.sql", "SELECT 1;\n")
+    migrations.add("00004_bad_too.sql", "-- +goose Down\nSELECT 1;\n")
+    both = run_cli("validate", dsn=dsn, directory=migrations.path)
+    assert both.returncode == 2
+    *problems, summary = both.stderr.splitlines()
+    assert summary == "migrator: error: 2 of 4 migration(s) do not parse; applied files were edited or removed"
+    assert problems[-1].startswith("migrator: 00002_posts.sql was edited after it was applied")
+    files_only = run_cli("validate", directory=migrations.path)
+    assert files_only.stderr.splitlines()[-1] == "migrator: error: 2 of 4 migration(s) do not parse"
+
+    (migrations.path / "00003_bad.sql").unlink()
+    (migrations.path / "00004_bad_too.sql").unlink()
+    drift_only = run_cli("validate", dsn=dsn, directory=migrations.path)
+    assert drift_only.stderr.splitlines()[-1] == "migrator: error: applied files were edited or removed"
+
+
+def test_validate_in_the_image_takes_the_checksums_from_its_manifest(
+    dsn: str, migrations: MigrationDir, tmp_path: Path
+) -> None:
+    """The image's manifest lists the files it was built with: validate does not hash them again."""
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    other = hashlib.sha256(USERS.replace("users", "members").encode()).hexdigest()
+    manifest = tmp_path / "SHA256SUMS"
+    manifest.write_text(f"{other}  00001_users.sql\n")
+    checked = run_cli("validate", dsn=dsn, directory=migrations.path, env={"MIGRATOR_CHECKSUMS": str(manifest)})
+    assert checked.returncode == 2
+    assert "00001_users.sql was edited after it was applied" in checked.stderr
+
+
+def test_redo_is_recorded_waits_for_the_lock_and_may_accept_an_edit(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("redo", dsn=dsn, directory=migrations.path).returncode == 0
+    runs = json.loads(run_cli("history", "--json", dsn=dsn, directory=migrations.path).stdout)["runs"]
+    assert (runs[0]["command"], runs[0]["outcome"]) == ("redo", "succeeded")
+
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4097083626)")
+        waited = run_cli("redo", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert waited.returncode == 3, waited.stderr
+
+    migrations.add("00002_b.sql", "-- +goose Up\nCREATE TABLE b (id int, note text);\n-- +goose Down\nDROP TABLE b;\n")
+    refused = run_cli("redo", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00002_b.sql was edited after it was applied" in refused.stderr
+    accepted = run_cli("redo", "--accept-edited", dsn=dsn, directory=migrations.path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 'b' ORDER BY 1") == [
+        ("id",),
+        ("note",),
+    ]
 
 
 def test_a_database_goose_migrated_is_read_and_continued(dsn: str, migrations: MigrationDir) -> None:

@@ -54,6 +54,21 @@ def test_up_to_and_down_to_return_what_they_ran(conn: psycopg.Connection, migrat
     assert down.current == 0
 
 
+def test_redo_expands_envsub_with_the_environment_it_was_given(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add(
+        "00001_named.sql",
+        "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE ${TABLE_NAME} (id int);\n"
+        "-- +goose Down\nDROP TABLE ${TABLE_NAME};\n",
+    )
+    migrator = Migrator(conn, migrations.path, GOOSE_TABLE, env={"TABLE_NAME": "given"})
+    migrator.up(lock_wait=10)
+    redone = migrator.redo(lock_wait=10)
+    assert [(r.version, r.direction) for r in redone.migrations] == [(1, Direction.DOWN), (1, Direction.UP)]
+    assert "given" in tables(dsn)
+
+
 def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:

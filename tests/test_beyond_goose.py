@@ -145,6 +145,31 @@ def test_plan_lists_each_pending_file_with_squawks_findings_under_the_config_bes
     assert run_cli("plan", dsn=dsn, directory=migrations.path).stdout == "migrator: nothing pending\n"
 
 
+def test_squawk_is_found_on_path_first_then_beside_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrations: MigrationDir
+) -> None:
+    """A virtualenv's bin/ (where pip puts squawk-cli's binary) need not be on PATH."""
+    venv_bin, on_path = tmp_path / "venv" / "bin", tmp_path / "on-path"
+    for folder in (venv_bin, on_path):
+        folder.mkdir(parents=True)
+        (folder / "squawk").write_text("#!/bin/sh\n")
+        (folder / "squawk").chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(on_path))
+    assert squawk_binary() == str(on_path / "squawk")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert squawk_binary() == str(venv_bin / "squawk")
+    (venv_bin / "squawk").unlink()
+    assert squawk_binary() is None
+
+    migrations.add("00001_a.sql", A)
+    result = run_cli("lint", "--all", directory=migrations.path, env={"PATH": str(tmp_path)})
+    assert (result.returncode, result.stderr) == (
+        2,
+        "migrator: error: squawk is not installed: pip install squawk-cli\n",
+    )
+
+
 def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: MigrationDir) -> None:
     body = "CREATE INDEX CONCURRENTLY a_idx ON a (id);\nALTER TABLE a VALIDATE CONSTRAINT fk;\n"
     migrations.add("00001_tx.sql", "-- +goose Up\n" + body)

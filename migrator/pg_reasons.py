@@ -14,7 +14,8 @@ def pg_reason(exc: psycopg.Error) -> str:
     """Severity, message, SQLSTATE and detail on one line; the driver's text when the server sent none."""
     diag = exc.diag
     if diag.message_primary:
-        reason = f"{diag.severity or 'ERROR'}: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
+        # The protocol makes severity a field of every message the server sends.
+        reason = f"{diag.severity}: {diag.message_primary} (SQLSTATE {diag.sqlstate})"
         if diag.message_detail:
             reason += f" DETAIL: {diag.message_detail}"
         return " ".join(reason.split())

@@ -103,6 +103,8 @@ def test_up_by_one_and_up_to(dsn: str, migrations: MigrationDir) -> None:
     bad = run_cli("up-to", "two", dsn=dsn, directory=migrations.path)
     assert bad.returncode == 2
     assert "VERSION must be a whole number written in digits 0-9" in bad.stderr
+    empty = run_cli("up-to", "", dsn=dsn, directory=migrations.path)
+    assert empty.stderr == "migrator: error: up-to: VERSION must be a whole number written in digits 0-9, got ''\n"
 
 
 def test_down_redo_and_reset_restore_the_schema(dsn: str, migrations: MigrationDir) -> None:
@@ -167,6 +169,29 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
 
     plan = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert [p["version"] for p in plan["pending"]] == [3]
+
+
+def test_status_text_marks_edited_removed_and_unknown_versions(dsn: str, migrations: MigrationDir) -> None:
+    three(migrations)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00001_users.sql", USERS.replace("name text", "full_name text"))
+    (migrations.path / "00002_posts.sql").unlink()
+    query(dsn, "INSERT INTO _migrations (version_id, is_applied) VALUES (7, true)")
+    status = run_cli("status", dsn=dsn, directory=migrations.path)
+    assert status.returncode == 0, status.stderr
+    when = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"
+    expected = [
+        "    Applied At                  Migration",
+        "    =======================================",
+        rf"    {when} -- 00001_users\.sql  \(EDITED since applied\)",
+        rf"    {when} -- 00003_tags\.sql",
+        r"    Applied, no file         -- 00002_posts\.sql \(file REMOVED since applied\)",
+        r"    Applied, no file         -- version 7",
+    ]
+    lines = status.stdout.splitlines()
+    assert len(lines) == len(expected), status.stdout
+    for pattern, line in zip(expected, lines, strict=True):
+        assert re.fullmatch(pattern, line), (pattern, line)
 
 
 def test_show_prints_each_statement_under_its_number_and_line(migrations: MigrationDir) -> None:

@@ -8,6 +8,7 @@ import time
 import psycopg
 from psycopg import conninfo
 
+from migrator.pg_reasons import pg_reason
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
 from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions
@@ -165,10 +166,17 @@ def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
     assert process.returncode == 1
     message = error_line(stderr)
     assert "00002_slow.sql (up): statement 2 (line 3) failed" in message
-    assert "terminat" in message
+    assert "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)" in message
     assert versions(dsn) == [0, 1]
     assert "slow" not in tables(dsn)
     assert query(
         dsn,
         ADVISORY_LOCKS_HERE,
     ) == [(0,)]
+
+
+def test_a_driver_error_without_a_server_message_is_one_line() -> None:
+    """A dropped network gives libpq's text (several lines), or nothing at all."""
+    lost = psycopg.OperationalError("consuming input failed:\n\tserver closed the connection unexpectedly\n")
+    assert pg_reason(lost) == "consuming input failed: server closed the connection unexpectedly"
+    assert pg_reason(psycopg.OperationalError("")) == "OperationalError"

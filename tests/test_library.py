@@ -10,7 +10,7 @@ import pytest
 
 from migrator import Migrator, Options, TableName
 from migrator.dsn import describe
-from migrator.errors import MigrationFailed, ParseError
+from migrator.errors import Failure, MigrationFailed, ParseError
 from migrator.events import Event, MigrationFinished
 from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, State
@@ -67,6 +67,29 @@ def test_redo_expands_envsub_with_the_environment_it_was_given(
     redone = migrator.redo(lock_wait=10)
     assert [(r.version, r.direction) for r in redone.migrations] == [(1, Direction.DOWN), (1, Direction.UP)]
     assert "given" in tables(dsn)
+
+
+def test_a_failure_says_where_the_file_stopped(conn: psycopg.Connection, dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "-- +goose Up\nCREATE TABLE x (id int);\nINSERT INTO missing VALUES (1);\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert failed.value.failure == Failure(
+        "00001_bad.sql", "up", 2, 3, 'ERROR: relation "missing" does not exist (SQLSTATE 42P01)', True
+    )
+
+    migrations.add("00001_bad.sql", table_file("x"))
+    conn.execute(
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.version_id = 1 THEN RAISE EXCEPTION 'no version 1'; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER refuse_one BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+    )
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    # The version row is no statement of the file: neither a number nor a line.
+    assert failed.value.failure == Failure(
+        "00001_bad.sql", "up", None, None, "ERROR: no version 1 (SQLSTATE P0001)", True
+    )
+    assert "x" not in tables(dsn)
 
 
 def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(

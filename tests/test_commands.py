@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from migrator import commands
 from tests.cli_runner import run_cli
@@ -171,6 +172,25 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     assert [p["version"] for p in plan["pending"]] == [3]
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["up"], ["up-by-one"], ["up-to", "1"], ["down"], ["down-to", "0"], ["redo"], ["reset"], ["migrate-to", "latest"]],
+    ids=lambda command: command[0],
+)
+def test_every_writing_command_gives_up_on_gooses_lock_after_lock_timeout(
+    dsn: str, migrations: MigrationDir, command: list[str]
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    if command[0] in ("down", "down-to", "redo", "reset"):
+        assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    before = versions(dsn) if "_migrations" in tables(dsn) else None
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4097083626)")
+        waited = run_cli(*command, "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert waited.returncode == 3, waited.stderr
+    assert (versions(dsn) if "_migrations" in tables(dsn) else None) == before
+
+
 def test_status_text_marks_edited_removed_and_unknown_versions(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
     assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
@@ -286,18 +306,13 @@ def test_validate_in_the_image_takes_the_checksums_from_its_manifest(
     assert "00001_users.sql was edited after it was applied" in checked.stderr
 
 
-def test_redo_is_recorded_waits_for_the_lock_and_may_accept_an_edit(dsn: str, migrations: MigrationDir) -> None:
+def test_redo_is_recorded_and_may_accept_an_edit(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_b.sql", table_file("b"))
     assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     assert run_cli("redo", dsn=dsn, directory=migrations.path).returncode == 0
     runs = json.loads(run_cli("history", "--json", dsn=dsn, directory=migrations.path).stdout)["runs"]
     assert (runs[0]["command"], runs[0]["outcome"]) == ("redo", "succeeded")
-
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(4097083626)")
-        waited = run_cli("redo", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
-    assert waited.returncode == 3, waited.stderr
 
     migrations.add("00002_b.sql", "-- +goose Up\nCREATE TABLE b (id int, note text);\n-- +goose Down\nDROP TABLE b;\n")
     refused = run_cli("redo", dsn=dsn, directory=migrations.path)

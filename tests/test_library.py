@@ -48,7 +48,8 @@ def test_up_to_and_down_to_return_what_they_ran(conn: psycopg.Connection, migrat
     for version, name in ((1, "a"), (2, "b"), (3, "c")):
         migrations.add(f"0000{version}_{name}.sql", table_file(name))
     migrator = Migrator(conn, migrations.path, GOOSE_TABLE)
-    assert [r.version for r in migrator.up(target=2, lock_wait=10).migrations] == [1, 2]
+    assert [r.version for r in migrator.up(lock_wait=10).migrations] == [1, 2, 3]
+    assert [r.version for r in migrator.down(lock_wait=10).migrations] == [3]  # the latest only
     down = migrator.down(target=0, lock_wait=10)
     assert [(r.version, r.direction) for r in down.migrations] == [(2, Direction.DOWN), (1, Direction.DOWN)]
     assert down.current == 0

@@ -87,9 +87,9 @@ def plan_down(
     status: Status,
     options: Options,
     *,
-    target: int | None = None,
-    reset: bool = False,
-    env: Mapping[str, str] | None = None,
+    target: int | None,
+    reset: bool,
+    env: Mapping[str, str] | None,
 ) -> list[Step]:
     """The files ``down`` would roll back, in goose's order: ``down`` and ``down-to``
     walk back from the most recently applied version (by the table's ids) and stop at

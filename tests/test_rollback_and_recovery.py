@@ -116,6 +116,27 @@ def test_down_refuses_while_a_file_is_interrupted(dsn: str, migrations: Migratio
     assert rolled_back(forced) == ["00001_base.sql"]
 
 
+def test_a_rollback_that_stopped_half_way_is_finished_by_the_next_down(dsn: str, migrations: MigrationDir) -> None:
+    """Only the file whose own rollback stopped may be rolled back again without --allow-interrupted."""
+    migrations.add("00001_base.sql", table_file("base"))
+    migrations.add(
+        "00002_nt.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE x (id int);\nCREATE TABLE blocker (id int);\n"
+        "-- +goose Down\nDROP TABLE IF EXISTS x;\nDROP TABLE blocker;\n",
+    )
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    query(dsn, "DROP TABLE blocker")
+    stopped = run_cli("down", dsn=dsn, directory=migrations.path)
+    assert stopped.returncode == 1
+    assert versions(dsn) == [0, 1, 2]  # the version row goes last: still applied
+    query(dsn, "CREATE TABLE blocker (id int)")
+    finished = run_cli("down", dsn=dsn, directory=migrations.path)
+    assert finished.returncode == 0, finished.stderr
+    assert rolled_back(finished) == ["00002_nt.sql"]
+    assert versions(dsn) == [0, 1]
+    assert tables(dsn) & {"x", "blocker"} == set()
+
+
 # -- 9. accepting an edit ------------------------------------------------------------------
 
 

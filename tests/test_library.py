@@ -93,6 +93,27 @@ def test_a_failure_says_where_the_file_stopped(conn: psycopg.Connection, dsn: st
     assert "x" not in tables(dsn)
 
 
+def test_a_no_transaction_file_whose_ledger_entry_fails_runs_nothing(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)  # creates the ledger
+    conn.execute(
+        "CREATE FUNCTION refuse_applying() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.state = 'applying' THEN RAISE EXCEPTION 'ledger refused'; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER refuse_applying BEFORE INSERT ON _migrations_ledger"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_applying()"
+    )
+    migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    reason = "ERROR: ledger refused (SQLSTATE P0001)"
+    assert str(failed.value) == f"00002_nt.sql: preparing the run failed: {reason}"
+    assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, True)
+    assert "nt" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+
+
 def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:

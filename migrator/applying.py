@@ -40,6 +40,8 @@ def _statements_that_ran(step: Step, stopped_at: int) -> str:
     if not ran:
         return "no statement of it had run"
     listed = ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
+    if len(ran) == 1:
+        return f"statement {listed} ran and was NOT rolled back"
     return f"statements {listed} ran and were NOT rolled back"
 
 

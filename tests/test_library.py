@@ -3,6 +3,9 @@ and the facts its refusals carry (the command line's text is tested through the 
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -10,13 +13,13 @@ import pytest
 
 from migrator import Migrator, Options, TableName
 from migrator.dsn import describe
-from migrator.errors import Failure, MigrationFailed, ParseError
+from migrator.errors import Failure, Interrupted, MigrationFailed, ParseError
 from migrator.events import Event, MigrationFinished
 from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
-from tests.support import MigrationDir, table_file, tables, versions
+from tests.support import MigrationDir, table_file, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -267,6 +270,49 @@ def test_migrate_to_the_current_version_reports_it(conn: psycopg.Connection, mig
     Migrator(conn, migrations.path, GOOSE_TABLE).up(target=2, lock_wait=10)
     there = Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
     assert (there.current, there.already_at, there.migrations) == (2, 2, [])
+
+
+NT_THREE = "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n{second}\nCREATE TABLE never (id int);\n"
+
+
+def test_a_no_transaction_file_failing_half_way_says_what_stays(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_nt.sql", NT_THREE.format(second="SELECT 1 / 0;"))
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    reason = "ERROR: division by zero (SQLSTATE 22012)"
+    assert failed.value.failure == Failure("00001_nt.sql", "up", 2, 4, reason, False)
+    assert str(failed.value) == (
+        f"00001_nt.sql (up): statement 2 (line 4) failed in a NO TRANSACTION migration: {reason};"
+        " statement 1 (line 3) ran and was NOT rolled back; version 1 was not recorded. Repair by hand, then rerun"
+    )
+    assert tables(dsn) & {"nt", "never"} == {"nt"}
+
+
+def test_ctrl_c_in_a_no_transaction_file_says_what_stays(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_nt.sql", NT_THREE.format(second="SELECT pg_sleep(30);"))
+
+    def interrupt_the_sleep() -> None:
+        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30);'", dsn)
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
+
+    interrupter = threading.Thread(target=interrupt_the_sleep)
+    interrupter.start()
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    finally:
+        interrupter.join()
+    assert stopped.value.failure == Failure("00001_nt.sql", "up", 2, 4, "interrupted", False)
+    assert str(stopped.value) == (
+        "00001_nt.sql (up): statement 2 (line 4) was interrupted in a NO TRANSACTION migration;"
+        " statement 1 (line 3) ran and was NOT rolled back; version 1 was not recorded."
+        " `status` shows it; repair by hand, then rerun"
+    )
+    assert tables(dsn) & {"nt", "never"} == {"nt"}
 
 
 def test_a_no_transaction_file_failing_at_once_says_nothing_ran(

@@ -218,7 +218,7 @@ def test_sigterm_during_a_no_transaction_file_says_what_was_left(dsn: str, migra
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143
     assert "statement 2 (line 4) was interrupted in a NO TRANSACTION migration" in stderr
-    assert "statements 1 (line 3) ran and were NOT rolled back" in stderr
+    assert "statement 1 (line 3) ran and was NOT rolled back" in stderr
     assert "first_part" in tables(dsn)
     assert "second_part" not in tables(dsn)
     assert [e["statements_done"] for e in interrupted(dsn, migrations)] == [1]

@@ -272,13 +272,13 @@ def test_migrate_to_the_current_version_reports_it(conn: psycopg.Connection, mig
     assert (there.current, there.already_at, there.migrations) == (2, 2, [])
 
 
-NT_THREE = "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n{second}\nCREATE TABLE never (id int);\n"
+THREE_STATEMENTS = "-- +goose Up\nCREATE TABLE nt (id int);\n{second}\nCREATE TABLE never (id int);\n"
 
 
 def test_a_no_transaction_file_failing_half_way_says_what_stays(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:
-    migrations.add("00001_nt.sql", NT_THREE.format(second="SELECT 1 / 0;"))
+    migrations.add("00001_nt.sql", "-- +goose NO TRANSACTION\n" + THREE_STATEMENTS.format(second="SELECT 1 / 0;"))
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     reason = "ERROR: division by zero (SQLSTATE 22012)"
@@ -290,13 +290,30 @@ def test_a_no_transaction_file_failing_half_way_says_what_stays(
     assert tables(dsn) & {"nt", "never"} == {"nt"}
 
 
-def test_ctrl_c_in_a_no_transaction_file_says_what_stays(
-    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            "-- +goose NO TRANSACTION\n",
+            "00001_x.sql (up): statement 2 (line 4) was interrupted in a NO TRANSACTION migration;"
+            " statement 1 (line 3) ran and was NOT rolled back; version 1 was not recorded."
+            " `status` shows it; repair by hand, then rerun",
+        ),
+        (
+            "",
+            "00001_x.sql (up): statement 2 (line 3) was interrupted; rolled back: nothing of this file was applied"
+            " and version 1 was not recorded",
+        ),
+    ],
+    ids=["no transaction", "in a transaction"],
+)
+def test_ctrl_c_says_what_of_the_file_stays(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir, header: str, message: str
 ) -> None:
-    migrations.add("00001_nt.sql", NT_THREE.format(second="SELECT pg_sleep(30);"))
+    migrations.add("00001_x.sql", header + THREE_STATEMENTS.format(second="SELECT pg_sleep(30);"))
 
     def interrupt_the_sleep() -> None:
-        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30);'", dsn)
+        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30);'", dsn)
         os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
 
     interrupter = threading.Thread(target=interrupt_the_sleep)
@@ -306,13 +323,11 @@ def test_ctrl_c_in_a_no_transaction_file_says_what_stays(
             Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     finally:
         interrupter.join()
-    assert stopped.value.failure == Failure("00001_nt.sql", "up", 2, 4, "interrupted", False)
-    assert str(stopped.value) == (
-        "00001_nt.sql (up): statement 2 (line 4) was interrupted in a NO TRANSACTION migration;"
-        " statement 1 (line 3) ran and was NOT rolled back; version 1 was not recorded."
-        " `status` shows it; repair by hand, then rerun"
-    )
-    assert tables(dsn) & {"nt", "never"} == {"nt"}
+    assert str(stopped.value) == message
+    line, rolled_back = (4, False) if header else (3, True)
+    assert stopped.value.failure == Failure("00001_x.sql", "up", 2, line, "interrupted", rolled_back)
+    assert tables(dsn) & {"nt", "never"} == (set() if rolled_back else {"nt"})
+    assert Migrator(conn, migrations.path, GOOSE_TABLE).status().current == 0  # the session is usable
 
 
 def test_a_no_transaction_file_failing_at_once_says_nothing_ran(

@@ -316,6 +316,8 @@ def test_ctrl_c_says_what_of_the_file_stays(
         wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30);'", dsn)
         os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
 
+    # Python's own Ctrl-C handler: a runner may ignore SIGINT (mutmut's fork server does).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupter = threading.Thread(target=interrupt_the_sleep)
     interrupter.start()
     try:
@@ -323,6 +325,7 @@ def test_ctrl_c_says_what_of_the_file_stays(
             Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     finally:
         interrupter.join()
+        signal.signal(signal.SIGINT, previous)
     assert str(stopped.value) == message
     line, rolled_back = (4, False) if header else (3, True)
     assert stopped.value.failure == Failure("00001_x.sql", "up", 2, line, "interrupted", rolled_back)

@@ -117,6 +117,26 @@ def test_a_no_transaction_file_whose_ledger_entry_fails_runs_nothing(
     assert versions(dsn) == [0, 1]
 
 
+def test_a_no_transaction_file_whose_version_row_fails_keeps_its_statements(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    conn.execute(
+        "CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.version_id = 2 THEN RAISE EXCEPTION 'no version 2'; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER refuse_two BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_two()"
+    )
+    migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    reason = "ERROR: no version 2 (SQLSTATE P0001)"
+    assert str(failed.value) == f"00002_nt.sql: all statements ran but the version row could not be written: {reason}"
+    assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, False)
+    assert "nt" in tables(dsn)
+    assert versions(dsn) == [0, 1]
+
+
 def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:

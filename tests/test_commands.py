@@ -150,6 +150,7 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
 
     run_cli("up-to", "2", dsn=dsn, directory=migrations.path)
     status = run_cli("--json", "status", dsn=dsn, directory=migrations.path)  # option before the command
+    assert status.stdout.startswith('{\n  "table": "_migrations",\n')  # indented for a reader
     document = json.loads(status.stdout)
     assert document["table"] == "_migrations"
     assert document["current"] == 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from psycopg import conninfo
 
-from migrator.dsn import parse
+from migrator.dsn import MASK, parse, redact
 from migrator.errors import InputError
 
 UNREADABLE = (
@@ -48,3 +49,14 @@ def test_an_ambiguous_url_is_refused_without_quoting_it(dsn: str, why: str) -> N
 )
 def test_a_url_without_a_path_or_with_encoded_characters_reads(dsn: str, params: dict[str, str]) -> None:
     assert parse(dsn) == params
+
+
+@pytest.mark.parametrize("field", ["user", "host", "dbname"])
+def test_a_password_equal_to_a_name_the_message_shows_masks_nothing(field: str) -> None:
+    """It is shown under that name anyway; masking it would hide which user or database failed."""
+    params = {"user": "app", "host": "db.internal", "dbname": "orders"}
+    dsn = conninfo.make_conninfo(**params, password=params[field])
+    text = 'connection to server at "db.internal" failed: password authentication failed for user "app" (orders)'
+    assert redact(text, dsn) == text
+    other = conninfo.make_conninfo(**params, password="s3cret")
+    assert redact(f"{text}; sent s3cret", other) == f"{text}; sent {MASK}"

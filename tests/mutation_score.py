@@ -100,13 +100,15 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
 
 def forget_survivors() -> int:
     """Mark every surviving mutant unchecked, so the next run tries it against today's tests
-    (mutmut keeps a verdict until the mutated function changes)."""
+    (mutmut keeps a verdict until the mutated function changes). Not the listed equivalent
+    ones: no test can catch them, and each costs a run of all its tests."""
+    equivalent = read_equivalent()
     forgotten = 0
     for meta in (REPO / "mutants").rglob("*.py.meta"):
         document = json.loads(meta.read_text())
         codes = document["exit_code_by_key"]
         for name, code in codes.items():
-            if survived(code):
+            if survived(code) and name not in equivalent:
                 codes[name] = None
                 forgotten += 1
         meta.write_text(json.dumps(document, indent=4))

@@ -60,3 +60,11 @@ def test_a_password_equal_to_a_name_the_message_shows_masks_nothing(field: str) 
     assert redact(text, dsn) == text
     other = conninfo.make_conninfo(**params, password="s3cret")
     assert redact(f"{text}; sent s3cret", other) == f"{text}; sent {MASK}"
+
+
+def test_a_password_a_message_quotes_is_masked_even_when_the_dsn_cannot_be_read() -> None:
+    """An unreadable DSN gives no password to look for: the forms libpq quotes are masked anyway."""
+    text = "libpq: host=h password=p4ss port=1; postgresql://u:p4ss@h/db; password = 'p 4ss'"
+    assert redact(text, "not a connection string") == (
+        f"libpq: host=h password={MASK} port=1; postgresql://u:{MASK}@h/db; password = {MASK}"
+    )

@@ -164,12 +164,16 @@ def test_down_to_refuses_an_edited_file(dsn: str, migrations: MigrationDir) -> N
     assert refused.returncode == 2
     assert "00002_b.sql was edited after it was applied" in refused.stderr
     assert versions(dsn) == [0, 1, 2]
-    # Only the files a rollback runs must be unedited; --accept-edited takes the new Down section.
+    # Only the files a rollback runs must be unedited.
+    path.write_text(table_file("b"))
     migrations.add("00001_a.sql", table_file("a").replace("DROP TABLE a", "DROP TABLE a CASCADE"))
+    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 0
+    assert versions(dsn) == [0, 1]
+    # --accept-edited records the edit, then rolls back with the new Down section.
+    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 2
     accepted = run_cli("down", "--accept-edited", dsn=dsn, directory=migrations.path)
     assert accepted.returncode == 0, accepted.stderr
-    assert versions(dsn) == [0, 1]
-    assert "b" not in tables(dsn)
+    assert versions(dsn) == [0]
 
 
 # -- 12. the seal covers the table's content ---------------------------------------------

@@ -68,3 +68,9 @@ def test_a_password_a_message_quotes_is_masked_even_when_the_dsn_cannot_be_read(
     assert redact(text, "not a connection string") == (
         f"libpq: host=h password={MASK} port=1; postgresql://u:{MASK}@h/db; password = {MASK}"
     )
+
+
+def test_every_spelling_of_a_url_password_is_masked() -> None:
+    """As written in the URL (here lower-case hex), percent-encoded as libpq or a driver would, and decoded."""
+    dsn = "postgresql://u:p%2fw@h/db"
+    assert redact("sent p%2fw, then p%2Fw, then p/w", dsn) == f"sent {MASK}, then {MASK}, then {MASK}"

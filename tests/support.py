@@ -88,6 +88,17 @@ def query(dsn: str, statement: str, params: tuple[object, ...] = ()) -> list[tup
         return cursor.fetchall() if cursor.description else []
 
 
+def refuse_inserts(dsn: str, table: str, condition: str, message: str) -> None:
+    """A trigger that fails every INSERT into ``table`` whose row meets ``condition`` (on NEW)
+    with ``message``: a write the migrator makes that the test wants to fail."""
+    query(
+        dsn,
+        f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF {condition} THEN RAISE EXCEPTION '{message}'; END IF; RETURN NEW; END $$;"
+        f" CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
+    )
+
+
 def tables(dsn: str) -> set[str]:
     rows = query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {str(r[0]) for r in rows}

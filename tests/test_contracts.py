@@ -26,7 +26,16 @@ from migrator.safety import Safety
 from migrator.store import TableName
 from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
-from tests.support import WRITING_FUNCTION, MigrationDir, query, table_file, tables, versions, wait_until
+from tests.support import (
+    WRITING_FUNCTION,
+    MigrationDir,
+    query,
+    refuse_inserts,
+    table_file,
+    tables,
+    versions,
+    wait_until,
+)
 
 GOOSE_LOCK_KEY = 4097083626
 
@@ -115,12 +124,7 @@ def test_the_version_row_commits_with_the_file_or_not_at_all(dsn: str, migration
     migrations.add("00001_a.sql", table_file("a"))
     migrations.add("00002_b.sql", table_file("b"))
     assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
-    query(
-        dsn,
-        "CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " IF NEW.version_id = 2 THEN RAISE EXCEPTION 'no version 2'; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER refuse_two BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_two()",
-    )
+    refuse_inserts(dsn, "_migrations", "NEW.version_id = 2", "no version 2")
     result = run_cli("up", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert "no version 2" in result.stderr

@@ -19,7 +19,7 @@ from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
-from tests.support import MigrationDir, table_file, tables, versions, wait_until
+from tests.support import MigrationDir, refuse_inserts, table_file, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -82,11 +82,7 @@ def test_a_failure_says_where_the_file_stopped(conn: psycopg.Connection, dsn: st
     )
 
     migrations.add("00001_bad.sql", table_file("x"))
-    conn.execute(
-        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " IF NEW.version_id = 1 THEN RAISE EXCEPTION 'no version 1'; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER refuse_one BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_one()"
-    )
+    refuse_inserts(dsn, "_migrations", "NEW.version_id = 1", "no version 1")
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     # The version row is no statement of the file: neither a number nor a line.
@@ -101,12 +97,7 @@ def test_a_no_transaction_file_whose_ledger_entry_fails_runs_nothing(
 ) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)  # creates the ledger
-    conn.execute(
-        "CREATE FUNCTION refuse_applying() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " IF NEW.state = 'applying' THEN RAISE EXCEPTION 'ledger refused'; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER refuse_applying BEFORE INSERT ON _migrations_ledger"
-        " FOR EACH ROW EXECUTE FUNCTION refuse_applying()"
-    )
+    refuse_inserts(dsn, "_migrations_ledger", "NEW.state = 'applying'", "ledger refused")
     migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
@@ -122,11 +113,7 @@ def test_a_no_transaction_file_whose_version_row_fails_keeps_its_statements(
 ) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    conn.execute(
-        "CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " IF NEW.version_id = 2 THEN RAISE EXCEPTION 'no version 2'; END IF; RETURN NEW; END $$;"
-        " CREATE TRIGGER refuse_two BEFORE INSERT ON _migrations FOR EACH ROW EXECUTE FUNCTION refuse_two()"
-    )
+    refuse_inserts(dsn, "_migrations", "NEW.version_id = 2", "no version 2")
     migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)

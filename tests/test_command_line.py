@@ -1,8 +1,7 @@
 """The command line in this process: where each setting comes from, which command takes which
 option, and how every kind of error becomes one line and an exit code.
 
-The other tests run ``python -m migrator`` as Nomad does; these need no database and no child
-process, so they are the quick check of the contract in the README's tables.
+They need no database, so they are the quick check of the contract in the README's tables.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from migrator.options import Options
 from migrator.safety import Safety
 from migrator.settings import Settings
 from migrator.store import TableName
+from tests.cli_runner import run_cli
 
 APPLYING = ("up", "up-by-one", "up-to", "down", "down-to", "redo", "reset", "migrate-to")
 WITH_ARGUMENT = {"up-to": "5", "down-to": "5", "migrate-to": "latest", "create": "add_x", "show": "00001_x.sql"}
@@ -234,88 +234,57 @@ def test_create_documents_its_name_and_gooses_type_word(capsys: pytest.CaptureFi
 # -- main: every error is one line and an exit code ---------------------------------------
 
 
-@pytest.fixture
-def sigterm_restored() -> Iterator[None]:
-    """main() installs its SIGTERM handler in this process: put pytest's back afterwards."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
+def handle(monkeypatch: pytest.MonkeyPatch, command: str, handler: Callable[[Settings], None]) -> None:
+    """Let ``handler`` stand in for the command's own, for this test."""
+    monkeypatch.setitem(BY_NAME, command, replace(BY_NAME[command], handler=handler))
 
 
-def run_main(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    argv: list[str],
-    handler: Callable[[Settings], None] | None = None,
-) -> tuple[int, str, str]:
-    monkeypatch.delenv("POSTGRES_CONNECTION_STRING", raising=False)
-    monkeypatch.delenv("GOOSE_DBSTRING", raising=False)
-    if handler is not None:
-        name = argv[0]
-        monkeypatch.setitem(BY_NAME, name, replace(BY_NAME[name], handler=handler))
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def test_a_usage_error_points_at_the_help() -> None:
+    unknown = run_cli("frobnicate")
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert unknown.stderr.startswith("migrator: error: argument COMMAND: invalid choice: 'frobnicate'")
+    assert unknown.stderr.endswith("(see `python -m migrator --help`)\n")
+    foreign = run_cli("status", "--allow-down")
+    assert foreign.returncode == 2
+    assert foreign.stderr == (
+        "migrator: error: unrecognized arguments: --allow-down (see `python -m migrator status --help`)\n"
+    )
 
 
-@pytest.mark.usefixtures("sigterm_restored")
-def test_a_usage_error_points_at_the_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(monkeypatch, capsys, ["frobnicate"])
-    assert (code, out) == (2, "")
-    assert err.startswith("migrator: error: argument COMMAND: invalid choice: 'frobnicate'")
-    assert err.endswith("(see `python -m migrator --help`)\n")
-    code, _, err = run_main(monkeypatch, capsys, ["status", "--allow-down"])
-    assert code == 2
-    assert err == "migrator: error: unrecognized arguments: --allow-down (see `python -m migrator status --help`)\n"
-
-
-@pytest.mark.usefixtures("sigterm_restored")
-def test_errors_are_also_json_on_stdout_with_json(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    code, out, err = run_main(monkeypatch, capsys, ["show", "missing.sql", "--json", "--dir", str(tmp_path)])
-    assert code == 2
-    document = json.loads(out)
+def test_errors_are_also_json_on_stdout_with_json(tmp_path: Path) -> None:
+    as_json = run_cli("show", "missing.sql", "--json", "--dir", str(tmp_path))
+    assert as_json.returncode == 2
+    document = json.loads(as_json.stdout)
     assert document["exit_code"] == 2
-    assert err == f"migrator: error: {document['error']}\n"
+    assert as_json.stderr == f"migrator: error: {document['error']}\n"
     assert "missing.sql" in document["error"]
-    code, out, _ = run_main(monkeypatch, capsys, ["show", "missing.sql", "--dir", str(tmp_path)])
-    assert (code, out) == (2, "")
+    plain = run_cli("show", "missing.sql", "--dir", str(tmp_path))
+    assert (plain.returncode, plain.stdout) == (2, "")
 
 
-@pytest.mark.usefixtures("sigterm_restored")
-def test_a_database_error_is_one_line_without_the_password(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_database_error_is_one_line_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(parsed: Settings) -> None:
         raise psycopg.OperationalError(f"could not\n  talk to {parsed.dsn}")
 
-    dsn = "postgresql://u:s3cret-pw@127.0.0.1/db"
-    code, out, err = run_main(monkeypatch, capsys, ["status", "--json", "--dsn", dsn], fail)
-    assert code == 1
-    assert err == "migrator: error: database: could not talk to ********\n"
-    assert json.loads(out) == {"error": "database: could not talk to ********", "exit_code": 1}
+    handle(monkeypatch, "status", fail)
+    result = run_cli("status", "--json", "--dsn", "postgresql://u:s3cret-pw@127.0.0.1/db")
+    assert result.returncode == 1
+    assert result.stderr == "migrator: error: database: could not talk to ********\n"
+    assert json.loads(result.stdout) == {"error": "database: could not talk to ********", "exit_code": 1}
 
 
-@pytest.mark.usefixtures("sigterm_restored")
-def test_a_migrator_error_is_redacted_and_keeps_its_exit_code(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_migrator_error_is_redacted_and_keeps_its_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(parsed: Settings) -> None:
         raise MigratorError(f"cannot reach {parsed.dsn}")
 
-    code, _, err = run_main(monkeypatch, capsys, ["version", "--dsn", "postgresql://u:hunter22@h/db"], fail)
-    assert code == 1
-    assert err == "migrator: error: cannot reach ********\n"
+    handle(monkeypatch, "version", fail)
+    result = run_cli("version", "--dsn", "postgresql://u:hunter22@h/db")
+    assert (result.returncode, result.stderr) == (1, "migrator: error: cannot reach ********\n")
 
 
-@pytest.mark.usefixtures("sigterm_restored")
 @pytest.mark.parametrize(("signal_sent", "exit_code"), [(None, 130), (signal.SIGTERM, 143)])
 def test_an_interruption_exits_with_its_signal(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    signal_sent: signal.Signals | None,
-    exit_code: int,
+    monkeypatch: pytest.MonkeyPatch, signal_sent: signal.Signals | None, exit_code: int
 ) -> None:
     def interrupted_by(exception: type[BaseException], message: str) -> Callable[[Settings], None]:
         def handler(parsed: Settings) -> None:
@@ -328,16 +297,20 @@ def test_an_interruption_exits_with_its_signal(
 
         return handler
 
-    code, _, err = run_main(monkeypatch, capsys, ["version"], interrupted_by(Interrupted, "stopped in 00002_b.sql"))
-    assert (code, err) == (exit_code, "migrator: error: stopped in 00002_b.sql\n")
-    code, _, err = run_main(monkeypatch, capsys, ["version"], interrupted_by(KeyboardInterrupt, ""))
-    assert code == exit_code
-    assert err == "migrator: error: interrupted: files applied before this point stay applied; see `status`\n"
+    handle(monkeypatch, "version", interrupted_by(Interrupted, "stopped in 00002_b.sql"))
+    stopped = run_cli("version")
+    assert (stopped.returncode, stopped.stderr) == (exit_code, "migrator: error: stopped in 00002_b.sql\n")
+    handle(monkeypatch, "version", interrupted_by(KeyboardInterrupt, ""))
+    interrupted = run_cli("version")
+    assert interrupted.returncode == exit_code
+    assert interrupted.stderr == (
+        "migrator: error: interrupted: files applied before this point stay applied; see `status`\n"
+    )
 
 
-@pytest.mark.usefixtures("sigterm_restored")
-def test_a_command_that_succeeds_exits_0(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_command_that_succeeds_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[Settings] = []
-    code, out, err = run_main(monkeypatch, capsys, ["version", "--dsn", "postgresql://h/d"], ran.append)
-    assert (code, out, err) == (0, "", "")
+    handle(monkeypatch, "version", ran.append)
+    result = run_cli("version", "--dsn", "postgresql://h/d")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert [(s.command, s.dsn) for s in ran] == [("version", "postgresql://h/d")]

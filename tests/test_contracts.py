@@ -20,8 +20,9 @@ from psycopg import conninfo, sql
 from migrator.api import Migrator
 from migrator.dsn import connect
 from migrator.errors import MigrationFailed
-from migrator.events import LockRetry
+from migrator.events import LockRetry, MigrationFinished, MigrationResult
 from migrator.operator_text import event_line
+from migrator.parser import Direction
 from migrator.safety import Safety
 from migrator.store import TableName
 from tests.cli_runner import run_cli
@@ -95,6 +96,14 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> N
         blocker.rollback()
     waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
     assert waits == ["0.05s", "0.1s", "0.2s"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0.25, "250.00ms"), (0.0004, "0.40ms"), (1.0, "1.00s"), (75.5, "75.50s")]
+)
+def test_a_file_s_line_gives_its_duration_in_milliseconds_under_a_second(seconds: float, shown: str) -> None:
+    finished = MigrationFinished(MigrationResult(1, "00001_a.sql", Direction.UP, seconds, False))
+    assert event_line(finished) == f"OK   00001_a.sql ({shown})"
 
 
 def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: MigrationDir) -> None:

@@ -19,7 +19,8 @@ from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
-from tests.support import MigrationDir, refuse_inserts, table_file, tables, versions, wait_until
+from migrator.safety import Safety
+from tests.support import MigrationDir, query, refuse_inserts, table_file, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -347,3 +348,35 @@ def test_a_no_transaction_file_failing_at_once_says_nothing_ran(
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     assert "; no statement of it had run; version 1 was not " in str(failed.value)
+
+
+def test_a_file_a_lock_blocked_is_reported_rolled_back(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_alter.sql", "-- +goose Up\nCREATE TABLE fresh (id int);\nALTER TABLE busy ADD x int;\n")
+    query(dsn, "CREATE TABLE busy (id int)")
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        with pytest.raises(MigrationFailed) as failed:
+            Migrator(conn, migrations.path, GOOSE_TABLE, safety=Safety(lock_timeout=0.05, lock_retries=0)).up(
+                lock_wait=10
+            )
+    assert failed.value.failure == Failure(
+        "00001_alter.sql", "up", 2, 3, "ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)", True
+    )
+    assert "fresh" not in tables(dsn)
+
+
+@pytest.mark.parametrize("header", ["", "-- +goose NO TRANSACTION\n"])
+def test_the_session_keeps_its_own_timeouts_after_a_run(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir, header: str
+) -> None:
+    """A library caller's connection outlives the run: the migration's timeouts stay with it."""
+    migrations.add("00001_a.sql", header + table_file("a"))
+    before = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+    Migrator(conn, migrations.path, GOOSE_TABLE, safety=Safety(lock_timeout=0.25, statement_timeout=60)).up(
+        lock_wait=10
+    )
+    after = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+    assert after == before
+    assert "a" in tables(dsn)

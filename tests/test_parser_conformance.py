@@ -121,6 +121,14 @@ def test_semicolon_inside_trailing_comment_does_not_end_statement() -> None:
     assert [s.sql for s in parse_sql(text, Direction.UP, env={}).statements] == ["SELECT 1 -- not the end;\n, 2;"]
 
 
+@pytest.mark.parametrize("direction", list(Direction))
+def test_lines_of_only_blanks_after_the_last_statement_are_not_an_unfinished_one(direction: Direction) -> None:
+    """goose 3 applies and rolls back this file; they are buffered, being neither empty nor comments."""
+    text = "-- +goose Up\nSELECT 1;\n  \n\t\n-- +goose Down\nSELECT 2;\n \n\t \n"
+    parsed = parse_sql(text, direction, env={})
+    assert [s.sql for s in parsed.statements] == ["SELECT 1;" if direction is Direction.UP else "SELECT 2;"]
+
+
 def test_crlf_line_endings_parse_like_lf() -> None:
     crlf = "-- +goose Up\r\nCREATE TABLE t (id int);\r\n-- +goose Down\r\nDROP TABLE t;\r\n"
     assert [s.sql for s in parse_sql(crlf, Direction.DOWN, env={}).statements] == ["DROP TABLE t;"]

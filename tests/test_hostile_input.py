@@ -7,9 +7,12 @@ database; none may print a traceback or any part of a password.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from psycopg import conninfo, sql
 from migrator import authoring
 from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, tables, versions
+from tests.support import MigrationDir, query, tables, unavailable, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
 
@@ -286,20 +289,42 @@ def test_symlink_loop_and_dangling_symlink_and_directory_are_reported(migrations
     assert "00003_dir.sql: a directory" in one_error(run_cli("validate", directory=migrations.path))
 
 
-def test_unreadable_directory_is_reported(migrations: MigrationDir, tmp_path: Path) -> None:
+@pytest.fixture
+def public_migrations() -> Iterator[MigrationDir]:
+    """A migrations directory an unprivileged user can reach (pytest's tmp_path is root's alone)."""
     if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) runs the migrator as an unprivileged user")
-    migrations.add("00001_good.sql", GOOD)
-    tmp_path.chmod(0o755)
-    migrations.path.chmod(0o000)
-    try:
-        result = run_migrator(
-            "validate", "--dir", str(migrations.path),
-            run_as=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-        )  # fmt: skip
-    finally:
-        migrations.path.chmod(0o755)
-    assert "cannot list the migrations directory: Permission denied" in one_error(result)
+        unavailable("setpriv (util-linux) runs the migrator as an unprivileged user")
+    with tempfile.TemporaryDirectory() as parent:
+        directory = Path(parent) / "migrations"
+        directory.mkdir()
+        os.chmod(parent, 0o755)
+        yield MigrationDir(directory)
+        directory.chmod(0o755)
+
+
+def validate_as_nobody(migrations: MigrationDir) -> subprocess.CompletedProcess[str]:
+    """``validate`` as an unprivileged user: root reads files whatever their mode."""
+    return run_migrator(
+        "validate", "--dir", str(migrations.path),
+        run_as=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+    )  # fmt: skip
+
+
+def test_unreadable_directory_is_reported(public_migrations: MigrationDir) -> None:
+    public_migrations.add("00001_good.sql", GOOD)
+    assert validate_as_nobody(public_migrations).returncode == 0  # reachable: the mode below is the cause
+    public_migrations.path.chmod(0o000)
+    assert "cannot list the migrations directory: Permission denied" in one_error(validate_as_nobody(public_migrations))
+
+
+def test_unreadable_file_is_named_with_the_cause(public_migrations: MigrationDir) -> None:
+    public_migrations.add("00001_good.sql", GOOD)
+    public_migrations.add("00002_secret.sql", GOOD)
+    (public_migrations.path / "00002_secret.sql").chmod(0o000)
+    assert one_error(validate_as_nobody(public_migrations)).splitlines() == [
+        "migrator: 00002_secret.sql: cannot read: Permission denied",
+        "migrator: error: 1 of 2 migration(s) do not parse",
+    ]
 
 
 def test_a_file_as_the_directory_is_named_not_a_directory() -> None:

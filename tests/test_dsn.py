@@ -74,3 +74,15 @@ def test_every_spelling_of_a_url_password_is_masked() -> None:
     """As written in the URL (here lower-case hex), percent-encoded as libpq or a driver would, and decoded."""
     dsn = "postgresql://u:p%2fw@h/db"
     assert redact("sent p%2fw, then p%2Fw, then p/w", dsn) == f"sent {MASK}, then {MASK}, then {MASK}"
+
+
+@pytest.mark.parametrize("port", ["1", "5432", "65535", "5432,6432"])
+def test_a_port_from_1_to_65535_reads(port: str) -> None:
+    assert parse(f"host=h,h2 port={port} dbname=db")["port"] == port
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "5432,0", "٥٤٣٢"])
+def test_any_other_port_is_refused(port: str) -> None:
+    with pytest.raises(InputError) as refused:
+        parse(f"host=h port={port} dbname=db")
+    assert str(refused.value) == "the port in the database connection string is not a number from 1 to 65535"

@@ -81,10 +81,11 @@ def parse(dsn: str) -> dict[str, str]:
 
 
 def redact(text: str, dsn: str) -> str:
-    """``text`` with the DSN and its password masked wherever they stand as credentials."""
-    if not dsn:
-        return text
-    text = text.replace(dsn, MASK)
+    """``text`` with the DSN and its password masked wherever they stand as credentials, and
+    any ``password=`` or URL password: a DSN typed without ``--dsn`` is quoted back as an
+    unrecognized argument before any DSN was read."""
+    if dsn:
+        text = text.replace(dsn, MASK)
     text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", rf"\g<1>{MASK}", text)
     text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", rf"\g<1>{MASK}@", text)
     for secret in _password_forms(dsn):

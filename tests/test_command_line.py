@@ -262,6 +262,17 @@ def test_errors_are_also_json_on_stdout_with_json(tmp_path: Path) -> None:
     assert (plain.returncode, plain.stdout) == (2, "")
 
 
+@pytest.mark.parametrize(
+    "typed", [["postgres://app:s3cret@db/app"], ["host=db password=s3cret"], ["password", "=", "s3cret"]]
+)
+def test_a_dsn_typed_without_dsn_is_refused_without_its_password(typed: list[str]) -> None:
+    refused = run_cli("status", *typed, dsn="")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("migrator: error: unrecognized arguments: ")
+    assert "s3cret" not in refused.stderr
+    assert "********" in refused.stderr
+
+
 def test_a_database_error_is_one_line_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(parsed: Settings) -> None:
         raise psycopg.OperationalError(f"could not\n  talk to {parsed.dsn}")

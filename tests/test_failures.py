@@ -111,7 +111,13 @@ def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:
 def test_no_dsn_is_a_usage_error(migrations: MigrationDir) -> None:
     result = run_cli("status", directory=migrations.path)
     assert result.returncode == 2
-    assert "no database" in error_line(result.stderr)
+    assert error_line(result.stderr) == (
+        "migrator: error: no database: pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)"
+    )
+    # The Nomad task's template says why instead (infra/jobs/api.nomad.hcl).
+    why = "Nomad variable nomad/jobs/api does not exist: run pulumi up for this stack"
+    in_nomad = run_cli("status", directory=migrations.path, env={"MIGRATOR_MISSING_DATABASE": why})
+    assert (in_nomad.returncode, error_line(in_nomad.stderr)) == (2, f"migrator: error: no database: {why}")
 
 
 def test_unreachable_database(migrations: MigrationDir) -> None:

@@ -138,6 +138,10 @@ def test_options_written_before_the_command_count_as_goose_allows() -> None:
         True,
     )
     assert settings("--lock-retries", "2", "up").safety.lock_retries == 2
+    # A command's option takes its value too: the command is the word after it, not its value.
+    assert usage_error("--lock-retries", "status", "up") == (
+        "--lock-retries (or MIGRATOR_LOCK_RETRIES) must be a whole number, got 'status'"
+    )
     after = settings("status", "--dir", "d")
     assert after.directory == Path("d")
     # A global option before the command is not undone by the command's own default.

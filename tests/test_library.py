@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -93,35 +94,45 @@ def test_a_failure_says_where_the_file_stopped(conn: psycopg.Connection, dsn: st
     assert "x" not in tables(dsn)
 
 
-def test_a_no_transaction_file_whose_ledger_entry_fails_runs_nothing(
-    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+class TrackingWriteFailure(NamedTuple):
+    table: str
+    condition: str
+    reason: str
+    message: str
+    statements_stay: bool
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # The ledger entry goes first: nothing of the file runs.
+        TrackingWriteFailure(
+            "_migrations_ledger", "NEW.state = 'applying'", "ledger refused", "preparing the run failed", False
+        ),
+        # The version row goes last: the statements stay applied.
+        TrackingWriteFailure(
+            "_migrations",
+            "NEW.version_id = 2",
+            "no version 2",
+            "all statements ran but the version row could not be written",
+            True,
+        ),
+    ],
+)
+def test_a_no_transaction_file_whose_tracking_write_fails_says_what_stays(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir, case: TrackingWriteFailure
 ) -> None:
     migrations.add("00001_a.sql", table_file("a"))
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)  # creates the ledger
-    refuse_inserts(dsn, "_migrations_ledger", "NEW.state = 'applying'", "ledger refused")
+    refuse_inserts(dsn, case.table, case.condition, case.reason)
     migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    reason = "ERROR: ledger refused (SQLSTATE P0001)"
-    assert str(failed.value) == f"00002_nt.sql: preparing the run failed: {reason}"
-    assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, True)
-    assert "nt" not in tables(dsn)
-    assert versions(dsn) == [0, 1]
-
-
-def test_a_no_transaction_file_whose_version_row_fails_keeps_its_statements(
-    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
-) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    refuse_inserts(dsn, "_migrations", "NEW.version_id = 2", "no version 2")
-    migrations.add("00002_nt.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n")
-    with pytest.raises(MigrationFailed) as failed:
-        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    reason = "ERROR: no version 2 (SQLSTATE P0001)"
-    assert str(failed.value) == f"00002_nt.sql: all statements ran but the version row could not be written: {reason}"
-    assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, False)
-    assert "nt" in tables(dsn)
+    reason = f"ERROR: {case.reason} (SQLSTATE P0001)"
+    assert str(failed.value) == f"00002_nt.sql: {case.message}: {reason}"
+    rolled_back = not case.statements_stay
+    assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, rolled_back)
+    assert ("nt" in tables(dsn)) is case.statements_stay
     assert versions(dsn) == [0, 1]
 
 
@@ -373,10 +384,10 @@ def test_the_session_keeps_its_own_timeouts_after_a_run(
 ) -> None:
     """A library caller's connection outlives the run: the migration's timeouts stay with it."""
     migrations.add("00001_a.sql", header + table_file("a"))
-    before = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+    timeouts = "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+    before = conn.execute(timeouts).fetchone()
     Migrator(conn, migrations.path, GOOSE_TABLE, safety=Safety(lock_timeout=0.25, statement_timeout=60)).up(
         lock_wait=10
     )
-    after = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
-    assert after == before
+    assert conn.execute(timeouts).fetchone() == before
     assert "a" in tables(dsn)

@@ -21,8 +21,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    with mutation_support.time_limit():
+    with mutation_support.time_limit(item.nodeid):
         return (yield)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    mutation_support.report_expiry(session)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Lets mutmut see what a migrator subprocess ran, tries a mutant's quick tests first, and
-stops a test that a mutant sent into an endless loop.
+stops a test that a mutant sent into an endless loop (in ten times its usual time).
 
 mutmut picks the tests for a mutant from the functions each test reached, recorded inside
 the pytest process. Some tests run ``python -m migrator`` as a child process, as Nomad
@@ -9,6 +9,7 @@ a file, and the test adds them to the parent's record. Outside mutmut this does 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -20,11 +21,17 @@ from pathlib import Path
 import pytest
 
 _HITS_ENV = "MIGRATOR_MUTMUT_HITS"
-# Far above any test's time under load (the slowest, goose interop, takes about 16 s alone)
-# and far below mutmut's own limit for a mutant (ten times all its tests' time, several
-# minutes for a parser function): a mutant that loops forever fails its first test in a
-# minute instead of holding a worker for ten.
-_TEST_LIMIT_SECONDS = 60
+# Under a mutant each test gets ten times what it took in mutmut's mapping run, and at least a
+# minute: the suite runs four at once on two cores under the mutants of functions every test
+# reaches, and a fixed minute let the slowest tests (goose interop, 16 s alone) expire under
+# mutants that provably change nothing. Still far below mutmut's own limit for a mutant (ten
+# times all its tests' time): a mutant that loops forever fails its test instead of holding a
+# worker for ten times the whole suite.
+_LIMIT_FACTOR = 10
+_LIMIT_FLOOR_SECONDS = 60.0
+# mutmut's verdict "timeout" (mutmut.stats.status_by_exit_code): caught, and told apart from
+# an assertion that failed, so the score shows how many mutants only the limit caught.
+_TIMEOUT_EXIT_STATUS = 36
 # Run as the child instead of ``-m migrator`` while mutmut collects its records.
 _RECORDING_CHILD = (
     "import atexit, json, os, runpy, sys\n"
@@ -44,26 +51,53 @@ def _under_mutant() -> bool:
 
 
 class MutantTooSlow(Exception):
-    """A test ran past the limit under a mutant: the mutant is caught, as by mutmut's timeout."""
+    """A test ran past its limit under a mutant: the mutant is caught, as by mutmut's timeout."""
+
+
+@functools.cache
+def _measured_seconds() -> dict[str, float]:
+    """Each test's time in mutmut's mapping run, by node id. Under a mutant the tests run
+    from mutants/, where mutmut keeps them."""
+    stats = Path("mutmut-stats.json")
+    if not stats.exists():
+        return {}
+    durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+    return durations
+
+
+def limit_seconds(nodeid: str) -> float:
+    return max(_LIMIT_FLOOR_SECONDS, _LIMIT_FACTOR * _measured_seconds().get(nodeid, 0.0))
+
+
+_expired: list[str] = []
 
 
 @contextmanager
-def time_limit() -> Iterator[None]:
+def time_limit(nodeid: str) -> Iterator[None]:
     """Around one test, under a mutant only."""
     if not _under_mutant():
         yield
         return
+    limit = limit_seconds(nodeid)
 
     def expire(signum: int, frame: object) -> None:
-        raise MutantTooSlow(f"over {_TEST_LIMIT_SECONDS} s under {os.environ['MUTANT_UNDER_TEST']}")
+        _expired.append(nodeid)
+        raise MutantTooSlow(f"over {limit:.0f} s under {os.environ['MUTANT_UNDER_TEST']}")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, _TEST_LIMIT_SECONDS)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def report_expiry(session: pytest.Session) -> None:
+    """At the end of a mutant's run: a test that ran past its limit makes the verdict
+    mutmut's "timeout" rather than "killed"."""
+    if _expired:
+        session.exitstatus = _TIMEOUT_EXIT_STATUS
 
 
 def child_command() -> list[str]:
@@ -99,9 +133,5 @@ def fastest_first(items: list[pytest.Item]) -> None:
     (``-x``): a mutant that one quick test catches should not wait for the slow ones."""
     if not _under_mutant():
         return
-    # The tests run from mutants/, where mutmut keeps the durations it measured.
-    stats = Path("mutmut-stats.json")
-    if not stats.exists():
-        return
-    durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+    durations = _measured_seconds()
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))

@@ -65,9 +65,14 @@ def read_results() -> dict[str, int | None]:
     return results
 
 
+# mutmut records -1 when its test runner raised instead of returning (a crashed fork server
+# marks every mutant it held so) and calls that a timeout; no test ran to a verdict.
+RUNNER_CRASHED = 255
+
+
 def status_of(code: int | None) -> str:
     """mutmut's name for a verdict: killed, survived, no tests, timeout, not checked, ..."""
-    return str(status_by_exit_code[code])
+    return "runner crashed" if code == RUNNER_CRASHED else str(status_by_exit_code[code])
 
 
 def caught(code: int | None) -> bool:
@@ -100,15 +105,16 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
 
 def forget_survivors() -> int:
     """Mark every surviving mutant unchecked, so the next run tries it against today's tests
-    (mutmut keeps a verdict until the mutated function changes). Not the listed equivalent
-    ones: no test can catch them, and each costs a run of all its tests."""
+    (mutmut keeps a verdict until the mutated function changes), and every mutant whose run
+    crashed. Not the listed equivalent survivors: no test can catch them, and each costs a
+    run of all its tests."""
     equivalent = read_equivalent()
     forgotten = 0
     for meta in (REPO / "mutants").rglob("*.py.meta"):
         document = json.loads(meta.read_text())
         codes = document["exit_code_by_key"]
         for name, code in codes.items():
-            if survived(code) and name not in equivalent:
+            if (survived(code) and name not in equivalent) or code == RUNNER_CRASHED:
                 codes[name] = None
                 forgotten += 1
         meta.write_text(json.dumps(document, indent=4))
@@ -117,7 +123,7 @@ def forget_survivors() -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--forget-survivors"]:
-        print(f"{forget_survivors()} surviving mutants will be tried again")
+        print(f"{forget_survivors()} surviving or crashed mutants will be tried again")
         return 0
     prefix = argv[0] if argv else ""
     if not (REPO / "mutants").is_dir():

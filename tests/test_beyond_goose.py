@@ -348,7 +348,7 @@ def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migratio
         # Once the ALTER waits behind the lock, hold on past one lock_timeout, then let go.
         wait_until(
             "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-            " WHERE NOT l.granted AND a.application_name = 'migrator'",
+            " WHERE NOT l.granted AND a.application_name = 'migrator' AND a.datname = current_database()",
             dsn,
         )
         time.sleep(0.6)

@@ -335,7 +335,7 @@ def test_a_goose_table_created_meanwhile_is_taken_as_it_is(dsn: str, migrations:
         migrator.start()
         wait_until(
             "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'migrator'"
-            " AND wait_event_type = 'Lock'",
+            " AND wait_event_type = 'Lock' AND datname = current_database()",
             dsn,
         )
         goose_like.commit()

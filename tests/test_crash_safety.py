@@ -18,7 +18,9 @@ SLOW_NO_TX = (
 def kill_during_sleep(dsn: str, migrations: MigrationDir) -> None:
     with started_migrator("up", "--dir", str(migrations.path), "--dsn", dsn) as process:
         wait_until(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'", dsn
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'"
+            " AND datname = current_database()",
+            dsn,
         )
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)

@@ -163,6 +163,7 @@ def test_connection_dropped_mid_run(dsn: str, migrations: MigrationDir) -> None:
         while time.monotonic() < deadline:
             row = watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'migrator' AND query LIKE '%pg_sleep%'"
+                " AND datname = current_database()"
             ).fetchone()
             if row:
                 watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))

@@ -332,7 +332,11 @@ def test_ctrl_c_says_what_of_the_file_stays(
     migrations.add("00001_x.sql", header + THREE_STATEMENTS.format(second="SELECT pg_sleep(30);"))
 
     def interrupt_the_sleep() -> None:
-        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30);'", dsn)
+        wait_until(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30);'"
+            " AND datname = current_database()",
+            dsn,
+        )
         os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
 
     # Python's own Ctrl-C handler: a runner may ignore SIGINT (mutmut's fork server does).

@@ -72,7 +72,8 @@ def test_a_waiter_keeps_polling_until_the_holder_lets_go(dsn: str, migrations: M
         with started_migrator("up", "--lock-timeout", "30s", dsn=dsn, directory=migrations.path) as waiter:
             wait_until(
                 "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'migrator'",
+                " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'migrator'"
+                " AND a.datname = current_database()",
                 dsn,
             )
             time.sleep(2.5)  # past two of the waiter's one-second polls

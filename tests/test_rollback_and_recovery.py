@@ -223,7 +223,11 @@ def test_sigterm_during_a_no_transaction_file_says_what_was_left(dsn: str, migra
         "CREATE TABLE second_part (id int);\n",
     )
     with started_migrator("up", "--dir", str(migrations.path), "--dsn", dsn) as process:
-        wait_until("SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'", dsn)
+        wait_until(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
+            " AND datname = current_database()",
+            dsn,
+        )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 143

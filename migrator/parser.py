@@ -30,7 +30,8 @@ from migrator.transaction_control import refuse_transaction_control
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 _GO_WORDS = re.compile(f"[^{re.escape(_GO_SPACE)}]+")
 
-# goose reads with a bufio.Scanner whose buffer is 4 MiB; a longer line fails there.
+# goose reads with a bufio.Scanner whose buffer is 4 MiB: a line and the newline after it must
+# fit, so a line of 4 MiB or more (a CR before its LF counted) fails there.
 MAX_LINE_BYTES = 4 * 1024 * 1024
 BOM = "\ufeff"
 
@@ -103,8 +104,9 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
     if parts[-1] == "":
         parts.pop()
     for number, line in enumerate(parts, start=1):
-        if len(line) * 4 > MAX_LINE_BYTES and len(line.encode()) > MAX_LINE_BYTES:
-            raise ParseError("line longer than goose's 4 MiB limit", line=number)
+        # Encoding only lines that could reach the limit: a character is at most 4 bytes.
+        if len(line) * 4 >= MAX_LINE_BYTES and len(line.encode()) >= MAX_LINE_BYTES:
+            raise ParseError("line of 4 MiB or more: goose reads lines of at most 4 MiB - 1 byte", line=number)
         if "\0" in line:
             # libpq sends statements as C strings: everything after a NUL would silently vanish.
             raise ParseError("NUL byte (\\x00) in the file: PostgreSQL cannot receive it", line=number)

@@ -47,15 +47,11 @@ class UsageError(MigratorError):
     exit_code = EXIT_BAD_INPUT
 
 
-def _add_globals(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
-    # After the command they must not overwrite what stood before it with None.
-    default = argparse.SUPPRESS if after_command else None
+def _add_globals(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("global options")
-    group.add_argument(
-        "--dir", default=default, help="migrations directory (env GOOSE_MIGRATION_DIR, default migrations)"
-    )
-    group.add_argument("--table", default=default, help=f"version table (env GOOSE_TABLE, default {DEFAULT_TABLE})")
-    group.add_argument("--dsn", default=default, help="database URL (env POSTGRES_CONNECTION_STRING or GOOSE_DBSTRING)")
+    group.add_argument("--dir", help="migrations directory (env GOOSE_MIGRATION_DIR, default migrations)")
+    group.add_argument("--table", help=f"version table (env GOOSE_TABLE, default {DEFAULT_TABLE})")
+    group.add_argument("--dsn", help="database URL (env POSTGRES_CONNECTION_STRING or GOOSE_DBSTRING)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Apply goose SQL migrations to PostgreSQL, goose-compatibly.", epilog=EXIT_CODES
     )
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
-    _add_globals(parser, after_command=False)
+    _add_globals(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=EXIT_CODES)
@@ -75,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         for name in command.options:
             flags, settings = OPTIONS[name]
             sub.add_argument(*flags, **settings)
-        _add_globals(sub, after_command=True)
+        _add_globals(sub)
     return parser
 
 

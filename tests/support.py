@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pulumi
 import pytest
+from psycopg import conninfo, sql
 
 from infra.image_content import image_files
 from migrator import dsn as migrator_dsn
@@ -106,6 +107,18 @@ def tables(dsn: str) -> set[str]:
 
 def versions(dsn: str, table: str = "_migrations") -> list[int]:
     return [int(r[0]) for r in query(dsn, f"SELECT version_id FROM {table} ORDER BY id")]  # type: ignore[call-overload]
+
+
+def login_role(dsn: str, name: str, password: str, *grants: str) -> str:
+    """A login role for the test's database, and a DSN that logs in as it. Roles belong to the
+    server, which concurrent test runs share (mutation testing): the name carries the database's."""
+    role = f"{name}_{conninfo.conninfo_to_dict(dsn)['dbname']}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        for grant in grants:
+            conn.execute(sql.SQL(grant).format(sql.Identifier(role)))
+    return conninfo.make_conninfo(dsn, user=role, password=password)
 
 
 def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:

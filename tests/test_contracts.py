@@ -15,7 +15,7 @@ import threading
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import conninfo
 
 from migrator.api import Migrator
 from migrator.dsn import connect
@@ -30,6 +30,7 @@ from tests.migrator_process import run_migrator
 from tests.support import (
     WRITING_FUNCTION,
     MigrationDir,
+    login_role,
     query,
     refuse_inserts,
     table_file,
@@ -143,11 +144,8 @@ def test_the_version_row_commits_with_the_file_or_not_at_all(dsn: str, migration
 
 def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", table_file("a"))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS no_create")
-        conn.execute("CREATE ROLE no_create LOGIN PASSWORD 'no-create-pw'")
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    weak = conninfo.make_conninfo(dsn, user="no_create", password="no-create-pw")
+    weak = login_role(dsn, "no_create", "no-create-pw")
+    query(dsn, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     result = run_cli("up", dsn=weak, directory=migrations.path)
     assert result.returncode == 1, result.stderr
     assert "permission denied for schema public" in result.stderr
@@ -308,11 +306,8 @@ def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations
 
 
 def test_percent_encoded_passwords_connect(dsn: str, migrations: MigrationDir) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS encoded_ok")
-        conn.execute(sql.SQL("CREATE ROLE encoded_ok LOGIN PASSWORD {}").format(sql.Literal("p@ss/w:rd %")))
-    params = conninfo.conninfo_to_dict(dsn)
-    url = f"postgresql://encoded_ok:p%40ss%2Fw%3Ard%20%25@127.0.0.1:{params['port']}/{params['dbname']}"
+    params = conninfo.conninfo_to_dict(login_role(dsn, "encoded_ok", "p@ss/w:rd %"))
+    url = f"postgresql://{params['user']}:p%40ss%2Fw%3Ard%20%25@127.0.0.1:{params['port']}/{params['dbname']}"
     result = run_cli("status", dsn=url, directory=migrations.path)
     assert result.returncode == 0, result.stderr
 

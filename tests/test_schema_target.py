@@ -17,7 +17,7 @@ from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.cli_runner import run_cli
 from tests.pulumi_harness import run_declarations
-from tests.support import Logged, MigrationDir, SessionSpy, table_file
+from tests.support import Logged, MigrationDir, SessionSpy, login_role, table_file
 
 UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
 
@@ -112,14 +112,9 @@ def test_preview_reads_in_a_read_only_session_with_a_short_connect_timeout(
 
 
 def test_a_role_that_can_read_only_the_goose_table_still_sees_the_rollback(dsn: str, applied: MigrationDir) -> None:
-    # Roles belong to the server, which concurrent tests share: one name per database.
-    role = f"reader_{conninfo.conninfo_to_dict(dsn)['dbname']}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'reader-pw'").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("GRANT SELECT ON _migrations TO {}").format(sql.Identifier(role)))
+    reader = login_role(dsn, "reader", "reader-pw", "GRANT SELECT ON _migrations TO {}")
+    role = str(conninfo.conninfo_to_dict(reader)["user"])
     try:
-        reader = conninfo.make_conninfo(dsn, user=role, password="reader-pw")
         with pytest.raises(SchemaTargetError, match=r"would roll back 00003_c\.sql, 00002_b\.sql\."):
             check(reader, applied.path.parent, 1)
     finally:

@@ -17,11 +17,11 @@ from migrator.dsn import describe
 from migrator.errors import Failure, Interrupted, MigrationFailed, ParseError
 from migrator.events import Event, MigrationFinished
 from migrator.interruptions import interruption_advice
-from migrator.ledger import Entry, State
+from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.safety import Safety
-from tests.support import MigrationDir, query, refuse_inserts, table_file, tables, versions, wait_until
+from tests.support import MigrationDir, login_role, query, refuse_inserts, table_file, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -134,6 +134,23 @@ def test_a_no_transaction_file_whose_tracking_write_fails_says_what_stays(
     assert failed.value.failure == Failure("00002_nt.sql", "up", None, None, reason, rolled_back)
     assert ("nt" in tables(dsn)) is case.statements_stay
     assert versions(dsn) == [0, 1]
+
+
+def test_status_refuses_a_ledger_it_may_not_read_unless_told_to_tolerate_it(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    reader = login_role(dsn, "reader", "reader-pw", "GRANT SELECT ON _migrations TO {}")
+    with psycopg.connect(reader, autocommit=True) as as_reader:
+        migrator = Migrator(as_reader, migrations.path, GOOSE_TABLE)
+        with pytest.raises(LedgerUnreadable, match=r"^no privilege to read _migrations_ledger$"):
+            migrator.status()
+        status = migrator.status(tolerate_unreadable_ledger=True)
+    assert status.current == 1
+    assert status.ledger_unreadable == (
+        "no privilege to read _migrations_ledger: edited files and interrupted runs are not detected"
+    )
 
 
 def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(

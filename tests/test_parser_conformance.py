@@ -133,6 +133,9 @@ def test_lines_of_only_blanks_after_the_last_statement_are_not_an_unfinished_one
 def test_crlf_line_endings_parse_like_lf() -> None:
     crlf = "-- +goose Up\r\nCREATE TABLE t (id int);\r\n-- +goose Down\r\nDROP TABLE t;\r\n"
     assert [s.sql for s in parse_sql(crlf, Direction.DOWN, env={}).statements] == ["DROP TABLE t;"]
+    # goose's scanner drops each line's CR, so a literal spanning lines holds LF only.
+    spanning = "-- +goose Up\r\nINSERT INTO t VALUES ('a\r\nb');\r\n"
+    assert [s.sql for s in parse_sql(spanning, Direction.UP, env={}).statements] == ["INSERT INTO t VALUES ('a\nb');"]
 
 
 def test_invalid_utf8_is_a_located_parse_error(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ database; none may print a traceback or any part of a password.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -98,9 +99,12 @@ def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
 
 
 def _role(admin_dsn: str, name: str, password: str) -> None:
+    """A server-wide role whose name is the test's subject; concurrent runs of the test (mutation
+    testing shares one server) may create it at once, so it is created once and kept."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
 
 
 def test_a_one_letter_password_masks_only_itself(pg_admin_dsn: str, migrations: MigrationDir) -> None:

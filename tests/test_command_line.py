@@ -193,6 +193,12 @@ def test_the_checksum_manifest_is_read_from_the_file_its_variable_names(tmp_path
     assert settings("up", MIGRATOR_CHECKSUMS=str(tmp_path / "absent")).manifest is None
 
 
+def test_a_command_is_required() -> None:
+    expected = "the following arguments are required: COMMAND (see `python -m migrator --help`)"
+    assert usage_error() == expected
+    assert usage_error("--dir", "migrations", "--table", "goose_db_version") == expected
+
+
 # -- the help ------------------------------------------------------------------------------
 
 
@@ -206,7 +212,7 @@ def help_of(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
 def test_the_help_names_every_command_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_of(capsys=capsys)
     assert text.startswith("usage: python -m migrator [-h] [--version] [--dir DIR] [--table TABLE] [--dsn DSN] COMMAND")
-    assert "Apply goose SQL migrations to PostgreSQL, goose-compatibly." in text
+    assert " COMMAND ... Apply goose SQL migrations to PostgreSQL, goose-compatibly. options: " in text
     for command in COMMANDS:
         assert f"{command.name} {command.help}" in text
     assert text.endswith(" ".join(cli.EXIT_CODES.split()))

@@ -220,7 +220,11 @@ def test_commit_inside_a_transactional_file_is_refused_at_parse_time(dsn: str, m
     )
     for command in ("validate", "plan", "up"):
         error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
-        assert "00001_split.sql:3: COMMIT in a migration that runs in a transaction" in error
+        assert (
+            "00001_split.sql:3: COMMIT in a migration that runs in a transaction would end that transaction"
+            " part-way, so a later failure could no longer roll the whole file back. Remove it, or put"
+            " '-- +goose NO TRANSACTION' at the top of the file\n"
+        ) in error
     assert not {"before_commit", "after_commit"} & tables(dsn)
 
 

@@ -92,6 +92,7 @@ def test_envsub_off_by_default_keeps_dollars() -> None:
         ("-- +goose Down\nSELECT 1;\n", "must follow '-- +goose Up'", 1),
         ("-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementBegin\n", "cannot be nested", 3),
         ("-- +goose Up\nSELECT 1\n-- +goose Down\n", "not terminated by a semicolon before '-- +goose Down' (", 2),
+        ("-- +goose Up\nSELECT 1\n", "not terminated by a semicolon before end of file (", 2),
         ("-- +goose Up\n  -- +goose StatementBegin\n", "must not be indented", 2),
         ("-- +goose Up\n\t-- +goose StatementBegin\n", "must not be indented", 2),
         ("-- +goose Up\n-- +goose Sideways\n", "unknown annotation 'Sideways'", 2),

@@ -68,6 +68,8 @@ def read_results() -> dict[str, int | None]:
 # mutmut records -1 when its test runner raised instead of returning (a crashed fork server
 # marks every mutant it held so) and calls that a timeout; no test ran to a verdict.
 RUNNER_CRASHED = 255
+# pytest's exit code for a session stopped part-way (Ctrl-C, or a stray SIGINT): no verdict either.
+INTERRUPTED = 2
 
 
 def status_of(code: int | None) -> str:
@@ -106,15 +108,15 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
 def forget_survivors() -> int:
     """Mark every surviving mutant unchecked, so the next run tries it against today's tests
     (mutmut keeps a verdict until the mutated function changes), and every mutant whose run
-    crashed. Not the listed equivalent survivors: no test can catch them, and each costs a
-    run of all its tests."""
+    crashed or was interrupted (mutmut reruns only unchecked mutants). Not the listed
+    equivalent survivors: no test can catch them, and each costs a run of all its tests."""
     equivalent = read_equivalent()
     forgotten = 0
     for meta in (REPO / "mutants").rglob("*.py.meta"):
         document = json.loads(meta.read_text())
         codes = document["exit_code_by_key"]
         for name, code in codes.items():
-            if (survived(code) and name not in equivalent) or code == RUNNER_CRASHED:
+            if (survived(code) and name not in equivalent) or code in (RUNNER_CRASHED, INTERRUPTED):
                 codes[name] = None
                 forgotten += 1
         meta.write_text(json.dumps(document, indent=4))
@@ -123,7 +125,7 @@ def forget_survivors() -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--forget-survivors"]:
-        print(f"{forget_survivors()} surviving or crashed mutants will be tried again")
+        print(f"{forget_survivors()} surviving, crashed or interrupted mutants will be tried again")
         return 0
     prefix = argv[0] if argv else ""
     if not (REPO / "mutants").is_dir():

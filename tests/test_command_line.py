@@ -197,6 +197,8 @@ def test_a_command_is_required() -> None:
     expected = "the following arguments are required: COMMAND (see `python -m migrator --help`)"
     assert usage_error() == expected
     assert usage_error("--dir", "migrations", "--table", "goose_db_version") == expected
+    # The last word is the option's value even when it names a command.
+    assert usage_error("--dir", "status") == expected
 
 
 # -- the help ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ a test's migrations directory. Fixtures live in conftest.py; this is plain code,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -109,15 +110,24 @@ def versions(dsn: str, table: str = "_migrations") -> list[int]:
     return [int(r[0]) for r in query(dsn, f"SELECT version_id FROM {table} ORDER BY id")]  # type: ignore[call-overload]
 
 
-def login_role(dsn: str, name: str, password: str, *grants: str) -> str:
-    """A login role for the test's database, and a DSN that logs in as it. Roles belong to the
-    server, which concurrent test runs share (mutation testing): the name carries the database's."""
-    role = f"{name}_{conninfo.conninfo_to_dict(dsn)['dbname']}"
+def server_role(dsn: str, name: str, password: str, *grants: str) -> None:
+    """A login role ``name`` with ``password``, and ``grants`` (SQL with ``{}`` for the role).
+    Roles belong to the server, which concurrent runs of a test share (mutation testing): two
+    may create it at once, so it is created once and kept, its password set each time."""
+    role = sql.Identifier(name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
         for grant in grants:
-            conn.execute(sql.SQL(grant).format(sql.Identifier(role)))
+            conn.execute(sql.SQL(grant).format(role))
+
+
+def login_role(dsn: str, name: str, password: str, *grants: str) -> str:
+    """A DSN that logs in to the test's database as a role of its own: the name carries the
+    database's, so no other test's grants reach it."""
+    role = f"{name}_{conninfo.conninfo_to_dict(dsn)['dbname']}"
+    server_role(dsn, role, password, *grants)
     return conninfo.make_conninfo(dsn, user=role, password=password)
 
 

@@ -6,7 +6,6 @@ database; none may print a traceback or any part of a password.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -17,14 +16,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import conninfo
 
 from migrator import authoring
 from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, tables, unavailable, versions
+from tests.support import MigrationDir, query, server_role, tables, unavailable, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
 
@@ -98,24 +96,15 @@ def test_dsn_that_is_not_utf8_is_bad_input(migrations: MigrationDir) -> None:
     assert "not valid UTF-8" in error
 
 
-def _role(admin_dsn: str, name: str, password: str) -> None:
-    """A server-wide role whose name is the test's subject; concurrent runs of the test (mutation
-    testing shares one server) may create it at once, so it is created once and kept."""
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
-
-
 def test_a_one_letter_password_masks_only_itself(pg_admin_dsn: str, migrations: MigrationDir) -> None:
-    _role(pg_admin_dsn, "hostile_e", "a-different-password")
+    server_role(pg_admin_dsn, "hostile_e", "a-different-password")
     wrong = conninfo.make_conninfo(pg_admin_dsn, user="hostile_e", password="e")
     error = one_error(run_cli("status", dsn=wrong, directory=migrations.path), exit_code=1)
     assert 'password authentication failed for user "hostile_e"' in error
 
 
 def test_a_password_equal_to_the_user_name_leaves_the_user_named(pg_admin_dsn: str, migrations: MigrationDir) -> None:
-    _role(pg_admin_dsn, "samename", "not-samename")
+    server_role(pg_admin_dsn, "samename", "not-samename")
     wrong = conninfo.make_conninfo(pg_admin_dsn, user="samename", password="samename", dbname="samename")
     error = one_error(run_cli("status", dsn=wrong, directory=migrations.path), exit_code=1)
     assert 'for user "samename"' in error
@@ -123,7 +112,7 @@ def test_a_password_equal_to_the_user_name_leaves_the_user_named(pg_admin_dsn: s
 
 
 def test_percent_encoded_password_never_printed(pg_admin_dsn: str, migrations: MigrationDir) -> None:
-    _role(pg_admin_dsn, "encoded", "p@ss/w:rd")
+    server_role(pg_admin_dsn, "encoded", "p@ss/w:rd")
     params = conninfo.conninfo_to_dict(pg_admin_dsn)
     url = f"postgresql://encoded:p%40ss%2Fw%3Ard@127.0.0.1:{params['port']}/no_such_db"
     error = one_error(run_cli("status", dsn=url, directory=migrations.path), exit_code=1)

@@ -105,18 +105,21 @@ def tally(results: dict[str, int | None], equivalent: dict[str, str]) -> dict[st
     return by_module
 
 
-def forget_survivors() -> int:
+def forget(everything: bool = False, prefix: str = "") -> int:
     """Mark every surviving mutant unchecked, so the next run tries it against today's tests
     (mutmut keeps a verdict until the mutated function changes), and every mutant whose run
-    crashed or was interrupted (mutmut reruns only unchecked mutants). Not the listed
-    equivalent survivors: no test can catch them, and each costs a run of all its tests."""
+    crashed or was interrupted (mutmut reruns only unchecked mutants). With ``everything``,
+    every verdict (of the mutants whose names start with ``prefix``): a recheck after the
+    harness changed. Never the listed equivalent mutants: no test can catch them, and each
+    costs a run of all its tests."""
     equivalent = read_equivalent()
     forgotten = 0
     for meta in (REPO / "mutants").rglob("*.py.meta"):
         document = json.loads(meta.read_text())
         codes = document["exit_code_by_key"]
         for name, code in codes.items():
-            if (survived(code) and name not in equivalent) or code in (RUNNER_CRASHED, INTERRUPTED):
+            retry = code in (RUNNER_CRASHED, INTERRUPTED) or (name not in equivalent and (everything or survived(code)))
+            if retry and name.startswith(prefix):
                 codes[name] = None
                 forgotten += 1
         meta.write_text(json.dumps(document, indent=4))
@@ -124,8 +127,11 @@ def forget_survivors() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--forget-survivors"]:
-        print(f"{forget_survivors()} surviving, crashed or interrupted mutants will be tried again")
+    if argv[:1] in (["--forget-survivors"], ["--forget-all"]):
+        everything = argv[0] == "--forget-all"
+        forgotten = forget(everything, prefix=argv[1] if argv[1:] else "")
+        what = "mutants (all but the listed equivalent ones)" if everything else "survivors (and crashed checks)"
+        print(f"{forgotten} {what} will be tried again")
         return 0
     prefix = argv[0] if argv else ""
     if not (REPO / "mutants").is_dir():

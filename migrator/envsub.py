@@ -2,7 +2,8 @@
 
 goose expands one line at a time with a POSIX-style grammar: ``$VAR``, ``${VAR}``,
 ``${VAR:-default}`` (unset or empty), ``${VAR-default}`` (unset only), ``${VAR?message}``
-(error when unset), ``${VAR:offset[:length]}`` (counting UTF-8 bytes, as goose does).
+(error when unset), ``${VAR:offset[:length]}`` (counting UTF-8 bytes, as goose does: the
+halves of a character cut by two substrings join again, a lone half is refused).
 ``\\$`` and ``$$`` stand for a literal ``$``; ``\\\\`` and ``$(`` pass through unchanged. A
 ``$`` followed by anything that is not a letter or ``{`` is an error, as in goose, so ENVSUB
 sections must not hold dollar quotes. As in goose, a default or message is checked for
@@ -19,7 +20,14 @@ class SubstitutionError(ValueError):
 
 
 def substitute(line: str, env: Mapping[str, str]) -> str:
-    return _Expander(line, env).expression(stop="")
+    expander = _Expander(line, env)
+    expanded = expander.expression(stop="")
+    try:
+        # Bytes a substring cut off a character travel as surrogate escapes until here, where
+        # goose's bytes are joined: halves that meet again make the character.
+        return expanded.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        raise SubstitutionError(expander.why_not_utf8()) from None
 
 
 class _Expander:
@@ -27,6 +35,15 @@ class _Expander:
         self.text = text
         self.pos = 0
         self.env = env
+        self.cut_names: list[str] = []
+
+    def why_not_utf8(self) -> str:
+        if self.cut_names:
+            return (
+                f"${{{self.cut_names[0]}:...}} cuts a multi-byte character: goose counts bytes,"
+                " and would send invalid UTF-8"
+            )
+        return "a variable's value is not UTF-8: goose would send it as it is, and PostgreSQL refuse it"
 
     def expression(self, stop: str, *, used: bool = True) -> str:
         """Expand text up to (not including) a character in ``stop`` or the end. Text that
@@ -98,27 +115,23 @@ class _Expander:
         return result
 
     def _substring(self, name: str, value: str, used: bool) -> str:
-        """goose's offsets and lengths count UTF-8 bytes, so this does too; where a cut
-        falls inside a character goose would send invalid UTF-8, which is refused here."""
+        """goose's offsets and lengths count UTF-8 bytes, so this does too; a cut inside a
+        character leaves bytes that only the rest of the line can complete."""
         offset = self._integer("offset", until=":}")
         length: int | None = None
         if self._peek() == ":":
             self.pos += 1
             length = self._integer("length", until="}")
-        encoded = value.encode()
+        encoded = value.encode("utf-8", "surrogateescape")
         start = min(max(offset + len(encoded) if offset < 0 else offset, 0), len(encoded))
         if length is None:
             end = len(encoded)
         else:
             end = min(start + length if length >= 0 else max(length + len(encoded), start), len(encoded))
-        try:
-            return encoded[start:end].decode()
-        except UnicodeDecodeError:
-            if not used:
-                return ""
-            raise SubstitutionError(
-                f"${{{name}:...}} cuts a multi-byte character: goose counts bytes, and would send invalid UTF-8"
-            ) from None
+        piece = encoded[start:end]
+        if used and _is_utf8(encoded) and not _is_utf8(piece):
+            self.cut_names.append(name)
+        return piece.decode("utf-8", "surrogateescape")
 
     def _integer(self, what: str, until: str) -> int:
         start = self.pos
@@ -147,3 +160,11 @@ class _Expander:
         char = self._peek()
         self.pos += len(char)
         return char
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

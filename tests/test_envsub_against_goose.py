@@ -113,6 +113,9 @@ KNOWN_LINES = [
     "${UNSET-${UNSET?}}",
     "${UNSET?${UNSET?inner}}",
     "${SET:-${WIDE:1:2}}",
+    "${WIDE:0:1}${WIDE:1}",
+    "${WIDE:0:3}${UNSET:-${WIDE:3:1}}",
+    "${WIDE:0:1}x${WIDE:1}",
 ]
 
 
@@ -131,6 +134,31 @@ def test_a_substring_that_cuts_a_character_is_refused() -> None:
     with pytest.raises(SubstitutionError, match=r"\$\{WIDE:\.\.\.\} cuts a multi-byte character"):
         substitute("SELECT '${WIDE:1:2}';", ENV)
     assert "\ufffd" in str(expand_like_goose(["${WIDE:1:2}"])[0]), "goose cuts the character"
+
+
+def test_substrings_that_cut_a_character_in_two_join_again() -> None:
+    """goose joins the bytes: the halves of a character meet again, a lone half does not."""
+    lines = ["${WIDE:0:1}${WIDE:1}", "${WIDE:0:3}${UNSET:-${WIDE:3:1}}", "${WIDE:0:1}x${WIDE:1}"]
+    assert [expand_like_the_migrator(line) for line in lines] == ["αβγδε", "αβ", None]
+    assert expand_like_goose(lines)[:2] == ["αβγδε", "αβ"]
+    with pytest.raises(SubstitutionError) as refused:
+        substitute(lines[2], ENV)
+    assert str(refused.value) == (
+        "${WIDE:...} cuts a multi-byte character: goose counts bytes, and would send invalid UTF-8"
+    )
+
+
+def test_a_variable_that_is_not_utf8_is_refused() -> None:
+    """Python hands an environment variable's bytes that are not UTF-8 over as surrogate
+    escapes; goose would send them to PostgreSQL as they are, which refuses them."""
+    not_utf8 = {**ENV, "LATIN1": b"caf\xe9".decode("utf-8", "surrogateescape")}
+    for line in ["$LATIN1", "${LATIN1:0:3}${LATIN1:3}", "${SET:-${WIDE:0:1}}$LATIN1"]:
+        with pytest.raises(SubstitutionError) as refused:
+            substitute(line, not_utf8)
+        assert str(refused.value) == (
+            "a variable's value is not UTF-8: goose would send it as it is, and PostgreSQL refuse it"
+        )
+    assert substitute("${LATIN1:0:3}", not_utf8) == "caf"
 
 
 @pytest.mark.parametrize(

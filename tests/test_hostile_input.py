@@ -173,6 +173,18 @@ def test_two_creates_in_one_second_get_two_versions(migrations: MigrationDir) ->
     assert run_cli("validate", directory=migrations.path).returncode == 0
 
 
+def test_create_names_the_version_in_utc_whatever_the_local_time_zone(migrations: MigrationDir) -> None:
+    """goose's timestamps are UTC: two developers in two time zones must not get versions
+    hours apart, out of the order they wrote them in. (A process, for its own TZ.)"""
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = run_migrator("create", "in_utc", directory=migrations.path, env={"TZ": "LOCAL-14"})
+    after = datetime.now(UTC)
+    assert result.returncode == 0, result.stderr
+    [created] = migrations.path.glob("*.sql")
+    stamp = datetime.strptime(created.name.split("_")[0], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    assert before <= stamp <= after, f"{created.name} made between {before} and {after} (UTC)"
+
+
 def test_create_template_applies_no_sql(dsn: str, migrations: MigrationDir) -> None:
     assert run_cli("create", "nothing_yet", directory=migrations.path).returncode == 0
     [created] = migrations.path.glob("*.sql")

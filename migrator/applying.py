@@ -30,7 +30,6 @@ class _Blocked(Exception):
     """A transactional file hit lock_timeout; it was rolled back and may be retried."""
 
     def __init__(self, number: int, cause: psycopg.Error):
-        super().__init__(str(cause))
         self.number = number
         self.cause = cause
 

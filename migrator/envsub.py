@@ -25,7 +25,7 @@ def substitute(line: str, env: Mapping[str, str]) -> str:
     try:
         # Bytes a substring cut off a character travel as surrogate escapes until here, where
         # goose's bytes are joined: halves that meet again make the character.
-        return expanded.encode("utf-8", "surrogateescape").decode("utf-8")
+        return expanded.encode(errors="surrogateescape").decode()
     except UnicodeError:
         raise SubstitutionError(expander.why_not_utf8()) from None
 
@@ -122,7 +122,7 @@ class _Expander:
         if self._peek() == ":":
             self.pos += 1
             length = self._integer("length", until="}")
-        encoded = value.encode("utf-8", "surrogateescape")
+        encoded = value.encode(errors="surrogateescape")
         start = min(max(offset + len(encoded) if offset < 0 else offset, 0), len(encoded))
         if length is None:
             end = len(encoded)
@@ -131,7 +131,7 @@ class _Expander:
         piece = encoded[start:end]
         if used and _is_utf8(encoded) and not _is_utf8(piece):
             self.cut_names.append(name)
-        return piece.decode("utf-8", "surrogateescape")
+        return piece.decode(errors="surrogateescape")
 
     def _integer(self, what: str, until: str) -> int:
         start = self.pos
@@ -164,7 +164,7 @@ class _Expander:
 
 def _is_utf8(data: bytes) -> bool:
     try:
-        data.decode("utf-8")
+        data.decode()
     except UnicodeDecodeError:
         return False
     return True

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import ExitStack
+from typing import Any
 
 import psycopg
+import pytest
 
-from migrator.lock import GOOSE_LOCK_ID
+from migrator.lock import GOOSE_LOCK_ID, AdvisoryLocker
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
 from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions, wait_until
@@ -81,6 +84,46 @@ def test_a_waiter_keeps_polling_until_the_holder_lets_go(dsn: str, migrations: M
             _, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
     assert versions(dsn) == [0, 1]
+
+
+def test_a_wait_under_a_second_lasts_as_long_as_asked(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
+        started = time.monotonic()
+        result = run_cli("up", "--lock-timeout", "900ms", dsn=dsn, directory=migrations.path)
+        waited = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert waited >= 0.9, f"gave up after {waited:.3f}s of a 900ms wait"
+
+
+def test_a_waiter_waits_in_the_server_instead_of_polling_in_a_loop(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each poll waits in the server for up to a second: a wait of minutes must not send the
+    server thousands of statements."""
+    polls: list[object] = []
+    execute = psycopg.Connection.execute
+
+    with psycopg.connect(dsn, autocommit=True) as holder, psycopg.connect(dsn, autocommit=True) as waiter:
+
+        def counted(conn: psycopg.Connection, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if conn is waiter:
+                polls.append(query)
+            return execute(conn, query, *args, **kwargs)
+
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
+        letting_go = threading.Timer(2.5, holder.execute, ("SELECT pg_advisory_unlock(%s)", (GOOSE_LOCK_ID,)))
+        monkeypatch.setattr(psycopg.Connection, "execute", counted)
+        letting_go.start()
+        try:
+            AdvisoryLocker().lock(waiter, 30)
+        finally:
+            letting_go.join()
+            monkeypatch.undo()
+        assert waiter.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+        ).fetchone() == (1,)
+    # pg_try_advisory_lock, about three one-second polls, RESET lock_timeout
+    assert len(polls) <= 7, f"{len(polls)} statements while waiting 2.5 s"
 
 
 def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:

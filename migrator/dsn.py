@@ -99,7 +99,7 @@ def _password_forms(dsn: str) -> set[str]:
         params = parse(dsn)
     except InputError:
         return set()
-    password = params.get("password", "")
+    password = params.get("password")
     # Equal to the user, host or database name, it is shown under that name anyway.
     if not password or password in {params.get(k) for k in ("user", "host", "dbname")}:
         return set()

@@ -324,9 +324,10 @@ def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationD
         holder.execute("SELECT * FROM accounts FOR UPDATE")
         result = run_cli("up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
-    assert result.stderr.strip().startswith(
+    assert result.stderr.strip() == (
         "migrator: error: 00002_touch.sql (up): statement 1 (line 2) was blocked by a lock on accounts:"
-        " it waited longer than lock_timeout (0.1s) 1 time(s)."
+        " it waited longer than lock_timeout (0.1s) 1 time(s). Rolled back: nothing of this file was applied."
+        " Find the blocking sessions with pg_blocking_pids(), then rerun"
     )
     assert versions(dsn) == [0, 1]
 

@@ -412,3 +412,26 @@ def test_the_session_keeps_its_own_timeouts_after_a_run(
     )
     assert conn.execute(timeouts).fetchone() == before
     assert "a" in tables(dsn)
+
+
+def test_a_run_gives_the_server_nothing_to_warn_about(conn: psycopg.Connection, migrations: MigrationDir) -> None:
+    """BEGIN and the timeouts travel once per file, with its first statement: sent again, or
+    COMMIT without them, PostgreSQL warns of a transaction already (or not) in progress, into
+    its log at the default log_min_messages, once per statement of every migration."""
+    migrations.add(
+        "00001_ab.sql",
+        "-- +goose Up\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n"
+        "-- +goose Down\nDROP TABLE b;\nDROP TABLE a;\n",
+    )
+    migrations.add("00002_nothing.sql", "-- +goose Up\n-- +goose Down\n")
+    warnings: list[str | None] = []
+
+    def keep_warnings(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING":
+            warnings.append(diag.message_primary)
+
+    conn.add_notice_handler(keep_warnings)
+    migrator = Migrator(conn, migrations.path, GOOSE_TABLE)
+    assert migrator.up(lock_wait=10).current == 2
+    assert migrator.down(target=0, lock_wait=10).current == 0
+    assert warnings == []

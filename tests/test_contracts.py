@@ -235,6 +235,23 @@ def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir
     assert versions(dsn) == [0, 1]
 
 
+def test_an_up_allowed_past_an_edited_file_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
+    """A seal over an edited file would let every later ``up`` shortcut past the edit it
+    must refuse."""
+    migrations.add("00001_a.sql", table_file("a"))
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00001_a.sql", table_file("a") + "-- edited after it was applied\n")
+    migrations.add("00002_b.sql", table_file("b"))
+    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
+    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path, env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert versions(dsn) == [0, 1, 2]
+    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "sealed"
+    refused = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert refused.returncode == 2
+    assert "00001_a.sql" in refused.stderr
+
+
 # -- command line and JSON ---------------------------------------------------------------
 
 

@@ -82,30 +82,76 @@ def test_envsub_off_by_default_keeps_dollars() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment", "line"),
+    ("text", "message", "line"),
     [
-        ("", "no '-- +goose Up'", None),
-        ("-- just a comment\n\n", "no '-- +goose Up'", None),
-        ("-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n", "StatementBegin' at line 2 has no", None),
-        ("-- +goose Up\n-- +goose StatementEnd\n", "without a '-- +goose StatementBegin'", 2),
-        ("-- +goose Up\n-- +goose Up\n", "duplicate", 2),
-        ("-- +goose Down\nSELECT 1;\n", "must follow '-- +goose Up'", 1),
-        ("-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementBegin\n", "cannot be nested", 3),
-        ("-- +goose Up\nSELECT 1\n-- +goose Down\n", "not terminated by a semicolon before '-- +goose Down' (", 2),
-        ("-- +goose Up\nSELECT 1\n", "not terminated by a semicolon before end of file (", 2),
-        ("-- +goose Up\n  -- +goose StatementBegin\n", "must not be indented", 2),
-        ("-- +goose Up\n\t-- +goose StatementBegin\n", "must not be indented", 2),
-        ("-- +goose Up\n-- +goose Sideways\n", "unknown annotation 'Sideways'", 2),
-        ("-- +goose Up\n-- +goose\n", "empty", 2),
-        ("-- +goose Up -- +goose Down\n", "more than one", 1),
-        ("SELECT 0;\n-- +goose Up\n", "before the '-- +goose Up'", 1),
-        ("-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementEnd\nSELECT 1;\n", "goose would silently skip", 4),
+        ("", "<input>: no '-- +goose Up' annotation: every migration must start with one", None),
+        ("-- just a comment\n\n", "<input>: no '-- +goose Up' annotation: every migration must start with one", None),
+        (
+            "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n",
+            "<input>: '-- +goose StatementBegin' at line 2 has no '-- +goose StatementEnd'",
+            None,
+        ),
+        (
+            "-- +goose Up\n-- +goose StatementEnd\n",
+            "<input>:2: '-- +goose StatementEnd' without a '-- +goose StatementBegin'",
+            2,
+        ),
+        ("-- +goose Up\n-- +goose Up\n", "<input>:2: duplicate '-- +goose Up' annotation", 2),
+        (
+            "-- +goose Down\nSELECT 1;\n",
+            "<input>:1: '-- +goose Down' must follow '-- +goose Up' and stand outside any StatementBegin block",
+            1,
+        ),
+        (
+            "-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementBegin\n",
+            "<input>:3: '-- +goose StatementBegin' must follow '-- +goose Up' or '-- +goose Down' and cannot be nested",
+            3,
+        ),
+        (
+            "-- +goose Up\nSELECT 1\n-- +goose Down\n",
+            "<input>:2: statement is not terminated by a semicolon before '-- +goose Down' (missing ';'?)",
+            2,
+        ),
+        (
+            "-- +goose Up\nSELECT 1\n",
+            "<input>:2: statement is not terminated by a semicolon before end of file (missing ';'?)",
+            2,
+        ),
+        (
+            "-- +goose Up\n  -- +goose StatementBegin\n",
+            "<input>:2: annotation '-- +goose StatementBegin' must not be indented",
+            2,
+        ),
+        (
+            "-- +goose Up\n\t-- +goose StatementBegin\n",
+            "<input>:2: annotation '-- +goose StatementBegin' must not be indented",
+            2,
+        ),
+        (
+            "-- +goose Up\n-- +goose Sideways\n",
+            "<input>:2: unknown annotation 'Sideways' (known: Up, Down, StatementBegin, StatementEnd, NO TRANSACTION,"
+            " ENVSUB ON, ENVSUB OFF)",
+            2,
+        ),
+        ("-- +goose Up\n-- +goose\n", "<input>:2: empty '-- +goose' annotation", 2),
+        (
+            "-- +goose Up -- +goose Down\n",
+            "<input>:1: more than one '+goose' annotation on the line: '-- +goose Up -- +goose Down'",
+            1,
+        ),
+        ("SELECT 0;\n-- +goose Up\n", "<input>:1: SQL before the '-- +goose Up' annotation", 1),
+        (
+            "-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementEnd\nSELECT 1;\n",
+            "<input>:4: this line follows the empty StatementBegin/StatementEnd block that ends at line 3; goose would"
+            " silently skip it. Remove the empty block",
+            4,
+        ),
     ],
 )
-def test_bad_input_names_the_cause_and_line(text: str, fragment: str, line: int | None) -> None:
+def test_bad_input_names_the_cause_and_line(text: str, message: str, line: int | None) -> None:
     with pytest.raises(ParseError) as caught:
         parse_sql(text, Direction.UP, env={})
-    assert fragment in str(caught.value)
+    assert str(caught.value) == message
     assert caught.value.line == line
 
 

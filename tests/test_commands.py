@@ -391,6 +391,12 @@ def test_schema_qualified_table_from_goose_table_env(dsn: str, migrations: Migra
     assert result.returncode == 0, result.stderr
     assert versions(dsn, "ops.goose_versions") == [0, 1, 2, 3]
     assert "_migrations" not in tables(dsn)
+    # The migrator's own tables stand beside goose's, in its schema, named after it.
+    assert query(
+        dsn,
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE %s ORDER BY 2",
+        ("goose_versions%",),
+    ) == [("ops", "goose_versions"), ("ops", "goose_versions_ledger"), ("ops", "goose_versions_runs")]
 
 
 def test_the_shipped_migrations_apply_and_roll_back(dsn: str) -> None:

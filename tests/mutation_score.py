@@ -34,6 +34,11 @@ SAMPLE_PATTERN = "*__mutmut_*[37]"
 # The normal quantile of a two-sided 95% interval.
 Z_95 = 1.959964
 
+
+def in_sample(name: str) -> bool:
+    return fnmatchcase(name, SAMPLE_PATTERN)
+
+
 # What mutmut calls each verdict (status_by_exit_code), grouped into what the score counts.
 CAUGHT_STATES = {"killed", "timeout"}
 SURVIVED_STATES = {"survived", "no tests", "suspicious"}
@@ -162,7 +167,7 @@ def retry_rule(how: str, prefix: str) -> Callable[[str, int | None], bool]:
         if not name.startswith(prefix):
             return False
         if how == "sample":
-            return fnmatchcase(name, SAMPLE_PATTERN)
+            return in_sample(name)
         if code in (RUNNER_CRASHED, INTERRUPTED):
             return True
         return name not in equivalent and (how == "all" or survived(code))
@@ -193,11 +198,8 @@ def main(argv: list[str]) -> int:
         print("no mutants/ directory: run bash .ci/mutation first", file=sys.stderr)
         return 2
     equivalent = read_equivalent()
-    results = {
-        name: code
-        for name, code in read_results().items()
-        if name.startswith(prefix) and (not args.sample or fnmatchcase(name, SAMPLE_PATTERN))
-    }
+    scored: Callable[[str], bool] = in_sample if args.sample else lambda _: True
+    results = {name: code for name, code in read_results().items() if name.startswith(prefix) and scored(name)}
     by_module = tally(results, equivalent)
     packages: dict[str, Tally] = defaultdict(Tally)
     for module, entry in sorted(by_module.items()):
@@ -230,8 +232,7 @@ def main(argv: list[str]) -> int:
             verdict = 1
     if not prefix:
         # A sample holds a fifth of the list's mutants: the others are neither gone nor caught.
-        listed = [name for name in equivalent if not args.sample or fnmatchcase(name, SAMPLE_PATTERN)]
-        stale = [name for name in listed if name not in results or caught(results[name])]
+        stale = [name for name in filter(scored, equivalent) if name not in results or caught(results[name])]
         for name in stale:
             state = "no longer exists" if name not in results else "is caught by the tests now"
             print(f"{EQUIVALENT_LIST.name}: {name} {state}: take it off the list")

@@ -27,6 +27,10 @@ _QUALIFIED = re.compile(rf"(?P<first>{_PART})(?:\.(?P<second>{_PART}))?")
 # it (the ledger's) could silently become one and the same table.
 MAX_IDENTIFIER_BYTES = 63
 DERIVED_SUFFIXES = ("_ledger",)
+# What a CREATE TABLE raises when another session creates the same name first: "relation
+# already exists", "type already exists" (the table's row type) or a duplicate key in the
+# catalog's unique index, when the other session committed while this one waited on it.
+_CREATED_MEANWHILE = (pg_errors.DuplicateTable, pg_errors.DuplicateObject, pg_errors.UniqueViolation)
 
 
 def _unquote(part: str) -> str:
@@ -97,10 +101,14 @@ class Store:
                     ).format(self.table.identifier)
                 )
                 self.conn.execute(self.record_sql(0))
-        except (pg_errors.DuplicateTable, pg_errors.UniqueViolation):
+        except _CREATED_MEANWHILE:
             # goose creates the table outside its lock (its Provider's status and version
-            # calls do): it won the race, with its own version-0 row.
-            return False
+            # calls do). Which of these errors losing that race raises depends on when goose
+            # commits; the same errors also come from a type of that name that is no table,
+            # so only a table that now exists counts as goose's win.
+            if self.exists():
+                return False
+            raise
         return True
 
     def applied(self) -> dict[int, datetime]:

@@ -329,6 +329,20 @@ def test_percent_encoded_passwords_connect(dsn: str, migrations: MigrationDir) -
     assert result.returncode == 0, result.stderr
 
 
+def test_a_type_named_like_goose_s_table_is_reported_not_taken_for_the_table(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    """Losing the race to goose and finding a type of that name raise the same errors; only
+    the first leaves a table behind to go on with."""
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE _migrations AS ENUM ('applied')")
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert 'type "_migrations" already exists' in result.stderr
+    assert query(dsn, "SELECT to_regclass('a') IS NULL, to_regclass('_migrations_ledger') IS NULL") == [(True, True)]
+
+
 def test_a_goose_table_created_meanwhile_is_taken_as_it_is(dsn: str, migrations: MigrationDir) -> None:
     """goose's Provider creates the table outside its lock (status, version): the migrator may
     find no table, then lose the race to create it. It must go on with goose's table."""

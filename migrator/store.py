@@ -85,10 +85,10 @@ class Store:
     def exists(self) -> bool:
         return table_exists(self.conn, self.table)
 
-    def ensure(self) -> bool:
-        """Create the table as goose does unless it exists; True when it was created."""
+    def ensure(self) -> None:
+        """Create the table as goose does unless it exists."""
         if self.exists():
-            return False
+            return
         try:
             with self.conn.transaction():
                 self.conn.execute(
@@ -106,10 +106,8 @@ class Store:
             # calls do). Which of these errors losing that race raises depends on when goose
             # commits; the same errors also come from a type of that name that is no table,
             # so only a table that now exists counts as goose's win.
-            if self.exists():
-                return False
-            raise
-        return True
+            if not self.exists():
+                raise
 
     def applied(self) -> dict[int, datetime]:
         """Applied versions (never 0) and when, in the order goose sees them applied: by the

@@ -8,6 +8,7 @@ would let the promise break unnoticed.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import subprocess
@@ -334,7 +335,7 @@ def test_every_way_of_losing_the_race_for_goose_s_table_to_goose_is_taken_as_goo
     outside its lock. Raced from a barrier, PostgreSQL tells the loser "relation already
     exists", "type already exists" or a duplicate catalog key, depending on when the winner
     commits: the migrator must go on with goose's table after each of them."""
-    lost = 0
+    goose_outcomes: list[str] = []
     with psycopg.connect(dsn, autocommit=True) as ours, psycopg.connect(dsn, autocommit=True) as goose:
         for attempt in range(200):
             name = f"race_{attempt}"
@@ -353,18 +354,20 @@ def test_every_way_of_losing_the_race_for_goose_s_table_to_goose_is_taken_as_goo
                         )
                         goose.execute(f"INSERT INTO {name} (version_id, is_applied) VALUES (0, true)")
                 except psycopg.Error:
-                    pass  # goose retries; the migrator won
+                    goose_outcomes.append("lost")  # goose retries and finds the migrator's table
+                else:
+                    goose_outcomes.append("won")
 
             rival = threading.Thread(target=create_as_goose)
             rival.start()
             barrier.wait()
             try:
-                created = Store(ours, TableName(None, name)).ensure()
+                Store(ours, TableName(None, name)).ensure()
             finally:
                 rival.join()
-            lost += not created
             assert query(dsn, f"SELECT version_id, is_applied FROM {name}") == [(0, True)]
-    assert 0 < lost < 200, f"the migrator lost {lost} of 200 races: the test raced nothing"
+    # goose both won and lost races it entered: the two sides did create the table at once.
+    assert {"won", "lost"} <= set(goose_outcomes), collections.Counter(goose_outcomes)
 
 
 def test_a_type_named_like_goose_s_table_is_reported_not_taken_for_the_table(

@@ -1,0 +1,247 @@
+"""A canonical snapshot of a database's schema, read from the catalogs, object by object.
+
+Each object has a kind, a stable identity (``public.t``, ``public.t.c``, ``table public.t TO
+reader``) and a canonical definition: PostgreSQL's own ``pg_get_*def`` text where it has one,
+else the catalog's facts in a fixed order. Two databases built by the same migrations give the
+same snapshot, whichever server they are on (of one major version), so comparing snapshots
+names what differs. Read under ``search_path = pg_catalog``: every name outside the catalog
+is then written schema-qualified, whatever the session's own path.
+
+Left out, since migrations do not make them or a second server cannot repeat them: system
+schemas, objects that belong to an extension (the extension itself is in), owners, grantors,
+comments, statistics, and the migrator's and goose's own tables with everything on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+import psycopg
+
+from migrator.history import runs_table
+from migrator.ledger import Ledger
+from migrator.store import TableName
+
+# One statement for every kind of object. %(schemas)s is NULL for every non-system schema;
+# %(excluded)s the oids of the migrator's own tables. A grantee that owns the object is
+# "(owner)": owners differ between the target and a scratch server, the grants do not.
+_SNAPSHOT = """
+WITH ns AS (
+    SELECT oid, nspname, nspowner, nspacl FROM pg_namespace
+    WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'
+      AND (%(schemas)s::text[] IS NULL OR nspname = ANY (%(schemas)s::text[]))
+),
+rel AS (
+    SELECT c.*, ns.nspname, quote_ident(ns.nspname) || '.' || quote_ident(c.relname) AS ident
+    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+      AND c.oid <> ALL (%(excluded)s::oid[])
+      AND NOT EXISTS (
+          SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+          AND (d.deptype = 'e' OR (d.deptype IN ('a', 'i') AND d.refobjid = ANY (%(excluded)s::oid[]))))
+),
+typ AS (
+    SELECT t.*, ns.nspname, quote_ident(ns.nspname) || '.' || quote_ident(t.typname) AS ident
+    FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+    WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND EXISTS (
+          SELECT FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                      AND d.deptype = 'e')
+),
+fn AS (
+    SELECT p.*, ns.nspname,
+           quote_ident(ns.nspname) || '.' || quote_ident(p.proname)
+           || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS ident
+    FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+    WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                      AND d.deptype = 'e')
+),
+acl (kind, nspname, ident, owner, acl) AS (
+    SELECT 'schema', nspname, quote_ident(nspname), nspowner, nspacl FROM ns
+    UNION ALL
+    SELECT CASE relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' ELSE 'table' END,
+           nspname, ident, relowner, relacl FROM rel
+    UNION ALL
+    SELECT 'column', r.nspname, r.ident || '.' || quote_ident(a.attname), r.relowner, a.attacl
+    FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attacl IS NOT NULL
+    UNION ALL
+    SELECT 'function', nspname, ident, proowner, proacl FROM fn
+)
+SELECT 'schema', nspname, quote_ident(nspname), 'SCHEMA' FROM ns
+UNION ALL
+SELECT 'table', nspname, ident, concat_ws(' ',
+    CASE relkind WHEN 'p' THEN 'PARTITIONED TABLE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+    CASE WHEN relpersistence = 'u' THEN 'UNLOGGED' END,
+    CASE WHEN relkind = 'p' THEN 'PARTITION BY ' || pg_get_partkeydef(oid) END,
+    CASE WHEN relispartition THEN 'PARTITION OF ' || (
+        SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = rel.oid
+    ) || ' ' || pg_get_expr(relpartbound, oid) END,
+    (SELECT 'INHERITS (' || string_agg(inhparent::regclass::text, ', ' ORDER BY inhseqno) || ')'
+     FROM pg_inherits WHERE inhrelid = rel.oid AND NOT rel.relispartition),
+    CASE WHEN relrowsecurity THEN 'ROW LEVEL SECURITY' END,
+    CASE WHEN relforcerowsecurity THEN 'FORCE ROW LEVEL SECURITY' END,
+    'WITH (' || array_to_string(reloptions, ', ') || ')')
+FROM rel WHERE relkind IN ('r', 'p', 'f')
+UNION ALL
+SELECT 'column', r.nspname, r.ident || '.' || quote_ident(a.attname), concat_ws(' ',
+    format_type(a.atttypid, a.atttypmod),
+    CASE WHEN a.attcollation <> t.typcollation THEN 'COLLATE ' || a.attcollation::regcollation::text END,
+    CASE WHEN a.attnotnull THEN 'NOT NULL' END,
+    CASE a.attidentity WHEN 'a' THEN 'GENERATED ALWAYS AS IDENTITY'
+                       WHEN 'd' THEN 'GENERATED BY DEFAULT AS IDENTITY' END,
+    CASE WHEN a.attgenerated = 's' THEN 'GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
+         ELSE 'DEFAULT ' || pg_get_expr(d.adbin, d.adrelid) END)
+FROM rel r
+JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE r.relkind IN ('r', 'p', 'f')
+UNION ALL
+SELECT 'index', r.nspname, quote_ident(r.nspname) || '.' || quote_ident(ic.relname),
+    pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' (INVALID)' END
+FROM rel r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = r.oid
+                  AND k.contype IN ('p', 'u', 'x'))
+UNION ALL
+SELECT 'constraint', r.nspname, r.ident || '.' || quote_ident(k.conname), pg_get_constraintdef(k.oid)
+FROM rel r JOIN pg_constraint k ON k.conrelid = r.oid
+UNION ALL
+SELECT 'constraint', t.nspname, t.ident || '.' || quote_ident(k.conname), pg_get_constraintdef(k.oid)
+FROM typ t JOIN pg_constraint k ON k.contypid = t.oid
+UNION ALL
+SELECT 'view', nspname, ident,
+    CASE relkind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END
+    || coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') || ' AS ' || pg_get_viewdef(oid)
+FROM rel WHERE relkind IN ('v', 'm')
+UNION ALL
+SELECT CASE prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, nspname, ident,
+    CASE WHEN prokind = 'a' THEN 'AGGREGATE RETURNS ' || pg_get_function_result(oid)
+         ELSE pg_get_functiondef(oid) END
+FROM fn
+UNION ALL
+SELECT 'trigger', r.nspname, r.ident || '.' || quote_ident(g.tgname), pg_get_triggerdef(g.oid)
+    || CASE g.tgenabled WHEN 'D' THEN ' (DISABLED)' WHEN 'R' THEN ' (ENABLE REPLICA)'
+                        WHEN 'A' THEN ' (ENABLE ALWAYS)' ELSE '' END
+FROM rel r JOIN pg_trigger g ON g.tgrelid = r.oid AND NOT g.tgisinternal
+UNION ALL
+SELECT 'policy', r.nspname, r.ident || '.' || quote_ident(p.polname), concat_ws(' ',
+    CASE WHEN p.polpermissive THEN 'AS PERMISSIVE' ELSE 'AS RESTRICTIVE' END,
+    'FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                            WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+    'TO ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM (
+        SELECT CASE WHEN role = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(role)) END AS name
+        FROM unnest(p.polroles) AS role) roles),
+    'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+    'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+FROM rel r JOIN pg_policy p ON p.polrelid = r.oid
+UNION ALL
+SELECT 'sequence', r.nspname, r.ident, concat_ws(' ',
+    'AS ' || format_type(s.seqtypid, NULL), 'START ' || s.seqstart, 'INCREMENT ' || s.seqincrement,
+    'MINVALUE ' || s.seqmin, 'MAXVALUE ' || s.seqmax, 'CACHE ' || s.seqcache, CASE WHEN s.seqcycle THEN 'CYCLE' END,
+    (SELECT 'OWNED BY ' || d.refobjid::regclass::text || '.' || quote_ident(a.attname)
+     FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+     WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+       AND d.deptype IN ('a', 'i')))
+FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid
+UNION ALL
+SELECT 'type', nspname, ident, CASE typtype
+    WHEN 'e' THEN 'ENUM (' || (SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder)
+                               FROM pg_enum WHERE enumtypid = typ.oid) || ')'
+    WHEN 'd' THEN concat_ws(' ', 'DOMAIN ' || format_type(typbasetype, typtypmod),
+                            CASE WHEN typnotnull THEN 'NOT NULL' END, 'DEFAULT ' || typdefault)
+    ELSE 'COMPOSITE (' || (SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', '
+                                             ORDER BY attnum)
+                           FROM pg_attribute WHERE attrelid = typ.typrelid AND attnum > 0 AND NOT attisdropped)
+         || ')' END
+FROM typ
+UNION ALL
+SELECT 'extension', ns.nspname, quote_ident(e.extname),
+    'SCHEMA ' || quote_ident(ns.nspname) || ' VERSION ' || quote_literal(e.extversion)
+FROM pg_extension e JOIN ns ON ns.oid = e.extnamespace
+UNION ALL
+SELECT 'grant', nspname, kind || ' ' || ident || ' TO ' || grantee,
+    string_agg(privilege_type || CASE WHEN is_grantable THEN ' WITH GRANT OPTION' ELSE '' END, ', '
+               ORDER BY privilege_type)
+FROM (
+    SELECT acl.kind, acl.nspname, acl.ident, x.privilege_type, x.is_grantable,
+           CASE WHEN x.grantee = acl.owner THEN '(owner)' WHEN x.grantee = 0 THEN 'PUBLIC'
+                ELSE quote_ident(pg_get_userbyid(x.grantee)) END AS grantee
+    FROM acl, aclexplode(acl.acl) x
+) grants
+GROUP BY kind, nspname, ident, grantee
+"""
+
+
+@dataclass(frozen=True, order=True)
+class SchemaObject:
+    """One object of a schema: ``kind`` and ``identity`` name it, ``definition`` is what it is."""
+
+    kind: str
+    identity: str
+    schema: str
+    definition: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.kind, self.identity
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.identity}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every object of the schemas read, by (kind, identity)."""
+
+    objects: dict[tuple[str, str], SchemaObject]
+
+    @classmethod
+    def of(cls, objects: Iterable[SchemaObject]) -> Snapshot:
+        return cls({found.key: found for found in sorted(objects)})
+
+    @property
+    def schemas(self) -> set[str]:
+        return {found.schema for found in self.objects.values()}
+
+    def within(self, schemas: Collection[str]) -> Snapshot:
+        return Snapshot({key: found for key, found in self.objects.items() if found.schema in schemas})
+
+    def digests(self) -> dict[str, str]:
+        """SHA-256 of each schema's objects, in identity order: any change to one changes it."""
+        hashes: dict[str, hashlib._Hash] = {}
+        for found in self.objects.values():  # sorted by Snapshot.of
+            hashes.setdefault(found.schema, hashlib.sha256()).update(
+                f"{found.kind}\0{found.identity}\0{found.definition}\0".encode()
+            )
+        return {schema: digest.hexdigest() for schema, digest in sorted(hashes.items())}
+
+
+def own_tables(conn: psycopg.Connection, table: TableName) -> list[TableName]:
+    """The migrator's tables beside goose's table ``table``: goose's own, the ledger, the runs."""
+    return [table, Ledger(conn, table).table, runs_table(table)]
+
+
+def take_snapshot(conn: psycopg.Connection, table: TableName, schemas: Collection[str] | None = None) -> Snapshot:
+    """The schema of ``conn``'s database: every non-system schema, or only ``schemas``, leaving
+    out the migrator's and goose's tables named after ``table``. ``conn`` is in autocommit mode;
+    the snapshot reads in one read-only transaction of its own."""
+    names = [name.identifier.as_string(conn) for name in own_tables(conn, table)]
+    with conn.transaction():
+        # Resolved before the search path changes: an unqualified table name follows the session's.
+        row = conn.execute(
+            "SELECT array_remove(ARRAY[to_regclass(%s), to_regclass(%s), to_regclass(%s)]::oid[], NULL)", names
+        ).fetchone()
+        excluded = row[0] if row else []
+        conn.execute("SET TRANSACTION READ ONLY; SET LOCAL search_path = pg_catalog")
+        rows = conn.execute(
+            _SNAPSHOT, {"schemas": None if schemas is None else sorted(schemas), "excluded": excluded}
+        ).fetchall()
+    return Snapshot.of(SchemaObject(kind, identity, schema, definition) for kind, schema, identity, definition in rows)
+
+
+def schema_digests(conn: psycopg.Connection, table: TableName) -> dict[str, str]:
+    """The digest of each non-system schema of ``conn``'s database (see Snapshot.digests)."""
+    return take_snapshot(conn, table).digests()

@@ -50,7 +50,10 @@ def _failure(step: Step, number: int, reason: str, *, rolled_back: bool) -> Fail
 
 
 class Applier:
-    """Applies steps on one session, writing goose's version row and the ledger's entry."""
+    """Applies steps on one session, writing goose's version row and the ledger's entry.
+    ``observe(step, number)``, when given, is called after each statement of a file that runs in
+    a transaction, on the same session and inside that transaction, while the statement's locks
+    are still held (the rehearsal reads them there)."""
 
     def __init__(
         self,
@@ -59,12 +62,15 @@ class Applier:
         ledger: Ledger,
         safety: Safety,
         notify: Callable[[Event], None],
+        *,
+        observe: Callable[[Step, int], None] | None = None,
     ):
         self.conn = conn
         self.store = store
         self.ledger = ledger
         self.safety = safety
         self.notify = notify
+        self.observe = observe
 
     def apply_all(self, steps: list[Step], results: list[MigrationResult]) -> None:
         """Apply the steps in order, adding each finished one to ``results`` as it finishes."""
@@ -130,6 +136,8 @@ class Applier:
             for index, statement in enumerate(step.parsed.statements, start=1):
                 number = index
                 cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
+                if self.observe is not None:
+                    self.observe(step, index)
             number = 0
             cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
         except KeyboardInterrupt:

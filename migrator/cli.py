@@ -24,17 +24,17 @@ from migrator import __version__
 from migrator.command_table import BY_NAME, COMMANDS, OPTIONS
 from migrator.dsn import redact
 from migrator.durations import parse_duration
-from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, MigratorError
+from migrator.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Interrupted, MigratorError, Reported
 from migrator.operator_text import error_message
 from migrator.options import Options
 from migrator.safety import Safety
-from migrator.settings import DEFAULT_LOCK_WAIT, Settings, read_manifest
+from migrator.settings import DEFAULT_LOCK_WAIT, SCRATCH_DSN_ENV, Settings, read_manifest
 from migrator.store import DEFAULT_TABLE, TableName
 
 PROG = "python -m migrator"
 EXIT_CODES = (
     "exit codes: 0 done, 1 a migration or the database failed, 2 bad input or usage,"
-    " 3 lock not acquired in time, 4 lint findings, 130/143 interrupted by SIGINT/SIGTERM"
+    " 3 lock not acquired in time, 4 lint findings, 5 drift found, 130/143 interrupted by SIGINT/SIGTERM"
 )
 
 
@@ -133,7 +133,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         # argparse blames the top-level parser; the options a command takes are in its own help.
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see `{PROG} {ns.command} --help`)")
     command = BY_NAME[ns.command]
-    applies = "lock-timeout" in command.options
+    applies = "db-lock-timeout" in command.options
     return Settings(
         command=ns.command,
         argument=getattr(ns, "argument", None),
@@ -154,6 +154,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         manifest=read_manifest(environ),
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),
+        scratch_dsn=getattr(ns, "scratch_dsn", None) or environ.get(SCRATCH_DSN_ENV) or "",
+        exclude_schemas=tuple(getattr(ns, "exclude_schemas", None) or ()),
     )
 
 
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 128 + signal.SIGTERM if terminated.received else exc.exit_code
         return _report(redact(str(exc), dsn), code, as_json)
     except MigratorError as exc:
-        return _report(redact(error_message(exc), dsn), exc.exit_code, as_json)
+        return _report(redact(error_message(exc), dsn), exc.exit_code, as_json and not isinstance(exc, Reported))
     except psycopg.Error as exc:
         return _report("database: " + " ".join(redact(str(exc), dsn).split()), EXIT_FAILED, as_json)
     except KeyboardInterrupt:

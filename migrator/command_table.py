@@ -61,11 +61,29 @@ OPTIONS: dict[str, _Option] = {
         ("--lock-retries",),
         {"metavar": "N", "help": "retries of a file blocked by a lock (env MIGRATOR_LOCK_RETRIES, default 5)"},
     ),
+    "scratch-dsn": (
+        ("--scratch-dsn",),
+        {
+            "metavar": "DSN",
+            "help": "a PostgreSQL server where a throwaway database may be created and dropped"
+            " (env MIGRATOR_SCRATCH_DSN); never the target's data",
+        },
+    ),
+    "exclude-schema": (
+        ("--exclude-schema",),
+        {
+            "dest": "exclude_schemas",
+            "metavar": "SCHEMA",
+            "action": "append",
+            "help": "leave SCHEMA out of the drift comparison (may be repeated)",
+        },
+    ),
 }
 _APPLYING = ("lock-timeout", "db-lock-timeout", "statement-timeout", "lock-retries")
 _UP = ("allow-missing", "allow-edited", "accept-edited", *_APPLYING)
 _DOWN = ("allow-edited", "accept-edited", "allow-interrupted", *_APPLYING)
 _READ_PLAN = ("allow-missing", "allow-edited")
+_REHEARSING = ("json", "scratch-dsn", "exclude-schema", "db-lock-timeout", "statement-timeout", "lock-retries")
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,20 @@ COMMANDS = (
         "squawk's findings on the pending files, by file, statement and line",
         commands.lint_command,
         options=("all", *_READ_PLAN),
+    ),
+    Command(
+        "rehearse",
+        "apply the pending migrations to a throwaway copy of the schema on a scratch server: failures,"
+        " locks, Down sections, drift and rows that would fail them; the target is only read",
+        commands.rehearse,
+        options=(*_REHEARSING, *_READ_PLAN),
+    ),
+    Command(
+        "drift",
+        "the live schema against what its applied migrations build on a scratch server, object by object;"
+        " the target is only read",
+        commands.drift,
+        options=_REHEARSING,
     ),
     Command(
         "create",

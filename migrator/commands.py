@@ -8,15 +8,16 @@ from pathlib import Path
 
 import psycopg
 
-from migrator import authoring
+from migrator import authoring, rehearsal
 from migrator.api import Migrator
 from migrator.dsn import connect, redact
-from migrator.errors import InputError, LintFindings, ParseError
+from migrator.errors import DriftFound, InputError, LintFindings, ParseError, RehearsalFailed
 from migrator.history import History, RunRecorder
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.operator_text import error_message
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import refuse_drift
+from migrator.rehearsal_report import drift_document, print_drift_check, print_rehearsal, rehearsal_document
 from migrator.reports import (
     emit_json,
     print_event,
@@ -27,7 +28,7 @@ from migrator.reports import (
     status_document,
     warn,
 )
-from migrator.settings import Settings
+from migrator.settings import SCRATCH_DSN_ENV, Settings
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
 
@@ -158,6 +159,56 @@ def lint_command(settings: Settings) -> None:
         files_hit = len({f.filename for f in findings})
         raise LintFindings(f"lint: {len(findings)} finding(s) in {files_hit} of {len(files)} file(s)")
     print(f"migrator: lint found nothing in {len(files)} file(s)")
+
+
+def _scratch(settings: Settings) -> str:
+    if not settings.scratch_dsn:
+        raise InputError(
+            f"no scratch server: pass --scratch-dsn or set {SCRATCH_DSN_ENV} (a PostgreSQL server where the"
+            " migrator may create and drop a throwaway database)"
+        )
+    return settings.scratch_dsn
+
+
+def rehearse(settings: Settings) -> None:
+    scratch = _scratch(settings)
+    with _database(settings, writes=False) as conn:
+        found = rehearsal.rehearse(
+            conn,
+            scratch,
+            settings.directory,
+            settings.table,
+            options=settings.options,
+            safety=settings.safety,
+            exclude_schemas=settings.exclude_schemas,
+        )
+    if settings.as_json:
+        emit_json(rehearsal_document(found))
+    else:
+        print_rehearsal(found)
+    if not found.passed:
+        raise RehearsalFailed("rehearsal failed: " + "; ".join(found.failures))
+
+
+def drift(settings: Settings) -> None:
+    scratch = _scratch(settings)
+    with _database(settings, writes=False) as conn:
+        found = rehearsal.check_drift(
+            conn,
+            scratch,
+            settings.directory,
+            settings.table,
+            safety=settings.safety,
+            exclude_schemas=settings.exclude_schemas,
+        )
+    if settings.as_json:
+        emit_json(drift_document(found))
+    else:
+        print_drift_check(found)
+    if found.drift is None:
+        raise RehearsalFailed(f"drift: the applied migrations could not be replayed: {found.replay.message}")
+    if found.drift.found:
+        raise DriftFound(f"drift: {len(found.drift.lines())} object(s) differ from what the applied migrations build")
 
 
 # -- commands without a database -------------------------------------------------------

@@ -10,6 +10,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCK_TIMEOUT = 3
 EXIT_LINT_FINDINGS = 4  # the files are valid goose, but squawk found risky statements
+EXIT_DRIFT = 5  # the schema differs from what its applied migrations build
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it; SIGTERM gives 143
 
 
@@ -48,6 +49,21 @@ class LintFindings(MigratorError):
     """squawk found risky statements; nothing was changed."""
 
     exit_code = EXIT_LINT_FINDINGS
+
+
+class Reported(MigratorError):
+    """A verdict whose command printed its whole report already (with ``--json``, a document
+    that carries the verdict): the command line adds only the error line, on stderr."""
+
+
+class RehearsalFailed(Reported):
+    """The rehearsal found that a pending migration fails; the target was not changed."""
+
+
+class DriftFound(Reported):
+    """The live schema differs from what its applied migrations build."""
+
+    exit_code = EXIT_DRIFT
 
 
 class DatabaseError(MigratorError):

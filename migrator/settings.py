@@ -15,6 +15,7 @@ DEFAULT_LOCK_WAIT = "15m"
 # A sha256sum listing of the migrations directory, written when the image is built. Its
 # files cannot change after that, so a run inside the image need not read every file.
 MANIFEST_ENV = "MIGRATOR_CHECKSUMS"
+SCRATCH_DSN_ENV = "MIGRATOR_SCRATCH_DSN"
 
 
 def read_manifest(environ: Mapping[str, str]) -> str | None:
@@ -43,3 +44,5 @@ class Settings:
     down: bool = False
     sequential: bool = False
     lint_all: bool = False
+    scratch_dsn: str = ""  # the server rehearse and drift may create databases on
+    exclude_schemas: tuple[str, ...] = ()  # left out of the drift comparison

@@ -14,7 +14,7 @@ from tests import mutation_support
 from tests.support import REPO
 
 # Variables the migrator reads a database from: a test names its own or none.
-_DATABASE_VARIABLES = {"POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING"}
+_DATABASE_VARIABLES = {"POSTGRES_CONNECTION_STRING", "GOOSE_DBSTRING", "MIGRATOR_SCRATCH_DSN"}
 
 
 def child_environment(

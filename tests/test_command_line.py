@@ -27,6 +27,7 @@ from migrator.store import TableName
 from tests.cli_runner import run_cli
 
 APPLYING = ("up", "up-by-one", "up-to", "down", "down-to", "redo", "reset", "migrate-to")
+REHEARSING = ("rehearse", "drift")  # apply migrations on a scratch server, and take no advisory lock
 WITH_ARGUMENT = {"up-to": "5", "down-to": "5", "migrate-to": "latest", "create": "add_x", "show": "00001_x.sql"}
 
 
@@ -91,6 +92,10 @@ def test_timeouts_and_retries_belong_to_the_commands_that_apply(command: str) ->
     if command in APPLYING:
         assert parsed.safety == Safety(lock_timeout=2.0, statement_timeout=60.0, lock_retries=0)
         assert settings(*command_line(command), "--lock-timeout", "1s").lock_wait == 1.0
+    elif command in REHEARSING:
+        assert parsed.safety == Safety(lock_timeout=2.0, statement_timeout=60.0, lock_retries=0)
+        refused = usage_error(*command_line(command), "--lock-timeout", "1s")
+        assert refused == f"unrecognized arguments: --lock-timeout 1s (see `python -m migrator {command} --help`)"
     else:
         # Read and authoring commands run no migration: the variables are not even checked.
         assert parsed.safety == Safety()

@@ -176,7 +176,7 @@ class Migrator:
                 yield run
                 return
             applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
-            with self.recorder.around(self.conn, applied) as recording:
+            with self.recorder.around(self.conn, applied, changed=lambda: bool(run.results)) as recording:
                 run.recording = recording
                 yield run
         finally:

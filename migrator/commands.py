@@ -10,6 +10,7 @@ import psycopg
 
 from migrator import authoring, rehearsal
 from migrator.api import Migrator
+from migrator.drift import changes_since_last_run
 from migrator.dsn import connect, redact
 from migrator.errors import DriftFound, InputError, LintFindings, ParseError, RehearsalFailed
 from migrator.history import History, RunRecorder
@@ -28,6 +29,7 @@ from migrator.reports import (
     status_document,
     warn,
 )
+from migrator.schema_snapshot import schema_digests
 from migrator.settings import SCRATCH_DSN_ENV, Settings
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
@@ -47,7 +49,11 @@ def _migrator(conn: psycopg.Connection, settings: Settings, *, record: bool = Fa
     if record:
         command = " ".join(filter(None, (settings.command, settings.argument)))
         recorder = RunRecorder(
-            settings.table, command, lambda: connect(settings.dsn), lambda text: redact(text, settings.dsn)
+            settings.table,
+            command,
+            lambda: connect(settings.dsn),
+            lambda text: redact(text, settings.dsn),
+            digests=lambda conn: schema_digests(conn, settings.table),
         )
     return Migrator(
         conn,
@@ -108,10 +114,18 @@ def migrate_to(settings: Settings) -> None:
 def status(settings: Settings) -> None:
     with _database(settings, writes=False) as conn:
         found = _read_status(_migrator(conn, settings))
+        change = changes_since_last_run(conn, settings.table)
     if settings.as_json:
-        emit_json(status_document(found, str(settings.table)))
-    else:
-        print_status(found)
+        document = status_document(found, str(settings.table))
+        document["schema_changed"] = change and {"since_run_at": change.run_at.isoformat(), "schemas": change.schemas}
+        emit_json(document)
+        return
+    print_status(found)
+    if change is not None:
+        print(
+            f"\nmigrator: the schema changed since the run at {change.run_at:%Y-%m-%d %H:%M:%S%z}, the last that"
+            f" migrated it (schemas: {', '.join(change.schemas)}); `drift --scratch-dsn ...` names each object"
+        )
 
 
 def version(settings: Settings) -> None:

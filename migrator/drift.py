@@ -7,14 +7,24 @@ missing (the files make it, the database lacks it), unexpected (the database has
 do not make it) or different (both have it; both definitions are kept). A schema a new database
 already has (``public``) is not compared as an object, nor are its grants: those come from how
 the database was created, not from the migrations.
+
+Without a scratch server, the run history's digests say whether the schema changed since the
+last run that migrated it (``changes_since_last_run``), though not what changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from migrator.schema_snapshot import SchemaObject, Snapshot
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from migrator.history import runs_table
+from migrator.schema_snapshot import SchemaObject, Snapshot, take_snapshot
+from migrator.store import TableName
 
 
 @dataclass(frozen=True)
@@ -119,3 +129,31 @@ def compare(expected: Snapshot, found: Snapshot, schemas: list[str], fresh: Coll
             if want[key].definition != have[key].definition
         ],
     )
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """The schema's digests differ from those the last migrating run recorded."""
+
+    run_at: datetime  # when that run finished
+    schemas: list[str]  # whose digest differs, or which appeared or went since
+
+
+def changes_since_last_run(conn: psycopg.Connection, table: TableName) -> SchemaChange | None:
+    """Whether the schema changed since the newest successful run that recorded its digests;
+    None when it did not, or when no run recorded them (nothing to compare with)."""
+    try:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT finished_at, schema_digests FROM {} WHERE outcome = 'succeeded'"
+                " AND schema_digests IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ).format(runs_table(table).identifier)
+        ).fetchone()
+    except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn, pg_errors.InsufficientPrivilege):
+        return None  # no run recorded digests yet, or this role may not read them
+    if row is None:
+        return None
+    finished_at, recorded = row
+    now = take_snapshot(conn, table).digests()
+    changed = sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
+    return SchemaChange(finished_at, changed) if changed else None

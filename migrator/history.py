@@ -6,12 +6,17 @@ set by Nomad), the command, when it started and finished, what it applied and, f
 failure, the file, statement, line and PostgreSQL's message. Only the newest runs are
 kept. A failure is recorded on a connection of its own: the failed migration's rollback,
 or a session PostgreSQL ended, must not take the record with it.
+
+A successful run that applied or rolled back a file also records the digests of the schema it
+left (``schema_digests``, one per schema), so ``status`` can tell that the schema changed since
+without a scratch server. A run that changed nothing records none: after a change by hand, the
+next no-op run (Nomad restarts the task whenever it likes) would otherwise bless that change.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,6 +26,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.store import TableName, table_exists
@@ -28,6 +34,7 @@ from migrator.store import TableName, table_exists
 IMAGE_ENV = "MIGRATOR_IMAGE"
 ALLOCATION_ENV = "NOMAD_ALLOC_ID"
 KEEP_RUNS = 100
+DIGESTS_COLUMN = "schema_digests"
 
 
 class Outcome(StrEnum):
@@ -67,10 +74,35 @@ class History:
     def __init__(self, conn: psycopg.Connection, table: TableName):
         self.conn = conn
         self.table = runs_table(table)
+        self.has_digests = False  # whether ensure() found or added the digests column
 
     def ensure(self) -> None:
-        if table_exists(self.conn, self.table):
-            return
+        if not table_exists(self.conn, self.table):
+            self._create()
+        self.has_digests = self._ensure_digests_column()
+
+    def _ensure_digests_column(self) -> bool:
+        """A table an older migrator made gains the column. Looked up first: ADD COLUMN IF NOT
+        EXISTS would lock the table and leave a notice on every run. A role that does not own
+        the table cannot add it; its runs then record no digests, and run all the same."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s"
+            " AND NOT attisdropped)",
+            (self.table.identifier.as_string(self.conn), DIGESTS_COLUMN),
+        ).fetchone()
+        if row and row[0]:
+            return True
+        try:
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} jsonb").format(
+                    self.table.identifier, sql.Identifier(DIGESTS_COLUMN)
+                )
+            )
+        except pg_errors.InsufficientPrivilege:
+            return False
+        return True
+
+    def _create(self) -> None:
         self.conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
@@ -99,12 +131,25 @@ class History:
         assert row is not None
         return int(row[0])
 
-    def finish(self, run_id: int, outcome: Outcome, applied: list[int], failure: Failure | None, error: str) -> None:
+    def finish(
+        self,
+        run_id: int,
+        outcome: Outcome,
+        applied: list[int],
+        failure: Failure | None,
+        error: str,
+        *,
+        digests: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record how a run ended; ``digests`` only where ensure() found their column."""
         self.conn.execute(
             sql.SQL(
                 "UPDATE {} SET finished_at = now(), outcome = %s, applied = %s, failed_file = %s,"
-                " failed_statement = %s, failed_line = %s, error = %s WHERE id = %s"
-            ).format(self.table.identifier),
+                " failed_statement = %s, failed_line = %s, error = %s{} WHERE id = %s"
+            ).format(
+                self.table.identifier,
+                sql.SQL(", {} = %s").format(sql.Identifier(DIGESTS_COLUMN)) if self.has_digests else sql.SQL(""),
+            ),
             (
                 outcome.value,
                 applied,
@@ -112,6 +157,7 @@ class History:
                 failure.statement if failure else None,
                 failure.line if failure else None,
                 error or None,
+                *([None if digests is None else Jsonb(dict(digests))] if self.has_digests else []),
                 run_id,
             ),
         )
@@ -149,19 +195,27 @@ class Recording:
 
 @dataclass(frozen=True)
 class RunRecorder:
-    """Records the runs of one command: ``reconnect`` opens the failure's own connection and
-    ``redact`` removes the password from what is stored."""
+    """Records the runs of one command: ``reconnect`` opens the failure's own connection,
+    ``redact`` removes the password from what is stored and ``digests``, when given, reads the
+    schema's digests at the end of a successful run that changed something."""
 
     table: TableName
     command: str
     reconnect: Callable[[], psycopg.Connection]
     redact: Callable[[str], str]
+    digests: Callable[[psycopg.Connection], Mapping[str, str]] | None = None
 
     @contextmanager
-    def around(self, conn: psycopg.Connection, applied: Callable[[], list[int]]) -> Iterator[Recording]:
+    def around(
+        self,
+        conn: psycopg.Connection,
+        applied: Callable[[], list[int]],
+        changed: Callable[[], bool] | None = None,
+    ) -> Iterator[Recording]:
         """Record the block's outcome. The block calls ``start()`` on what it is given before
         its first write; a block that fails before that was refused as bad input, which
-        changes nothing, the history included."""
+        changes nothing, the history included. ``changed`` says whether the run applied or
+        rolled back anything (by default, whether it applied anything)."""
         recording = Recording(History(conn, self.table), self.command)
         try:
             yield recording
@@ -174,4 +228,10 @@ class RunRecorder:
             with suppress(psycopg.Error), self.reconnect() as own:
                 History(own, self.table).finish(recording.run_id, outcome, applied(), failure, self.redact(str(exc)))
             raise
-        recording.history.finish(recording.start(), Outcome.SUCCEEDED, applied(), None, "")
+        run_id = recording.start()
+        digests = None
+        if self.digests is not None and (changed() if changed is not None else bool(applied())):
+            # The migrations are committed: digests that cannot be read must not fail the run.
+            with suppress(psycopg.Error):
+                digests = self.digests(conn)
+        recording.history.finish(run_id, Outcome.SUCCEEDED, applied(), None, "", digests=digests)

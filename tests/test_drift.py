@@ -1,17 +1,22 @@
 """Drift: the live schema against the replay of its applied files on a scratch server, through
-the library and the command line."""
+the library and the command line; and, without a scratch server, the run history's digests
+behind ``status``'s line "the schema changed since the run at T"."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 
 import psycopg
 import pytest
 
 from migrator import Migrator, TableName
+from migrator.drift import changes_since_last_run
 from migrator.errors import Failure
+from migrator.history import History
 from migrator.rehearsal import check_drift
+from migrator.schema_snapshot import schema_digests
 from tests.cli_runner import run_cli
 from tests.rehearsal_support import SCRATCH_PASSWORD, scratch_server, throwaway_databases
 from tests.support import MigrationDir, login_role, query
@@ -314,3 +319,106 @@ def test_a_scratch_server_that_may_not_create_databases_is_refused_by_name(dsn: 
         " database (SQLSTATE 42501) (its role needs CREATEDB)\n"
     )
     assert "nocreatedb-pw" not in refused.stdout + refused.stderr
+
+
+# -- without a scratch server: the digests of the run history -------------------------
+
+
+def digests_recorded(dsn: str) -> list[object]:
+    return [row[0] for row in query(dsn, "SELECT schema_digests FROM _migrations_runs ORDER BY id")]
+
+
+def test_a_run_that_migrates_records_the_digests_of_the_schema_it_leaves(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    after_up = schema_digests(conn, GOOSE_TABLE)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0  # nothing to do
+    migrations.add("00002_bad.sql", "-- +goose Up\nSELECT 1/0;\n")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 1
+    (migrations.path / "00002_bad.sql").unlink()
+    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 0
+    after_down = schema_digests(conn, GOOSE_TABLE)
+    assert after_down != after_up
+    assert digests_recorded(dsn) == [after_up, None, None, after_down]
+
+
+def test_status_says_when_the_schema_changed_since_the_last_run_that_migrated_it(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    unchanged = run_cli("status", dsn=dsn, directory=migrations.path)
+    assert "schema changed" not in unchanged.stdout
+    assert json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)["schema_changed"] is None
+
+    conn.execute("ALTER TABLE users ADD COLUMN nickname text; CREATE SCHEMA extra")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0  # a no-op blesses nothing
+    ((finished,),) = query(dsn, "SELECT finished_at FROM _migrations_runs WHERE schema_digests IS NOT NULL")
+    assert isinstance(finished, datetime)
+    status = run_cli("status", dsn=dsn, directory=migrations.path)
+    assert status.returncode == 0
+    assert status.stdout.endswith(
+        f"\n\nmigrator: the schema changed since the run at {finished:%Y-%m-%d %H:%M:%S%z}, the last that"
+        " migrated it (schemas: extra, public); `drift --scratch-dsn ...` names each object\n"
+    )
+    document = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert document["schema_changed"] == {"since_run_at": finished.isoformat(), "schemas": ["extra", "public"]}
+
+    change = changes_since_last_run(conn, GOOSE_TABLE)
+    assert change is not None
+    assert (change.run_at, change.schemas) == (finished, ["extra", "public"])
+
+
+def test_no_recorded_digests_means_nothing_to_compare_with(conn: psycopg.Connection, migrations: MigrationDir) -> None:
+    assert changes_since_last_run(conn, GOOSE_TABLE) is None  # no run table
+    migrations.add("00001_users.sql", USERS)
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)  # a library run records no history
+    History(conn, GOOSE_TABLE).ensure()
+    conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    assert changes_since_last_run(conn, GOOSE_TABLE) is None
+
+
+def test_a_run_table_an_older_migrator_made_gains_the_digests_column(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    conn.execute(
+        "CREATE TABLE _migrations_runs (id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
+        " started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, image text NOT NULL DEFAULT '',"
+        " allocation text NOT NULL DEFAULT '', command text NOT NULL, outcome text NOT NULL DEFAULT 'running',"
+        " applied bigint[] NOT NULL DEFAULT '{}', failed_file text, failed_statement integer, failed_line integer,"
+        " error text)"
+    )
+    conn.execute("INSERT INTO _migrations_runs (command, outcome) VALUES ('up', 'succeeded')")
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert digests_recorded(dsn) == [None, schema_digests(conn, GOOSE_TABLE)]
+
+
+def test_a_role_that_may_not_alter_an_older_run_table_still_migrates_without_digests(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_users.sql", USERS)
+    conn.execute(
+        "CREATE TABLE _migrations_runs (id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
+        " started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, image text NOT NULL DEFAULT '',"
+        " allocation text NOT NULL DEFAULT '', command text NOT NULL, outcome text NOT NULL DEFAULT 'running',"
+        " applied bigint[] NOT NULL DEFAULT '{}', failed_file text, failed_statement integer, failed_line integer,"
+        " error text)"
+    )
+    deployer = login_role(
+        dsn,
+        "deployer",
+        "deployer-pw",
+        "GRANT CREATE, USAGE ON SCHEMA public TO {}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON _migrations_runs TO {}",
+    )
+    migrated = run_cli("up", dsn=deployer, directory=migrations.path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert query(dsn, "SELECT outcome, applied FROM _migrations_runs") == [("succeeded", [1])]
+    assert query(
+        dsn,
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = '_migrations_runs'::regclass"
+        " AND attname = 'schema_digests'",
+    ) == [(0,)]

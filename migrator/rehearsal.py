@@ -45,6 +45,8 @@ from migrator.status import Status
 from migrator.store import Store, TableName
 
 _NAME = r'"(?P<name>(?:[^"]|"")*)"'
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the rows' fault.
+_ROWS_FAILED = re.compile(r"\(SQLSTATE 2[23][0-9A-Z]{3}\)")
 # PostgreSQL's messages that blame the scratch server, as pg_reason words them, and the advice.
 _LIMITATIONS = [
     (
@@ -71,6 +73,11 @@ _LIMITATIONS = [
         re.compile(rf"ERROR: extension {_NAME} is not available \(SQLSTATE 0A000\)"),
         "the scratch server does not have the extension {name} installed: extensions are installed per server."
         " Install it there (the version the target has), then rehearse again",
+    ),
+    (
+        re.compile(rf"ERROR: .*? {_ROWS_FAILED.pattern}"),
+        "the failure depends on rows, and the throwaway database holds only the rows the migrations themselves"
+        " inserted, not the target's, which may fail it or pass it either way",
     ),
 ]
 
@@ -106,7 +113,7 @@ class FileRehearsal:
     seconds: float
     failure: Failure | None = None  # where Up stopped; None when it applied
     message: str | None = None  # the migrator's own words for the failure
-    limitation: str | None = None  # when the scratch server, not the file, may be the cause
+    limitation: str | None = None  # when the scratch server or its rows, not the file, may be the cause
     locks: list[StatementLocks] = field(default_factory=list)  # only in a transaction
     down: DownCheck | None = None  # when Up applied and its Down could be tried
 
@@ -206,7 +213,22 @@ def rehearse(
     with rehearser.replayed(scratch_dsn, exclude_schemas) as replayed:
         if replayed.replay.complete:
             files, not_run = rehearser.apply_pending(replayed.scratch, pending)
+    files = [_with_target_rows(file, checks) for file in files]
     return Rehearsal(replayed.result(), files, not_run, checks, time.perf_counter() - started)
+
+
+def _with_target_rows(file: FileRehearsal, checks: list[DataCheck]) -> FileRehearsal:
+    """A file that failed on the replay's rows says so when the target's rows pass the same
+    statement's data checks: production may well apply it (the rehearsal still fails, since
+    nothing after that statement was rehearsed)."""
+    failure = file.failure
+    if failure is None or not _ROWS_FAILED.search(failure.reason):
+        return file
+    same = [c for c in checks if c.file == file.migration.filename and c.statement == failure.statement]
+    if not same or any(check.verdict is not Verdict.PASSES for check in same):
+        return file
+    passing = "; ".join(f"{check.constraint} on {check.table}: {check.rows} {check.violation}" for check in same)
+    return replace(file, limitation=f"{file.limitation}. The target's rows pass that statement's checks ({passing})")
 
 
 def check_drift(
@@ -425,8 +447,9 @@ def _apply(applier: Applier, steps: list[Step]) -> tuple[Failure | None, str | N
 
 
 def limitation(reason: str) -> str | None:
-    """When PostgreSQL's message (as the migrator words it) is about the scratch server rather
-    than the file: roles and extensions belong to a whole server, not to the throwaway database."""
+    """When PostgreSQL's message (as the migrator words it) may be about the rehearsal's database
+    rather than the file: roles and extensions belong to a whole server, not to the throwaway
+    database, and its rows are the migrations' own, not the target's."""
     for pattern, advice in _LIMITATIONS:
         found = pattern.match(reason)
         if found is not None:

@@ -73,6 +73,7 @@ def _file_document(found: FileRehearsal) -> dict[str, object]:
                         "relation": lock.relation,
                         "kind": lock.kind,
                         "mode": lock.mode,
+                        "blocks": lock.blocks,
                         "blocks_the_table": lock.blocks_the_table,
                     }
                     for lock in taken.locks
@@ -168,10 +169,10 @@ def _file_lines(found: FileRehearsal) -> list[str]:
         lines.append("    locks: not read (NO TRANSACTION: each statement's locks end with it)")
     for taken in found.locks:
         for lock in taken.locks:
-            warning = (
-                "  <- every read and write of the table waits until the file commits" if lock.blocks_the_table else ""
-            )
-            lines.append(f"    statement {taken.statement} (line {taken.line}): {lock}{warning}")
+            if lock.blocks is not None:
+                warning = "WARNING " if lock.blocks_the_table else ""
+                where = f"statement {taken.statement} (line {taken.line})"
+                lines.append(f"    {warning}{where}: {lock}: {lock.blocks} of it wait until the file commits")
     if found.down is not None:
         lines += [f"    {line}" for line in _down_lines(found.down)]
     return lines

@@ -57,8 +57,16 @@ class RelationLock:
     mode: str  # PostgreSQL's name, e.g. AccessExclusiveLock
 
     @property
+    def blocks(self) -> str | None:
+        """What other sessions may not do to the relation until the file commits: read or write
+        it (ACCESS EXCLUSIVE), write it (SHARE and stronger), or nothing they usually do."""
+        if self.mode == "AccessExclusiveLock":
+            return "reads and writes"
+        return "writes" if _STRENGTH[self.mode] >= _STRENGTH["ShareLock"] else None
+
+    @property
     def blocks_the_table(self) -> bool:
-        """ACCESS EXCLUSIVE on an existing table: every read and write of it waits until the file commits."""
+        """ACCESS EXCLUSIVE on an existing table: the lock to know of before production takes it."""
         return self.mode == "AccessExclusiveLock" and self.kind == "table"
 
     def __str__(self) -> str:

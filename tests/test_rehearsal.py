@@ -162,8 +162,8 @@ def test_a_passing_rehearsal_prints_each_file_and_the_target_is_left_as_it_was(
     ]
     assert lines[3].startswith("OK   00003_tags.sql (")
     assert lines[4:7] == [
-        "    statement 2 (line 4): AccessExclusiveLock on table public.posts"
-        "  <- every read and write of the table waits until the file commits",
+        "    WARNING statement 2 (line 4): AccessExclusiveLock on table public.posts: reads and writes of it wait"
+        " until the file commits",
         "    down: restores the schema its Up started from",
         lines[6],
     ]
@@ -212,6 +212,7 @@ def test_the_json_document_carries_every_finding_and_the_verdict(
                         "relation": "public.users",
                         "kind": "table",
                         "mode": "AccessExclusiveLock",
+                        "blocks": "reads and writes",
                         "blocks_the_table": True,
                     }
                 ],
@@ -301,6 +302,18 @@ def test_each_statement_names_the_locks_it_took_on_relations_that_existed_before
     assert str(file.locks[0].locks[0]) == "AccessExclusiveLock on table public.users"
     assert RelationLock("public.users_pkey", "index", "AccessExclusiveLock").blocks_the_table is False
     assert RelationLock(users, "table", "ShareLock").blocks_the_table is False
+    modes = ["AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock"]
+    modes += ["ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
+    assert [RelationLock("public.users_pkey", "index", mode).blocks for mode in modes] == [
+        None,
+        None,
+        None,
+        None,
+        "writes",
+        "writes",
+        "writes",
+        "reads and writes",
+    ]
 
 
 def test_a_no_transaction_file_reads_no_locks(conn: psycopg.Connection, scratch: str, applied: MigrationDir) -> None:
@@ -564,3 +577,69 @@ def test_the_scratch_server_and_excluded_schemas_come_from_their_flags_or_variab
     assert (flagged.scratch_dsn, flagged.exclude_schemas) == ("postgresql://flag/db", ("auth", "storage"))
     assert parse_settings(["rehearse"], {}).exclude_schemas == ()
     assert parse_settings(["up"], {"MIGRATOR_SCRATCH_DSN": "postgresql://s/db"}).exclude_schemas == ()
+
+
+def test_the_text_names_only_the_locks_that_make_reads_or_writes_wait(
+    conn: psycopg.Connection, dsn: str, scratch: str, applied: MigrationDir
+) -> None:
+    applied.add(
+        "00003_index.sql",
+        "-- +goose Up\nCREATE INDEX users_email_idx ON users (email);\nSELECT count(*) FROM posts;\n"
+        "ALTER TABLE posts ADD COLUMN tag text;\n",
+    )
+    command = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=applied.path)
+    assert command.returncode == 0, command.stderr
+    lines = command.stdout.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("OK   00003_index.sql ("))
+    assert lines[start + 1 : start + 3] == [
+        "    statement 1 (line 2): ShareLock on table public.users: writes of it wait until the file commits",
+        "    WARNING statement 3 (line 4): AccessExclusiveLock on table public.posts: reads and writes of it wait"
+        " until the file commits",
+    ]
+    (file,) = rehearse(conn, scratch, applied.path, GOOSE_TABLE).files
+    assert [taken.statement for taken in file.locks] == [1, 2, 3]  # the library keeps ACCESS SHARE too
+
+
+SEEDED = "-- +goose Up\nINSERT INTO users VALUES (100, NULL);\n-- +goose Down\nDELETE FROM users WHERE id = 100;\n"
+
+
+@pytest.mark.parametrize("fixed_by_hand", [True, False])
+def test_a_failure_on_the_migrations_own_rows_is_told_from_one_on_the_targets(
+    conn: psycopg.Connection, scratch: str, applied: MigrationDir, fixed_by_hand: bool
+) -> None:
+    applied.add("00003_seed.sql", SEEDED)
+    Migrator(conn, applied.path, GOOSE_TABLE).up(lock_wait=10)
+    if fixed_by_hand:
+        conn.execute("UPDATE users SET email = 'fixed@example.org' WHERE email IS NULL")
+    applied.add("00004_email.sql", "-- +goose Up\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\n")
+    found = rehearse(conn, scratch, applied.path, GOOSE_TABLE)
+    (file,) = found.files
+    assert file.failure is not None
+    assert file.failure.reason == 'ERROR: column "email" of relation "users" contains null values (SQLSTATE 23502)'
+    rows = (
+        "the failure depends on rows, and the throwaway database holds only the rows the migrations themselves"
+        " inserted, not the target's, which may fail it or pass it either way"
+    )
+    if fixed_by_hand:
+        assert file.limitation == (
+            f"{rows}. The target's rows pass that statement's checks (SET NOT NULL on column email on users:"
+            " 0 row(s) have NULL there)"
+        )
+    else:
+        assert file.limitation == rows
+    assert not found.passed
+
+
+def test_a_failure_on_rows_no_check_counts_is_told_as_depending_on_rows(
+    conn: psycopg.Connection, scratch: str, applied: MigrationDir
+) -> None:
+    applied.add("00003_seed.sql", "-- +goose Up\nINSERT INTO users VALUES (100, 'long@example.org');\n")
+    Migrator(conn, applied.path, GOOSE_TABLE).up(lock_wait=10)
+    applied.add("00004_short.sql", "-- +goose Up\nALTER TABLE users ALTER COLUMN email TYPE varchar(4);\n")
+    (file,) = rehearse(conn, scratch, applied.path, GOOSE_TABLE).files
+    assert file.failure is not None
+    assert file.failure.reason == "ERROR: value too long for type character varying(4) (SQLSTATE 22001)"
+    assert file.limitation == (
+        "the failure depends on rows, and the throwaway database holds only the rows the migrations themselves"
+        " inserted, not the target's, which may fail it or pass it either way"
+    )

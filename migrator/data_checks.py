@@ -13,7 +13,8 @@ read-only transaction with a short ``statement_timeout``, before anything deploy
 - a ``CHECK`` (unless ``NOT VALID``): the rows for which it is false.
 
 Statements come from the pending files only, read with PostgreSQL's grammar (pglast). Tables
-the pending files create are empty, and are skipped, as are columns they add with a default.
+the pending files create are empty, and are skipped, as are keys over columns they add and
+SET NOT NULL on a column they add with a default.
 An earlier pending statement that writes the table (or a DO block or CALL, which may) can fix
 or break the rows first: a violation is then "may fail", not "would fail". Anything else (a
 type change whose cast fails on some value, triggers, what DO blocks and functions do) is not
@@ -104,6 +105,11 @@ class _Pending:
     writes: dict[tuple[str | None, str], str] = field(default_factory=dict)  # table -> first writer
     unknown_writer: str | None = None  # the first DO block or CALL
 
+    def adds_any(self, table: ast.RangeVar, columns: list[str]) -> bool:
+        """Whether an earlier pending statement added one of the columns: their values come
+        from the pending files (NULL or a default), not from the target's rows."""
+        return any((*_key(table), column) in self.added for column in columns)
+
 
 def predict(conn: psycopg.Connection, steps: list[Step], timeout: float = DEFAULT_TIMEOUT) -> list[DataCheck]:
     """Every check the pending ``steps`` call for, counted on ``conn`` (the target, autocommit)."""
@@ -189,6 +195,8 @@ def _counts(node: ast.Node, pending: _Pending, conn: psycopg.Connection) -> list
         table = node.relation
         return [count for command in node.cmds or () for count in _alter_counts(conn, table, command, pending)]
     if isinstance(node, ast.IndexStmt) and node.unique and node.relation is not None and _exists(conn, node.relation):
+        if pending.adds_any(node.relation, [str(element.name) for element in node.indexParams or () if element.name]):
+            return []
         keys = [_index_key(element) for element in node.indexParams or ()]
         where = sql.SQL(_deparse(node.whereClause)) if node.whereClause is not None else None
         name = f"UNIQUE INDEX {node.idxname}" if node.idxname else "UNIQUE INDEX"
@@ -218,16 +226,20 @@ def _alter_counts(
             return [_Count(table, constraint, "existing row(s) would have NULL there", _rows(table))]
         return []
     if kind == enums.AlterTableType.AT_AddConstraint and isinstance(command.def_, ast.Constraint):
-        return _constraint_counts(conn, table, command.def_)
+        return _constraint_counts(conn, table, command.def_, pending)
     return []
 
 
-def _constraint_counts(conn: psycopg.Connection, table: ast.RangeVar, constraint: ast.Constraint) -> list[_Count]:
+def _constraint_counts(
+    conn: psycopg.Connection, table: ast.RangeVar, constraint: ast.Constraint, pending: _Pending
+) -> list[_Count]:
     from pglast import enums  # noqa: PLC0415
 
     kind = constraint.contype
     name = f" {constraint.conname}" if constraint.conname else ""
     columns = [str(key.sval) for key in constraint.keys or ()]
+    if pending.adds_any(table, columns + [str(key.sval) for key in constraint.fk_attrs or ()]):
+        return []
     if kind in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE) and columns:
         keys = [sql.Identifier(column) for column in columns]
         listed = ", ".join(columns)

@@ -259,3 +259,18 @@ def test_a_count_runs_read_only_under_its_own_timeout(target: psycopg.Connection
     steps = Migrator(target, migrations.path, GOOSE_TABLE).plan_up()
     (check,) = predict(target, steps)
     assert check.note == "ERROR: cannot execute nextval() in a read-only transaction (SQLSTATE 25006)"
+
+
+def test_keys_over_columns_the_pending_files_add_are_not_counted(
+    target: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    body = (
+        "ALTER TABLE users ADD COLUMN handle2 text, ADD COLUMN owner bigint;\n"
+        "CREATE UNIQUE INDEX users_handle2_key ON users (handle2);\n"
+        "ALTER TABLE users ADD UNIQUE (handle2), ADD FOREIGN KEY (owner) REFERENCES users (id);\n"
+        "ALTER TABLE posts ADD FOREIGN KEY (user_id) REFERENCES users (id);\n"
+    )
+    assert predicted(target, migrations, body) == [
+        f"{F}: statement 4 (line 5): posts: FOREIGN KEY (user_id) REFERENCES users (id): would fail:"
+        " 1 row(s) refer to no row of users"
+    ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 
@@ -33,6 +35,8 @@ from migrator.schema_snapshot import schema_digests
 from migrator.settings import SCRATCH_DSN_ENV, Settings
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
+
+T = TypeVar("T")
 
 
 def version_argument(settings: Settings) -> int:
@@ -175,19 +179,28 @@ def lint_command(settings: Settings) -> None:
     print(f"migrator: lint found nothing in {len(files)} file(s)")
 
 
-def _scratch(settings: Settings) -> str:
+def _read_against_scratch(settings: Settings, read: Callable[[psycopg.Connection, str], T]) -> T:
+    """``read(target, scratch_dsn)`` on a read-only session of the target."""
     if not settings.scratch_dsn:
         raise InputError(
             f"no scratch server: pass --scratch-dsn or set {SCRATCH_DSN_ENV} (a PostgreSQL server where the"
             " migrator may create and drop a throwaway database)"
         )
-    return settings.scratch_dsn
+    with _database(settings, writes=False) as conn:
+        return read(conn, settings.scratch_dsn)
+
+
+def _show(settings: Settings, document: Callable[[], object], text: Callable[[], None]) -> None:
+    if settings.as_json:
+        emit_json(document())
+    else:
+        text()
 
 
 def rehearse(settings: Settings) -> None:
-    scratch = _scratch(settings)
-    with _database(settings, writes=False) as conn:
-        found = rehearsal.rehearse(
+    found = _read_against_scratch(
+        settings,
+        lambda conn, scratch: rehearsal.rehearse(
             conn,
             scratch,
             settings.directory,
@@ -195,30 +208,26 @@ def rehearse(settings: Settings) -> None:
             options=settings.options,
             safety=settings.safety,
             exclude_schemas=settings.exclude_schemas,
-        )
-    if settings.as_json:
-        emit_json(rehearsal_document(found))
-    else:
-        print_rehearsal(found)
+        ),
+    )
+    _show(settings, lambda: rehearsal_document(found), lambda: print_rehearsal(found))
     if not found.passed:
         raise RehearsalFailed("rehearsal failed: " + "; ".join(found.failures))
 
 
 def drift(settings: Settings) -> None:
-    scratch = _scratch(settings)
-    with _database(settings, writes=False) as conn:
-        found = rehearsal.check_drift(
+    found = _read_against_scratch(
+        settings,
+        lambda conn, scratch: rehearsal.check_drift(
             conn,
             scratch,
             settings.directory,
             settings.table,
             safety=settings.safety,
             exclude_schemas=settings.exclude_schemas,
-        )
-    if settings.as_json:
-        emit_json(drift_document(found))
-    else:
-        print_drift_check(found)
+        ),
+    )
+    _show(settings, lambda: drift_document(found), lambda: print_drift_check(found))
     if found.drift is None:
         raise RehearsalFailed(f"drift: the applied migrations could not be replayed: {found.replay.message}")
     if found.drift.found:

@@ -5,10 +5,11 @@ from their files, in goose's applied order; a version without a file cannot be r
 named, never guessed. The replay is compared with the live schema (drift.py). Then every pending
 file is applied exactly as a deployment applies it: planned by ``planning.plan_up`` (its
 refusals included), run by the same ``Applier`` with the same parser, transactions and timeouts.
-Per pending file the rehearsal keeps whether it applied or where it failed, the locks each
-statement took on relations that existed before the file, and whether its Down section, run
-next, restores the schema its Up started from (Up then runs again, as it would after a
-rollback). The target's rows are counted where a constraint depends on them (data_checks.py).
+Per pending file the rehearsal keeps whether it applied or where it failed, and the locks each
+statement took on relations that existed before the file (statement_locks.py). Then the Down
+sections run newest first, as a rollback runs them, each held to the schema its Up started
+from, and Up again oldest first. The target's rows are counted where a constraint depends on
+them (data_checks.py).
 
 The target is only read: its goose table, its catalogs and those counts, in read-only
 transactions. The throwaway database is dropped whatever happens (scratch.py).

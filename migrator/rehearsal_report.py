@@ -117,7 +117,7 @@ def _base_lines(found: DriftCheck) -> list[str]:
     if replay.message is not None:
         lines.append(f"REPLAY FAILED {replay.message}")
     if replay.limitation is not None:
-        lines.append(f"    scratch server: {replay.limitation}")
+        lines.append(f"    rehearsal limitation: {replay.limitation}")
     if found.drift is not None:
         lines += _drift_lines(found.drift)
     if found.roles_appeared:
@@ -162,7 +162,7 @@ def _file_lines(found: FileRehearsal) -> list[str]:
     if not found.applied:
         lines = [f"FAIL {name} ({took}): {found.message}"]
         if found.limitation is not None:
-            lines.append(f"    scratch server: {found.limitation}")
+            lines.append(f"    rehearsal limitation: {found.limitation}")
     else:
         lines = [f"OK   {name} ({took})"]
     if not found.transaction:

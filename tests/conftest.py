@@ -9,9 +9,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests import mutation_support, pgserver
+from tests.rehearsal_support import scratch_server
 from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
 
 
@@ -65,6 +67,19 @@ def dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A fresh, empty database for one test."""
     with pgserver.fresh_database(pg_admin_dsn) as database:
         yield database
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    """An autocommit session on the test's database (as the migrator needs one)."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def scratch(dsn: str) -> str:
+    """A scratch server of the test's own: a role that may create databases on the test server."""
+    return scratch_server(dsn)
 
 
 @pytest.fixture

@@ -31,3 +31,16 @@ def reading_role(dsn: str) -> str:
     """A DSN of a role that may only read: a member of pg_read_all_data (SELECT on every table,
     USAGE on every schema), which changes no table's grants, so the drift check sees none."""
     return login_role(dsn, "readonly", "readonly-pw", "GRANT pg_read_all_data TO {}")
+
+
+def replayed(*versions: int) -> dict[str, object]:
+    """The ``replay`` of a JSON document, when every applied version replayed from its file."""
+    return {
+        "replayed": list(versions),
+        "unreplayable": [],
+        "edited": [],
+        "complete": True,
+        "failure": None,
+        "message": None,
+        "limitation": None,
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -19,7 +18,7 @@ from migrator.schema_snapshot import schema_digests
 from migrator.statement_locks import RelationLock, StatementLocks
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
-from tests.rehearsal_support import SCRATCH_PASSWORD, reading_role, scratch_server, throwaway_databases
+from tests.rehearsal_support import SCRATCH_PASSWORD, reading_role, replayed, scratch_server, throwaway_databases
 from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
@@ -38,22 +37,18 @@ DROP TABLE posts;
 
 
 @pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        yield connection
-
-
-@pytest.fixture
-def scratch(dsn: str) -> str:
-    return scratch_server(dsn)
-
-
-@pytest.fixture
 def applied(conn: psycopg.Connection, migrations: MigrationDir) -> MigrationDir:
     migrations.add("00001_users.sql", USERS)
     migrations.add("00002_posts.sql", POSTS)
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     return migrations
+
+
+def rehearsed_lines(dsn: str, scratch: str, migrations: MigrationDir) -> list[str]:
+    """``rehearse``'s text, from a run that passed."""
+    command = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=migrations.path)
+    assert command.returncode == 0, command.stderr
+    return command.stdout.splitlines()
 
 
 def target_state(dsn: str) -> tuple[object, ...]:
@@ -241,15 +236,7 @@ def test_the_json_document_carries_every_finding_and_the_verdict(
         "server": f"{conn.info.dbname} on 127.0.0.1:{conn.info.port}",
         "target_version": conn.info.server_version,
         "scratch_version": conn.info.server_version,
-        "replay": {
-            "replayed": [1, 2],
-            "unreplayable": [],
-            "edited": [],
-            "complete": True,
-            "failure": None,
-            "message": None,
-            "limitation": None,
-        },
+        "replay": replayed(1, 2),
         "drift": {"schemas": ["public"], "missing": [], "unexpected": [], "different": []},
         "roles_appeared": [],
         "not_run": [],
@@ -397,9 +384,7 @@ def test_down_sections_that_leave_things_are_named_in_the_text(
         "-- +goose Up\nALTER TABLE users ADD COLUMN age int;\nALTER TABLE posts ALTER COLUMN body SET NOT NULL;\n"
         "DROP POLICY own_posts ON posts;\n-- +goose Down\n",
     )
-    command = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=applied.path)
-    assert command.returncode == 0, command.stderr
-    lines = command.stdout.splitlines()
+    lines = rehearsed_lines(dsn, scratch, applied)
     start = lines.index("    down: does not restore the schema its Up started from:")
     assert lines[start + 1 : start + 5] == [
         "        policy public.posts.own_posts is not brought back",
@@ -426,7 +411,7 @@ def test_what_the_scratch_server_lacks_is_named_as_a_limitation_of_the_rehearsal
         f' Create it there as the target\'s server has it (CREATE ROLE "{role}" NOLOGIN), then rehearse again'
     )
     text = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=applied.path).stdout
-    assert f"\n    scratch server: {file.limitation}\n" in text
+    assert f"\n    rehearsal limitation: {file.limitation}\n" in text
 
     applied.add("00003_grant.sql", "-- +goose Up\nCREATE EXTENSION IF NOT EXISTS no_such_extension;\n")
     (file,) = rehearse(conn, scratch, applied.path, GOOSE_TABLE).files
@@ -587,9 +572,7 @@ def test_the_text_names_only_the_locks_that_make_reads_or_writes_wait(
         "-- +goose Up\nCREATE INDEX users_email_idx ON users (email);\nSELECT count(*) FROM posts;\n"
         "ALTER TABLE posts ADD COLUMN tag text;\n",
     )
-    command = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=applied.path)
-    assert command.returncode == 0, command.stderr
-    lines = command.stdout.splitlines()
+    lines = rehearsed_lines(dsn, scratch, applied)
     start = next(index for index, line in enumerate(lines) if line.startswith("OK   00003_index.sql ("))
     assert lines[start + 1 : start + 3] == [
         "    statement 1 (line 2): ShareLock on table public.users: writes of it wait until the file commits",

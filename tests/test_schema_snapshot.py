@@ -60,12 +60,6 @@ CREATE TABLE public.child (c int) INHERITS (public.base);
 
 
 @pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        yield connection
-
-
-@pytest.fixture
 def reader(conn: psycopg.Connection) -> Iterator[str]:
     """A role of the test's own (roles are the server's: the name carries the database's)."""
     name = f"snapshot_reader_{conn.info.dbname}"

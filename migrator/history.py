@@ -74,35 +74,10 @@ class History:
     def __init__(self, conn: psycopg.Connection, table: TableName):
         self.conn = conn
         self.table = runs_table(table)
-        self.has_digests = False  # whether ensure() found or added the digests column
 
     def ensure(self) -> None:
-        if not table_exists(self.conn, self.table):
-            self._create()
-        self.has_digests = self._ensure_digests_column()
-
-    def _ensure_digests_column(self) -> bool:
-        """A table an older migrator made gains the column. Looked up first: ADD COLUMN IF NOT
-        EXISTS would lock the table and leave a notice on every run. A role that does not own
-        the table cannot add it; its runs then record no digests, and run all the same."""
-        row = self.conn.execute(
-            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s"
-            " AND NOT attisdropped)",
-            (self.table.identifier.as_string(self.conn), DIGESTS_COLUMN),
-        ).fetchone()
-        if row and row[0]:
-            return True
-        try:
-            self.conn.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} jsonb").format(
-                    self.table.identifier, sql.Identifier(DIGESTS_COLUMN)
-                )
-            )
-        except pg_errors.InsufficientPrivilege:
-            return False
-        return True
-
-    def _create(self) -> None:
+        if table_exists(self.conn, self.table):
+            return
         self.conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
@@ -131,25 +106,12 @@ class History:
         assert row is not None
         return int(row[0])
 
-    def finish(
-        self,
-        run_id: int,
-        outcome: Outcome,
-        applied: list[int],
-        failure: Failure | None,
-        error: str,
-        *,
-        digests: Mapping[str, str] | None = None,
-    ) -> None:
-        """Record how a run ended; ``digests`` only where ensure() found their column."""
+    def finish(self, run_id: int, outcome: Outcome, applied: list[int], failure: Failure | None, error: str) -> None:
         self.conn.execute(
             sql.SQL(
                 "UPDATE {} SET finished_at = now(), outcome = %s, applied = %s, failed_file = %s,"
-                " failed_statement = %s, failed_line = %s, error = %s{} WHERE id = %s"
-            ).format(
-                self.table.identifier,
-                sql.SQL(", {} = %s").format(sql.Identifier(DIGESTS_COLUMN)) if self.has_digests else sql.SQL(""),
-            ),
+                " failed_statement = %s, failed_line = %s, error = %s WHERE id = %s"
+            ).format(self.table.identifier),
             (
                 outcome.value,
                 applied,
@@ -157,9 +119,28 @@ class History:
                 failure.statement if failure else None,
                 failure.line if failure else None,
                 error or None,
-                *([None if digests is None else Jsonb(dict(digests))] if self.has_digests else []),
                 run_id,
             ),
+        )
+
+    def record_digests(self, run_id: int, digests: Mapping[str, str]) -> None:
+        """Add the schema's digests to a run. A table an older migrator made gains their column
+        first, looked up in the catalog beforehand: ADD COLUMN IF NOT EXISTS would take the
+        table's lock and leave a notice every time. A role that does not own the table cannot
+        add it (InsufficientPrivilege)."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s"
+            " AND NOT attisdropped)",
+            (self.table.identifier.as_string(self.conn), DIGESTS_COLUMN),
+        ).fetchone()
+        column = sql.Identifier(DIGESTS_COLUMN)
+        if not (row and row[0]):
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} jsonb").format(self.table.identifier, column)
+            )
+        self.conn.execute(
+            sql.SQL("UPDATE {} SET {} = %s WHERE id = %s").format(self.table.identifier, column),
+            (Jsonb(dict(digests)), run_id),
         )
 
     def runs(self, limit: int = KEEP_RUNS) -> list[Run]:
@@ -229,9 +210,8 @@ class RunRecorder:
                 History(own, self.table).finish(recording.run_id, outcome, applied(), failure, self.redact(str(exc)))
             raise
         run_id = recording.start()
-        digests = None
+        recording.history.finish(run_id, Outcome.SUCCEEDED, applied(), None, "")
         if self.digests is not None and (changed() if changed is not None else bool(applied())):
-            # The migrations are committed: digests that cannot be read must not fail the run.
+            # The run succeeded and says so: digests that cannot be read or stored must not fail it.
             with suppress(psycopg.Error):
-                digests = self.digests(conn)
-        recording.history.finish(run_id, Outcome.SUCCEEDED, applied(), None, "", digests=digests)
+                recording.history.record_digests(run_id, self.digests(conn))

@@ -423,3 +423,16 @@ def test_a_replay_that_fails_on_rows_fixed_by_hand_says_so(
         f"REPLAY FAILED {found.replay.message}",
         f"    rehearsal limitation: {found.replay.limitation}",
     ]
+
+
+def test_a_role_that_may_not_read_the_run_history_gets_its_status_without_the_line(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    reader = login_role(dsn, "statusreader", "statusreader-pw", "GRANT SELECT ON _migrations TO {}")
+    status = run_cli("status", "--json", dsn=reader, directory=migrations.path)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["schema_changed"] is None
+    assert changes_since_last_run(conn, GOOSE_TABLE) is not None  # the owner sees the change

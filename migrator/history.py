@@ -191,12 +191,13 @@ class RunRecorder:
         self,
         conn: psycopg.Connection,
         applied: Callable[[], list[int]],
-        changed: Callable[[], bool] | None = None,
+        *,
+        changed: Callable[[], bool],
     ) -> Iterator[Recording]:
         """Record the block's outcome. The block calls ``start()`` on what it is given before
         its first write; a block that fails before that was refused as bad input, which
         changes nothing, the history included. ``changed`` says whether the run applied or
-        rolled back anything (by default, whether it applied anything)."""
+        rolled back anything."""
         recording = Recording(History(conn, self.table), self.command)
         try:
             yield recording
@@ -211,7 +212,7 @@ class RunRecorder:
             raise
         run_id = recording.start()
         recording.history.finish(run_id, Outcome.SUCCEEDED, applied(), None, "")
-        if self.digests is not None and (changed() if changed is not None else bool(applied())):
+        if self.digests is not None and changed():
             # The run succeeded and says so: digests that cannot be read or stored must not fail it.
             with suppress(psycopg.Error):
                 recording.history.record_digests(run_id, self.digests(conn))

@@ -626,3 +626,33 @@ def test_a_failure_on_rows_no_check_counts_is_told_as_depending_on_rows(
         "the failure depends on rows, and the throwaway database holds only the rows the migrations themselves"
         " inserted, not the target's, which may fail it or pass it either way"
     )
+
+
+def test_an_extension_the_scratch_role_may_not_create_is_named_as_a_limitation(
+    conn: psycopg.Connection, scratch: str, applied: MigrationDir
+) -> None:
+    applied.add("00003_stats.sql", "-- +goose Up\nCREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n")
+    (file,) = rehearse(conn, scratch, applied.path, GOOSE_TABLE).files
+    assert file.failure is not None
+    assert file.failure.reason.startswith(
+        'ERROR: permission denied to create extension "pg_stat_statements" (SQLSTATE 42501)'
+    )
+    assert file.limitation == (
+        "the scratch server's role may not create the extension pg_stat_statements: rehearse with a role that may,"
+        " as the target's migrating role may"
+    )
+
+
+def test_a_schema_qualified_goose_table_is_where_the_replay_keeps_it(
+    conn: psycopg.Connection, dsn: str, scratch: str, migrations: MigrationDir
+) -> None:
+    conn.execute("CREATE SCHEMA meta")  # goose's table's schema exists before any run, as goose needs
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("--table", "meta._migrations", "up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00002_posts.sql", POSTS)
+    found = rehearse(conn, scratch, migrations.path, TableName.parse("meta._migrations"))
+    assert found.passed, found.failures
+    assert found.base.replay.replayed == [1]
+    assert found.base.drift is not None
+    assert (found.base.drift.schemas, found.base.drift.lines()) == (["meta", "public"], [])
+    assert [file.migration.version for file in found.files] == [2]

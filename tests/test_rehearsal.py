@@ -656,3 +656,21 @@ def test_a_schema_qualified_goose_table_is_where_the_replay_keeps_it(
     assert found.base.drift is not None
     assert (found.base.drift.schemas, found.base.drift.lines()) == (["meta", "public"], [])
     assert [file.migration.version for file in found.files] == [2]
+
+
+def test_the_command_line_starts_without_the_rehearsals_modules() -> None:
+    """Every command, the no-op `up` Nomad runs on each allocation included, would pay for
+    importing them: only rehearse, drift, status and a migrating run import what they use."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, migrator.cli; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout.split()
+    modules = ("data_checks", "drift", "rehearsal", "rehearsal_report", "schema_snapshot", "scratch", "statement_locks")
+    assert [name for name in loaded if name.removeprefix("migrator.") in modules] == []
+    assert "migrator.commands" in loaded

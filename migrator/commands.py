@@ -15,10 +15,12 @@ from migrator.errors import InputError, LintFindings, ParseError
 from migrator.history import History, RunRecorder
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.operator_text import error_message
+from migrator.own_transaction import note
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import refuse_drift
 from migrator.reports import (
     emit_json,
+    ends_document,
     print_event,
     print_plan,
     print_result,
@@ -151,6 +153,9 @@ def lint_command(settings: Settings) -> None:
             migrator = _migrator(conn, settings)
             steps = migrator.plan_up(status=_read_status(migrator))
         files = [(s.migration, s.parsed) for s in steps]
+    for migration, parsed in files:
+        if (said := note(parsed)) is not None:
+            print(f"{migration.filename}: note: {said}")
     findings = lint(files, find_config(settings.directory))
     for finding in findings:
         print(finding)
@@ -184,10 +189,15 @@ def show(settings: Settings) -> None:
     direction = Direction.DOWN if settings.down else Direction.UP
     parsed = parse_file(path, direction)
     if settings.as_json:
-        emit_json({"statements": [s.sql for s in parsed.statements], "transaction": parsed.use_tx})
+        emit_json(
+            {
+                "statements": [s.sql for s in parsed.statements],
+                "transaction": parsed.use_tx,
+                "transaction_ends": ends_document(parsed),
+            }
+        )
     else:
-        statements = [(s.line, s.sql) for s in parsed.statements]
-        print_statements(f"{path.name} ({direction.value})", parsed.use_tx, statements)
+        print_statements(f"{path.name} ({direction.value})", parsed)
 
 
 def validate(settings: Settings) -> None:
@@ -219,12 +229,17 @@ def validate(settings: Settings) -> None:
 
 
 def _parse_problems(migration: Migration) -> list[str]:
+    """Why each direction of a file does not parse; a direction that ends its own transaction is
+    valid goose, and is said on the way (a warning)."""
     problems = []
     for direction in Direction:
         try:
-            parse_file(migration.path, direction)
+            parsed = parse_file(migration.path, direction)
         except ParseError as exc:
             problems.append(str(exc))
+            continue
+        if (said := note(parsed)) is not None:
+            warn(f"{migration.filename} ({direction.value}): {said}")
     return problems
 
 

@@ -8,7 +8,9 @@ last word before any ``--`` comment ends with ``;``. Comments and blank lines be
 statement are dropped; inside a statement they are kept. Each statement is trimmed.
 
 Where goose silently drops SQL (a statement line straight after an empty
-StatementBegin/StatementEnd block) this parser refuses the file instead.
+StatementBegin/StatementEnd block) this parser refuses the file instead. ``parse_file`` then
+reads every statement with PostgreSQL's own grammar (pg_grammar.py) and refuses what could
+never run as written (unrunnable.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 
 from migrator.envsub import SubstitutionError, substitute
 from migrator.errors import ParseError
-from migrator.transaction_control import refuse_transaction_control
+from migrator.pg_grammar import Command, read
+from migrator.unrunnable import refuse_unrunnable
 
 # Go's unicode.IsSpace set, which goose's TrimSpace and word splitting use; Python's own
 # notion of whitespace also takes in \x1c-\x1f, which Go does not.
@@ -58,6 +61,7 @@ _ANNOTATIONS = {a.value.casefold(): a for a in _Annotation}
 class Statement:
     sql: str
     line: int  # where the statement's first line stands in its file
+    block: bool = False  # written between StatementBegin and StatementEnd
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class ParsedMigration:
     statements: tuple[Statement, ...]
     use_tx: bool
     sha256: str = ""  # of the file's bytes, when parsed from a file
+    # What PostgreSQL's grammar found in the statements (pg_grammar.py), when parsed from a file.
+    commands: tuple[Command, ...] = ()
 
 
 def go_trim(text: str) -> str:
@@ -77,7 +83,8 @@ def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = N
 
 
 def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
-    """Parse one direction of a file; a file that runs in a transaction must not end it."""
+    """Parse one direction of a file and read its statements with PostgreSQL's grammar,
+    refusing what could never run as written."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -91,11 +98,11 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         raise ParseError("the file starts with a UTF-8 byte order mark (BOM); save it without one", path=path, line=1)
     try:
         parsed = parse_sql(text, direction, env)
-        if parsed.use_tx:
-            refuse_transaction_control(parsed.statements)
+        reading = read(parsed.statements, use_tx=parsed.use_tx)
+        refuse_unrunnable(parsed, reading)
     except ParseError as exc:
         raise exc.located(path) from None
-    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest())
+    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest(), commands=reading.commands)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -195,7 +202,7 @@ class _Parser:
                     raise ParseError("'-- +goose StatementEnd' without a '-- +goose StatementBegin'", line=number)
                 self.block_start = None
                 if self.buffer:
-                    self._emit()
+                    self._emit(block=True)
                 else:
                     self.empty_block_end = number
             case _Annotation.NO_TRANSACTION:
@@ -226,10 +233,10 @@ class _Parser:
             self.buffer_start = number
         self.buffer.append(line)
         if self.block_start is None and _ends_statement(line):
-            self._emit()
+            self._emit(block=False)
 
-    def _emit(self) -> None:
-        self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start))
+    def _emit(self, *, block: bool) -> None:
+        self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start, block))
         self.buffer.clear()
 
     def _refuse_unfinished(self, where: str) -> None:

@@ -78,10 +78,17 @@ class Tools:
             cwd=REPO,
         )
 
-    def goose(self, command: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    def goose_command(self, command: str, *flags: str) -> list[str]:
         """``goose [flags] postgres DSN command``, with the arguments where goose wants them."""
         base = [str(tool("goose")), "-dir", str(self.directory), "-table", TABLE, "-env", "none", "-no-color"]
-        return self.run([*base, *flags, "postgres", self.dsn, *command.split()])
+        return [*base, *flags, "postgres", self.dsn, *command.split()]
+
+    def goose(self, command: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.goose_command(command, *flags))
+
+    def spawn_goose(self, command: str) -> subprocess.Popen[str]:
+        """goose's CLI in the background."""
+        return self._spawn(self.goose_command(command))
 
     def library_command(self, *args: str) -> list[str]:
         return [str(tool("goose-provider")), "-dsn", self.dsn, "-dir", str(self.directory), "-table", TABLE, *args]

@@ -211,34 +211,7 @@ def test_fix_renames_nothing_when_a_target_name_is_taken(migrations: MigrationDi
     assert (migrations.path / "20260101000000_a.sql").exists()
 
 
-# -- 5. transaction control in a transactional file -------------------------------------
-
-
-def test_commit_inside_a_transactional_file_is_refused_at_parse_time(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add(
-        "00001_split.sql",
-        "-- +goose Up\nCREATE TABLE before_commit (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n",
-    )
-    for command in ("validate", "plan", "up"):
-        error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
-        assert (
-            "00001_split.sql:3: COMMIT in a migration that runs in a transaction would end that transaction"
-            " part-way, so a later failure could no longer roll the whole file back. Remove it, or put"
-            " '-- +goose NO TRANSACTION' at the top of the file\n"
-        ) in error
-    assert not {"before_commit", "after_commit"} & tables(dsn)
-
-
-def test_a_statement_the_grammar_cannot_read_does_not_hide_a_later_commit(dsn: str, migrations: MigrationDir) -> None:
-    # The server reports the unreadable statement when it runs; the COMMIT after it still splits
-    # the file, and nothing may run before that is known.
-    migrations.add(
-        "00001_typo.sql", "-- +goose Up\nCREAT TABLE typo (id int);\nCOMMIT;\nCREATE TABLE after (id int);\n"
-    )
-    for command in ("validate", "up"):
-        error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
-        assert "00001_typo.sql:3: COMMIT in a migration that runs in a transaction" in error
-    assert not {"after", "_migrations"} & tables(dsn)
+# -- 5. transaction control: tests/test_own_transaction.py runs a transactional file's own COMMIT ---
 
 
 def test_begin_inside_a_function_body_or_do_block_is_not_transaction_control(

@@ -361,3 +361,20 @@ def test_an_interrupted_last_run_is_a_warning(dsn: str, tmp_path: Path, monkeypa
     assert logged.warn[0].startswith("last migrator run ")
     assert ": interrupted (up, image ?)" in logged.warn[0]
     assert not [line for line in logged.info if line.startswith("last migrator run")]
+
+
+def test_preview_says_how_a_pending_file_runs_when_it_ends_its_own_transaction(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "00001_m1.sql").write_text("-- +goose Up\nCREATE TABLE m1 (id bigint);\nCOMMIT;\n")
+    (directory / "00002_m2.sql").write_text("-- +goose Up\nCREATE TABLE m2 (id bigint);\n")
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == [1, 2]
+    assert logged.info == [
+        "pending migration: 00001_m1.sql (its own COMMIT at line 3 (statement 2) ends the transaction it runs in:"
+        " as goose does, the migrator commits statements 1 to 2 there and records the version after it, outside"
+        " that transaction)",
+        "pending migration: 00002_m2.sql",
+    ]

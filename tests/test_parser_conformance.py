@@ -42,8 +42,10 @@ def vectors() -> Path:
 
 @pytest.mark.parametrize(("group", "case", "direction"), sorted(EXPECTED_COUNTS))
 def test_valid_vectors_reproduce_goose_byte_for_byte(vectors: Path, group: str, case: str, direction: str) -> None:
+    """goose's grammar alone: some vectors hold SQL PostgreSQL refuses (a trailing comma in a
+    column list), which parse_file's check with PostgreSQL's grammar refuses in turn."""
     folder = vectors / group / case
-    parsed = parse_file(folder / "input.sql", Direction(direction), env=ENVSUB_ENV)
+    parsed = parse_sql((folder / "input.sql").read_text(), Direction(direction), env=ENVSUB_ENV)
     goldens = sorted(folder.glob(f"*.{direction}.golden.sql"))
     assert len(goldens) == EXPECTED_COUNTS[(group, case, direction)]
     assert [s.sql.encode() for s in parsed.statements] == [g.read_bytes() for g in goldens]

@@ -152,6 +152,7 @@ class _Parser:
         self.section: Direction | None = None
         self.block_start: int | None = None  # line of the open StatementBegin
         self.empty_block_end: int | None = None  # see _take_sql
+        self.dropped: tuple[int, int] | None = None  # the line goose drops, and the empty block's end
         self.use_tx = True
         self.envsub = False
         self.buffer: list[str] = []
@@ -170,6 +171,7 @@ class _Parser:
             raise ParseError("no '-- +goose Up' annotation: every migration must start with one")
         if self.block_start is not None:
             raise ParseError(f"'-- +goose StatementBegin' at line {self.block_start} has no '-- +goose StatementEnd'")
+        self._refuse_dropped()
         self._refuse_unfinished("end of file")
         return ParsedMigration(tuple(self.statements), self.use_tx)
 
@@ -185,6 +187,7 @@ class _Parser:
                         "'-- +goose Down' must follow '-- +goose Up' and stand outside any StatementBegin block",
                         line=number,
                     )
+                self._refuse_dropped()
                 self._refuse_unfinished("'-- +goose Down'")
                 self.section = Direction.DOWN
                 self.empty_block_end = None
@@ -216,12 +219,10 @@ class _Parser:
         if self.section is None:
             raise ParseError("SQL before the '-- +goose Up' annotation", line=number)
         if self.empty_block_end is not None and self.section is self.direction:
-            # goose would drop this line without a word and run an empty statement instead.
-            raise ParseError(
-                f"this line follows the empty StatementBegin/StatementEnd block that ends at line "
-                f"{self.empty_block_end}; goose would silently skip it. Remove the empty block",
-                line=number,
-            )
+            # goose drops this line without a word (and sends an empty statement in its place);
+            # the refusal waits for what goose runs next, which it names.
+            self.dropped, self.empty_block_end = (number, self.empty_block_end), None
+            return
         if self.envsub:
             try:
                 line = substitute(line, self.env)
@@ -236,8 +237,28 @@ class _Parser:
             self._emit(block=False)
 
     def _emit(self, *, block: bool) -> None:
+        self._refuse_dropped()
         self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start, block))
         self.buffer.clear()
+
+    def _refuse_dropped(self) -> None:
+        """Refuse the line goose would drop after an empty block, naming what goose runs next:
+        the statement now in the buffer (the rest of the dropped line's own, when it began one)."""
+        if self.dropped is None:
+            return
+        number, block_end = self.dropped
+        written = [(offset, go_trim(line)) for offset, line in enumerate(self.buffer) if go_trim(line)]
+        if written:
+            offset, first = written[0]
+            quoted = first if len(first) <= 60 else first[:57] + "..."
+            then = f"go on with line {self.buffer_start + offset} ({quoted!r}) as if it were not there"
+        else:
+            then = "run nothing more of this section"
+        raise ParseError(
+            f"this line follows the empty StatementBegin/StatementEnd block that ends at line {block_end};"
+            f" goose would silently drop it and {then}. Remove the empty block",
+            line=number,
+        )
 
     def _refuse_unfinished(self, where: str) -> None:
         if self.buffer and go_trim("\n".join(self.buffer)):

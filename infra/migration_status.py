@@ -173,7 +173,7 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
     if squawk_binary() is None:
         return ["migration lint: squawk is not installed here, pending migrations were not linted"]
     try:
-        files = [(m, parse_file(m.path, Direction.UP)) for m in pending]
+        files = [(m, parse_file(m.path, Direction.UP)) for m in pending if not m.go]
         return [f"migration lint: {finding}" for finding in lint(files, find_config(directory))]
     except MigratorError as exc:
         return [f"migration lint: {exc}"]
@@ -182,6 +182,8 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
 def _how_it_runs(migration: Migration) -> str:
     """What the pending line adds for a file that ends its own transaction; a file that does not
     parse gets nothing here (lint_warnings reports why)."""
+    if migration.go:
+        return " (a Go migration: the migrator will refuse to run it)"
     try:
         said = note(parse_file(migration.path, Direction.UP))
     except MigratorError:

@@ -147,11 +147,11 @@ def plan(settings: Settings) -> None:
 
 def lint_command(settings: Settings) -> None:
     if settings.lint_all:
-        files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory)]
+        files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory) if not m.go]
     else:
         with _database(settings, writes=False) as conn:
             migrator = _migrator(conn, settings)
-            steps = migrator.plan_up(status=_read_status(migrator))
+            steps = migrator.plan_up(status=_read_status(migrator), sql_only=True)
         files = [(s.migration, s.parsed) for s in steps]
     for migration, parsed in files:
         if (said := note(parsed)) is not None:
@@ -186,6 +186,8 @@ def show(settings: Settings) -> None:
         path = settings.directory / path
     if not path.is_file():
         raise InputError(f"{settings.argument}: no such migration file")
+    if path.suffix == ".go":
+        raise InputError(f"{settings.argument}: a Go migration; show reads SQL migrations")
     direction = Direction.DOWN if settings.down else Direction.UP
     parsed = parse_file(path, direction)
     if settings.as_json:
@@ -204,7 +206,8 @@ def validate(settings: Settings) -> None:
     migrations = collect(settings.directory)
     problems: list[str] = []
     bad_files = 0
-    for migration in migrations:
+    readable = [m for m in migrations if not m.go]
+    for migration in readable:
         # A file's error is usually the same in both directions: report it once.
         found = list(dict.fromkeys(_parse_problems(migration)))
         problems.extend(found)
@@ -220,12 +223,14 @@ def validate(settings: Settings) -> None:
     for problem in problems:
         print(f"migrator: {problem}", file=sys.stderr)
     if problems:
-        found = [f"{bad_files} of {len(migrations)} migration(s) do not parse"] if bad_files else []
+        found = [f"{bad_files} of {len(readable)} migration(s) do not parse"] if bad_files else []
         if len(problems) > parse_problems:
             found.append("applied files were edited or removed")
         raise InputError("; ".join(found))
     checked = " and checked against the database" if settings.dsn else ""
-    print(f"migrator: {len(migrations)} migration(s) valid{checked}")
+    go = len(migrations) - len(readable)
+    unread = f" ({go} Go migration(s) not read: the migrator runs SQL)" if go else ""
+    print(f"migrator: {len(readable)} migration(s) valid{checked}{unread}")
 
 
 def _parse_problems(migration: Migration) -> list[str]:

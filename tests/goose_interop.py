@@ -114,7 +114,7 @@ class Tools:
     def goose_status(self) -> dict[int, bool]:
         """goose CLI ``status``: each file's version and whether it is applied."""
         result = ok(self.goose("status"))
-        found = re.findall(r"^\S+ \S+ +(.+?) +-- (\S+\.sql)$", result.stderr, re.MULTILINE)
+        found = re.findall(r"^\S+ \S+ +(.+?) +-- (\S+\.(?:sql|go))$", result.stderr, re.MULTILINE)
         assert found, result.stderr
         return {version_of(name): when.strip() != "Pending" for when, name in found}
 

@@ -378,3 +378,20 @@ def test_preview_says_how_a_pending_file_runs_when_it_ends_its_own_transaction(
         " that transaction)",
         "pending migration: 00002_m2.sql",
     ]
+
+
+def test_preview_names_a_pending_go_migration_and_lints_only_sql(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "00001_m1.sql").write_text("-- +goose Up\nCREATE TABLE m1 (id int);\n")
+    (directory / "00002_backfill.go").write_text("package migrations\n")
+    (directory / "embed.go").write_text("package migrations\n")
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == [1, 2]
+    assert logged.info == [
+        "pending migration: 00001_m1.sql",
+        "pending migration: 00002_backfill.go (a Go migration: the migrator will refuse to run it)",
+    ]
+    assert [line.split(":")[1].strip() for line in logged.warn] == ["00001_m1.sql"]  # squawk reads SQL only

@@ -105,6 +105,16 @@ def child_command() -> list[str]:
     return ["-c", _RECORDING_CHILD] if collecting() else ["-m", "migrator"]
 
 
+def child_path() -> list[str]:
+    """What a child that runs from a copy of the migrator's own needs on its path besides:
+    mutmut's package, for the recording child."""
+    if not collecting():
+        return []
+    import mutmut  # noqa: PLC0415 (only importable where mutmut runs)
+
+    return [str(Path(mutmut.__file__).parent.parent)]
+
+
 @contextmanager
 def recorded_child(env: dict[str, str]) -> Iterator[None]:
     """Around one child run: gives it a file for its record, then adds that record here."""

@@ -17,9 +17,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg import sql
+
 from tests import pgserver
 from tests.migrator_process import run_migrator, started_migrator
-from tests.support import REPO, unavailable
+from tests.support import REPO, query, unavailable
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 GOOSE_RECIPE = REPO / ".ci" / "tools.d" / "goose.sh"
@@ -170,6 +172,35 @@ def schema(dsn: str) -> str:
     # (random on every dump).
     noise = ("-- Dumped", "\\restrict ", "\\unrestrict ")
     return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(noise))
+
+
+# Columns whose default differs from run to run: not what a migration stored.
+_VOLATILE_DEFAULT = re.compile(r"now\(\)|current_timestamp|clock_timestamp\(\)|gen_random_uuid\(\)|random\(\)", re.I)
+
+
+def data(dsn: str) -> dict[str, list[object]]:
+    """Every row of every table the migrations made, in all schemas but the system's and without
+    goose's table and the migrator's beside it, sorted, leaving out the columns whose default
+    differs from run to run (now(), gen_random_uuid()): what the migrations stored."""
+    columns = query(
+        dsn,
+        "SELECT c.table_schema, c.table_name, c.column_name, coalesce(c.column_default, '')"
+        " FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)"
+        " WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')"
+        " AND c.table_name NOT LIKE %s ORDER BY 1, 2, c.ordinal_position",
+        (f"{TABLE}%",),
+    )
+    kept: dict[tuple[str, str], list[str]] = {}
+    for schema_name, table, column, default in columns:
+        names = kept.setdefault((str(schema_name), str(table)), [])
+        if not _VOLATILE_DEFAULT.search(str(default)):
+            names.append(str(column))
+    found: dict[str, list[object]] = {}
+    for (schema_name, table), names in kept.items():
+        selected = sql.SQL(", ").join(map(sql.Identifier, names)) if names else sql.SQL("count(*)")
+        rows = query(dsn, sql.SQL("SELECT {} FROM {}").format(selected, sql.Identifier(schema_name, table)).as_string())
+        found[f"{schema_name}.{table}"] = sorted(map(repr, rows))
+    return found
 
 
 # A corpus written for these tests: every parser feature goose and the migrator must agree

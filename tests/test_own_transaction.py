@@ -18,8 +18,8 @@ from migrator.events import Event, LockRetry
 from migrator.ledger import State, file_sha256
 from migrator.safety import Safety
 from tests.cli_runner import run_cli
-from tests.goose_interop import Tools, ok, schema
-from tests.support import MigrationDir, interrupted_during, query, server_warnings, tables, versions
+from tests.goose_interop import Tools, data, ok, schema
+from tests.support import MigrationDir, interrupted_during, server_warnings, tables, versions
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -99,13 +99,6 @@ CREATE TABLE chained_b (id int);
 DROP TABLE chained_b, chained_a;
 """,
 }
-DATA = "SELECT coalesce(json_agg(t ORDER BY t::text), '[]') FROM {} t"
-
-
-def data(dsn: str) -> dict[str, object]:
-    """Every row of every table the migrations made, by table."""
-    names = sorted(tables(dsn) - {"_migrations", "_migrations_ledger", "_migrations_runs"})
-    return {name: query(dsn, DATA.format(name))[0][0] for name in names}
 
 
 @pytest.mark.parametrize("name", sorted(FILES))

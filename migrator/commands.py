@@ -187,7 +187,7 @@ def show(settings: Settings) -> None:
     if not path.is_file():
         raise InputError(f"{settings.argument}: no such migration file")
     if path.suffix == ".go":
-        raise InputError(f"{settings.argument}: a Go migration; show reads SQL migrations")
+        raise InputError(f"{settings.argument}: a Go file; show reads SQL migrations")
     direction = Direction.DOWN if settings.down else Direction.UP
     parsed = parse_file(path, direction)
     if settings.as_json:

@@ -182,5 +182,5 @@ def test_show_refuses_a_go_file(with_go: Path) -> None:
     shown = run_cli("show", "00003_backfill.go", directory=with_go)
     assert (shown.returncode, shown.stderr) == (
         2,
-        "migrator: error: 00003_backfill.go: a Go migration; show reads SQL migrations\n",
+        "migrator: error: 00003_backfill.go: a Go file; show reads SQL migrations\n",
     )

@@ -16,6 +16,8 @@ from migrator import Migrator, TableName
 from migrator.errors import Failure, MigrationFailed
 from migrator.events import Event, LockRetry
 from migrator.ledger import State, file_sha256
+from migrator.own_transaction import what_stays
+from migrator.parser import Direction, parse_file
 from migrator.safety import Safety
 from tests.cli_runner import run_cli
 from tests.goose_interop import Tools, data, ok, schema
@@ -341,10 +343,21 @@ def test_validate_plan_show_and_lint_say_what_the_file_does(dsn: str, migrations
             " rolls back statements 1 to 2 there and runs statement 3 outside that transaction, then records the"
             " version",
         ),
+        (
+            "-- +goose Up\nCREATE TABLE t (id int);\nPREPARE TRANSACTION 'made';\n",
+            "its own PREPARE TRANSACTION at line 3 (statement 2) ends the transaction it runs in: as goose does, the"
+            " migrator prepares statements 1 to 2 there and records the version after it, outside that transaction",
+        ),
+        (
+            "-- +goose Up\nCOMMIT;\nCOMMIT;\n",
+            "its own COMMIT at line 2 (statement 1) ends the transaction it runs in: as goose does, the migrator"
+            " commits statement 1 there and runs statement 2 outside that transaction, then records the version; a"
+            " failure after line 2 cannot undo what was committed",
+        ),
         ("-- +goose NO TRANSACTION\n-- +goose Up\nBEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", None),
         ("-- +goose Up\nCREATE TABLE t (id int);\n", None),
     ],
-    ids=["commit", "commit twice", "rollback", "no transaction", "plain"],
+    ids=["commit", "commit twice", "rollback", "prepare", "a second commit", "no transaction", "plain"],
 )
 def test_the_note_says_where_the_file_splits_its_transaction(
     migrations: MigrationDir, body: str, note: str | None
@@ -353,3 +366,41 @@ def test_the_note_says_where_the_file_splits_its_transaction(
     shown = run_cli("show", "00001_x.sql", directory=migrations.path)
     notes = [line.removeprefix("-- note: ") for line in shown.stdout.splitlines() if line.startswith("-- note: ")]
     assert notes == ([note] if note else [])
+
+
+@pytest.mark.parametrize(
+    ("body", "failed", "open_block", "said"),
+    [
+        (
+            "CREATE TABLE a (id int);\nROLLBACK;\nCREATE TABLE b (id int);\nSELECT 1;\n",
+            4,
+            False,
+            "the file ended the migration's transaction itself with its ROLLBACK at line 3, so statements 1 (line 2),"
+            " 2 (line 3) rolled back by its own ROLLBACK at line 3; statement 3 (line 4) committed",
+        ),
+        (
+            "CREATE TABLE a (id int);\nCOMMIT AND CHAIN;\nCREATE TABLE b (id int);\nSELECT 1;\n",
+            4,
+            True,
+            "the file ended the migration's transaction itself with its COMMIT AND CHAIN at line 3, so statements 1"
+            " (line 2), 2 (line 3) committed; statement 3 (line 4) rolled back with the failure, in the transaction"
+            " the file had begun",
+        ),
+        (
+            "CREATE TABLE a (id int);\nPREPARE TRANSACTION 'made';\nSELECT 1;\n",
+            3,
+            False,
+            "the file ended the migration's transaction itself with its PREPARE TRANSACTION at line 3, so statements 1"
+            " (line 2), 2 (line 3) prepared by its own PREPARE TRANSACTION at line 3 (COMMIT PREPARED or ROLLBACK"
+            " PREPARED settles them)",
+        ),
+    ],
+    ids=["rollback", "commit and chain", "prepare"],
+)
+def test_what_stays_follows_each_end_of_a_transaction(
+    migrations: MigrationDir, body: str, failed: int, open_block: bool, said: str
+) -> None:
+    """The cases a server with max_prepared_transactions = 0, or a failure the tests can place, do
+    not reach through a run: what the message would say, from the file alone."""
+    path = migrations.add("00001_x.sql", "-- +goose Up\n" + body)
+    assert what_stays(parse_file(path, Direction.UP), failed, rolled_back_open=open_block) == said

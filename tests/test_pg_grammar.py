@@ -76,6 +76,8 @@ def test_transaction_control_and_copy_are_found(sql: str, found: list[tuple[Kind
         "REINDEX TABLE accounts;",
         "REINDEX (CONCURRENTLY false) TABLE accounts;",
         "REINDEX (CONCURRENTLY 0) INDEX accounts_email;",
+        "REINDEX (concurrently OFF) TABLE accounts;",
+        "ALTER DATABASE current_db WITH CONNECTION LIMIT 50;",
         "CLUSTER accounts USING accounts_email;",
         "DISCARD PLANS;",
         "ALTER DATABASE current_db SET search_path = public;",

@@ -233,8 +233,8 @@ def test_copy_to_stdout_runs_as_goose_runs_it(dsn: str, other_dsn: str, migratio
     migrations.add(
         "00001_copy_out.sql",
         "-- +goose Up\nCREATE TABLE shown (id int);\nINSERT INTO shown VALUES (1), (2);\nCOPY shown TO STDOUT;\n"
-        "CREATE TABLE after_copy (id int);\n-- +goose Down\nDROP TABLE after_copy;\nCOPY (SELECT 1) TO STDOUT;\n"
-        "DROP TABLE shown;\n",
+        "COMMIT;\nCOPY shown TO STDOUT;\nCREATE TABLE after_copy (id int);\n"
+        "-- +goose Down\nCOPY (SELECT 1) TO STDOUT;\nDROP TABLE after_copy;\nDROP TABLE shown;\n",
     )
     migrations.add(
         "00002_no_tx.sql",
@@ -268,3 +268,27 @@ def test_a_long_quote_of_the_sql_is_cut_short_on_one_line(migrations: MigrationD
         " here), which cut statement 1 short. A function body, DO block or BEGIN ATOMIC body with ';' inside must"
         " stand between '-- +goose StatementBegin' and '-- +goose StatementEnd'"
     )
+
+
+def test_after_an_empty_block_goose_drops_the_line_and_runs_what_the_refusal_names(
+    other_dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_first.sql", FIRST)
+    empty_block = "-- +goose Up\n-- +goose StatementBegin\n-- +goose StatementEnd\n"
+    migrations.add("00002_cut.sql", empty_block + "CREATE TABLE cut (\n    id int\n);\n")
+    assert validate_problem(migrations) == (
+        "00002_cut.sql:4: this line follows the empty StatementBegin/StatementEnd block that ends at line 3; goose"
+        " would silently drop it and go on with line 5 ('id int') as if it were not there. Remove the empty block"
+    )
+    goose = Tools(other_dsn, migrations.path)
+    failed = goose.goose("up")
+    assert failed.returncode == 1
+    assert 'failed to execute SQL query "id int\\n);"' in failed.stderr  # line 5 on, without line 4
+    migrations.add("00002_cut.sql", empty_block + "CREATE TABLE dropped (id int);\nCREATE TABLE kept (id int);\n")
+    assert validate_problem(migrations) == (
+        "00002_cut.sql:4: this line follows the empty StatementBegin/StatementEnd block that ends at line 3; goose"
+        " would silently drop it and go on with line 5 ('CREATE TABLE kept (id int);') as if it were not there."
+        " Remove the empty block"
+    )
+    ok(goose.goose("up"))
+    assert tables(other_dsn) == {"_migrations", "first", "kept"}

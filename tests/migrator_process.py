@@ -69,6 +69,8 @@ def another_user_runtime(destination: Path, repo: Path = REPO) -> Path:
     """Copy the migrator package of ``repo`` and the image's distributions, as this interpreter
     has them installed, into ``destination``, readable by everyone; returns it."""
     shutil.copytree(repo / "migrator", destination / "migrator", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in mutation_support.child_files():
+        shutil.copy2(repo / name, destination / name)
     for name in image_requirements(repo):
         distribution = metadata.distribution(name)
         for file in distribution.files or []:

@@ -106,13 +106,19 @@ def child_command() -> list[str]:
 
 
 def child_path() -> list[str]:
-    """What a child that runs from a copy of the migrator's own needs on its path besides:
-    mutmut's package, for the recording child."""
-    if not collecting():
+    """What a child running from a copy of the migrator needs on its path besides, under mutmut:
+    mutmut's own package, which mutated code and the recording child import."""
+    if not os.environ.get("MUTANT_UNDER_TEST"):
         return []
     import mutmut  # noqa: PLC0415 (only importable where mutmut runs)
 
     return [str(Path(mutmut.__file__).parent.parent)]
+
+
+def child_files() -> list[str]:
+    """The checkout's files such a child needs in its working directory, under mutmut: mutmut
+    reads its configuration from pyproject.toml there."""
+    return ["pyproject.toml"] if os.environ.get("MUTANT_UNDER_TEST") else []
 
 
 @contextmanager

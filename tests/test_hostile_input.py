@@ -345,6 +345,7 @@ def test_another_user_runs_the_migrator_from_a_checkout_under_a_folder_only_root
     private = tmp_path / "private"
     checkout = private / "checkout"
     shutil.copytree(REPO / "migrator", checkout / "migrator", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "pyproject.toml", checkout / "pyproject.toml")
     init = checkout / "migrator" / "__init__.py"
     init.write_text(re.sub(r'__version__ = "[^"]*"', '__version__ = "0-hidden-checkout"', init.read_text()))
     private.chmod(0o700)

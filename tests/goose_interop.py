@@ -178,7 +178,7 @@ def schema(dsn: str) -> str:
 _VOLATILE_DEFAULT = re.compile(r"now\(\)|current_timestamp|clock_timestamp\(\)|gen_random_uuid\(\)|random\(\)", re.I)
 
 
-def data(dsn: str) -> dict[str, list[object]]:
+def data(dsn: str) -> dict[str, list[str]]:
     """Every row of every table the migrations made, in all schemas but the system's and without
     goose's table and the migrator's beside it, sorted, leaving out the columns whose default
     differs from run to run (now(), gen_random_uuid()): what the migrations stored."""
@@ -195,11 +195,11 @@ def data(dsn: str) -> dict[str, list[object]]:
         names = kept.setdefault((str(schema_name), str(table)), [])
         if not _VOLATILE_DEFAULT.search(str(default)):
             names.append(str(column))
-    found: dict[str, list[object]] = {}
+    found: dict[str, list[str]] = {}
     for (schema_name, table), names in kept.items():
         selected = sql.SQL(", ").join(map(sql.Identifier, names)) if names else sql.SQL("count(*)")
         rows = query(dsn, sql.SQL("SELECT {} FROM {}").format(selected, sql.Identifier(schema_name, table)).as_string())
-        found[f"{schema_name}.{table}"] = sorted(map(repr, rows))
+        found[f"{schema_name}.{table}"] = sorted(map(repr, rows))  # each row as text: one order for any types
     return found
 
 

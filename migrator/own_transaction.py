@@ -83,7 +83,7 @@ def what_stays(parsed: ParsedMigration, failed: int, *, rolled_back_open: bool) 
                 open_block, members = command.chain, []
         if not open_block and not commands:
             fates.append(([number], "committed"))  # autocommit: each statement its own transaction
-    if members and rolled_back_open:
+    if rolled_back_open:
         fates.append((members, "rolled back with the failure, in the transaction the file had begun"))
     said = [f"{_listed(parsed, numbers)} {fate}" for numbers, fate in _merged(fates) if numbers]
     return (

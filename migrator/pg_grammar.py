@@ -92,6 +92,7 @@ _READ_IF_IT_MENTIONS = {
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _LAST_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)\W*\Z")
 _NEAR = re.compile(r'at or near "([^"]*)"')
+_COMMENT_MARK = re.compile(r"/\*|\*/")
 
 
 def read(statements: Sequence[Statement], *, use_tx: bool) -> Reading:
@@ -144,9 +145,8 @@ def _line(statement: Statement, offset: int) -> int:
 def _newer_keyword(sql: str, message: str, location: int | None) -> bool:
     """Whether a syntax error stands at, or right after, a word only pglast's newer grammar reserves."""
     near = _NEAR.search(message)
-    before = _LAST_WORD.search(sql, 0, location or 0) if location else None
-    words = {near.group(1).lower() if near else "", before.group(1).lower() if before else ""}
-    return bool(words & NEWER_THAN_POSTGRESQL_15)
+    preceding = _LAST_WORD.search(sql[:location]) if location is not None else None
+    return any(found.group(1).lower() in NEWER_THAN_POSTGRESQL_15 for found in (near, preceding) if found)
 
 
 def _first_word(text: str) -> tuple[int, str]:
@@ -170,16 +170,11 @@ def _first_word(text: str) -> tuple[int, str]:
 
 def _comment_end(text: str, start: int) -> int:
     """Where a ``/* ... */`` comment starting at ``start`` ends; PostgreSQL's nest."""
-    depth, index = 0, start
-    while index < len(text):
-        if text.startswith("/*", index):
-            depth, index = depth + 1, index + 2
-        elif text.startswith("*/", index):
-            depth, index = depth - 1, index + 2
-            if depth == 0:
-                return index
-        else:
-            index += 1
+    depth = 0
+    for mark in _COMMENT_MARK.finditer(text, start):
+        depth += 1 if mark.group() == "/*" else -1
+        if depth == 0:
+            return mark.end()
     return len(text)
 
 
@@ -256,21 +251,21 @@ def _outside_transaction(node_type: str, fields: dict[str, Any]) -> str | None:
 
 def _option(options: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     """The option (a DefElem) called ``name``, if given."""
-    return next((o["DefElem"] for o in options if o.get("DefElem", {}).get("defname") == name), None)
+    return next((o["DefElem"] for o in options if o["DefElem"]["defname"] == name), None)
 
 
 def _switched_on(option: dict[str, Any] | None) -> bool:
     """Whether a boolean option is given and not switched off: ``(CONCURRENTLY false)``, ``off``, ``0``."""
     if option is None:
         return False
-    argument = option.get("arg", {})
+    if "arg" not in option:
+        return True  # given without a value: on
+    argument = option["arg"]
     if "Integer" in argument:
         return bool(argument["Integer"].get("ival"))  # JSON leaves out a zero
-    return str(argument.get("String", {}).get("sval", "true")).lower() not in ("false", "off")
+    return str(argument["String"]["sval"]).lower() not in ("false", "off")
 
 
 def _detaches_concurrently(command: dict[str, Any]) -> bool:
-    fields = command.get("AlterTableCmd", {})
-    return fields.get("subtype") == "AT_DetachPartition" and bool(
-        fields.get("def", {}).get("PartitionCmd", {}).get("concurrent")
-    )
+    fields = command["AlterTableCmd"]
+    return fields.get("subtype") == "AT_DetachPartition" and bool(fields["def"]["PartitionCmd"].get("concurrent"))

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from migrator.source import collect, go_version
+from migrator import Migrator, TableName
+from migrator.planning import GoMigrationRefused
+from migrator.source import Migration, collect, go_version
 from tests.cli_runner import run_cli
 from tests.goose_interop import Tools, ok, schema
 from tests.support import MigrationDir, query, tables, versions
@@ -184,3 +187,10 @@ def test_show_refuses_a_go_file(with_go: Path) -> None:
         2,
         "migrator: error: 00003_backfill.go: a Go file; show reads SQL migrations\n",
     )
+
+
+def test_the_library_refusal_carries_the_go_migration(dsn: str, with_go: Path) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(GoMigrationRefused) as refused:
+        Migrator(conn, with_go, TableName.parse("_migrations")).plan_up(target=4)
+    assert refused.value.migration == Migration(3, "00003_backfill.go", with_go)
+    assert tables(dsn) == set()

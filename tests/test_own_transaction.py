@@ -349,6 +349,13 @@ def test_validate_plan_show_and_lint_say_what_the_file_does(dsn: str, migrations
             " migrator prepares statements 1 to 2 there and records the version after it, outside that transaction",
         ),
         (
+            "-- +goose Up\nCOMMIT;\nBEGIN;\nCOMMIT;\nBEGIN;\nROLLBACK;\n",
+            "its own COMMIT at line 2 (statement 1) ends the transaction it runs in: as goose does, the migrator"
+            " commits statement 1 there and runs statements 2 to 5 outside that transaction, then records the"
+            " version; a failure after line 2 cannot undo what was committed; it ends a transaction again at line 4"
+            " (COMMIT), line 6 (ROLLBACK)",
+        ),
+        (
             "-- +goose Up\nCOMMIT;\nCOMMIT;\n",
             "its own COMMIT at line 2 (statement 1) ends the transaction it runs in: as goose does, the migrator"
             " commits statement 1 there and runs statement 2 outside that transaction, then records the version; a"
@@ -357,7 +364,7 @@ def test_validate_plan_show_and_lint_say_what_the_file_does(dsn: str, migrations
         ("-- +goose NO TRANSACTION\n-- +goose Up\nBEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n", None),
         ("-- +goose Up\nCREATE TABLE t (id int);\n", None),
     ],
-    ids=["commit", "commit twice", "rollback", "prepare", "a second commit", "no transaction", "plain"],
+    ids=["commit", "commit twice", "rollback", "prepare", "three ends", "a second commit", "no transaction", "plain"],
 )
 def test_the_note_says_where_the_file_splits_its_transaction(
     migrations: MigrationDir, body: str, note: str | None
@@ -394,8 +401,23 @@ def test_the_note_says_where_the_file_splits_its_transaction(
             " (line 2), 2 (line 3) prepared by its own PREPARE TRANSACTION at line 3 (COMMIT PREPARED or ROLLBACK"
             " PREPARED settles them)",
         ),
+        (
+            "COMMIT;\nCOMMIT;\nCREATE TABLE b (id int);\nSELECT 1;\n",
+            4,
+            False,
+            "the file ended the migration's transaction itself with its COMMIT at line 2, so statements 1 (line 2),"
+            " 3 (line 4) committed",
+        ),
+        (
+            "CREATE TABLE a (id int);\nCOMMIT AND CHAIN;\nBEGIN;\nCREATE TABLE b (id int);\nSELECT 1;\n",
+            5,
+            True,
+            "the file ended the migration's transaction itself with its COMMIT AND CHAIN at line 3, so statements 1"
+            " (line 2), 2 (line 3) committed; statements 3 (line 4), 4 (line 5) rolled back with the failure, in the"
+            " transaction the file had begun",
+        ),
     ],
-    ids=["rollback", "commit and chain", "prepare"],
+    ids=["rollback", "commit and chain", "prepare", "a commit outside any transaction", "begin inside a chained one"],
 )
 def test_what_stays_follows_each_end_of_a_transaction(
     migrations: MigrationDir, body: str, failed: int, open_block: bool, said: str

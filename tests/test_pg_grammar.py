@@ -171,6 +171,8 @@ def test_each_command_that_cannot_run_in_a_transaction_is_named_as_the_server_na
         "DISCARD PLANS;",
         "ALTER DATABASE {database} SET search_path = public;",
         "ALTER TABLE measurements DETACH PARTITION measurements_2020;",
+        "ALTER TABLE measurements /* not concurrently */ DETACH PARTITION measurements_2020;",
+        "ALTER TABLE accounts /* concurrently */ ADD COLUMN note text;",
         "CREATE TABLE concurrently_named (database text, tablespace text, system text);",
         "COPY (SELECT 1) TO '/dev/null';",
     ],
@@ -195,6 +197,8 @@ def test_the_first_keyword_is_found_after_comments_as_older_libpg_query_leaves_t
     text = "-- note; really\n /* a /* b */ c */\tCoMmIt"
     assert _first_word(text) == (text.index("CoMmIt"), "commit")
     assert _first_word("/* unterminated") == (15, "")
+    assert _first_word("/*/ still a comment */COMMIT") == (22, "commit")
+    assert _first_word("/**/VACUUM") == (4, "vacuum")
     assert _first_word("   ") == (3, "")
 
 

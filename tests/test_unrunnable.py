@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from migrator.unrunnable import _one_line
 from tests.cli_runner import run_cli
 from tests.goose_interop import Tools, ok
 from tests.support import MigrationDir, query, tables, versions, wait_until
@@ -88,6 +89,11 @@ def test_with_no_transaction_it_runs(dsn: str, migrations: MigrationDir) -> None
             "00002_bad.sql:5: CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and PostgreSQL runs"
             " the commands of statement 1 in one (several commands in one statement, as in a"
             " StatementBegin/StatementEnd block): goose would fail here. Give it a statement of its own",
+        ),
+        (
+            "-- +goose Up\nCREATE TABLE t (id int);\nCOMMIT AND CHAIN;\nVACUUM t;\n",
+            "00002_bad.sql:4: VACUUM cannot run inside a transaction block, and the file's own COMMIT AND CHAIN at"
+            " line 3 opened one: goose would fail here. End that transaction (COMMIT) before line 4",
         ),
         (
             "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\nVACUUM;\n-- +goose StatementEnd\n",
@@ -292,3 +298,12 @@ def test_after_an_empty_block_goose_drops_the_line_and_runs_what_the_refusal_nam
     )
     ok(goose.goose("up"))
     assert tables(other_dsn) == {"_migrations", "first", "kept"}
+
+
+@pytest.mark.parametrize(
+    ("quoted", "shown"),
+    [("a" * 60, "a" * 60), ("a" * 61, "a" * 57 + "..."), ("a\n  b", "a b")],
+)
+def test_the_grammars_quote_of_the_sql_is_shown_on_one_line_and_cut_at_60_characters(quoted: str, shown: str) -> None:
+    message = f'unterminated quoted string at or near "{quoted}"'
+    assert _one_line(message) == f'unterminated quoted string at or near "{shown}"'

@@ -24,6 +24,7 @@ from migrator.errors import MigratorError
 from migrator.history import Run
 from migrator.lint import find_config, lint, squawk_binary
 from migrator.operator_text import error_message
+from migrator.own_transaction import note
 from migrator.parser import Direction, parse_file
 from migrator.planning import refuse_drift
 from migrator.source import Migration, collect
@@ -172,10 +173,22 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
     if squawk_binary() is None:
         return ["migration lint: squawk is not installed here, pending migrations were not linted"]
     try:
-        files = [(m, parse_file(m.path, Direction.UP)) for m in pending]
+        files = [(m, parse_file(m.path, Direction.UP)) for m in pending if not m.go]
         return [f"migration lint: {finding}" for finding in lint(files, find_config(directory))]
     except MigratorError as exc:
         return [f"migration lint: {exc}"]
+
+
+def _how_it_runs(migration: Migration) -> str:
+    """What the pending line adds for a file that ends its own transaction; a file that does not
+    parse gets nothing here (lint_warnings reports why)."""
+    if migration.go:
+        return " (a Go migration: the migrator will refuse to run it)"
+    try:
+        said = note(parse_file(migration.path, Direction.UP))
+    except MigratorError:
+        return ""
+    return f" ({said})" if said else ""
 
 
 def pending_migrations(
@@ -196,7 +209,7 @@ def pending_migrations(
             pulumi.log.warn(f"the migrator will refuse to run: {reading.refusal}")
         pending = [m for m in reading.pending if migrate_to is None or m.version <= migrate_to]
         for migration in pending:
-            pulumi.log.info(f"pending migration: {migration.filename}")
+            pulumi.log.info(f"pending migration: {migration.filename}{_how_it_runs(migration)}")
         for warning in lint_warnings(pending, root / "migrations"):
             pulumi.log.warn(warning)
         return [m.version for m in pending]

@@ -107,9 +107,13 @@ class Migrator:
             tolerate_unreadable_ledger=tolerate_unreadable_ledger,
         )
 
-    def plan_up(self, *, target: int | None = None, by_one: bool = False, status: Status | None = None) -> list[Step]:
-        """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
-        return planning.plan_up(status or self.status(), self.options, target=target, by_one=by_one, env=self.env)
+    def plan_up(
+        self, *, target: int | None = None, by_one: bool = False, status: Status | None = None, sql_only: bool = False
+    ) -> list[Step]:
+        """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files,
+        and Go migrations (``sql_only``: leaves them out instead)."""
+        status = status or self.status()
+        return planning.plan_up(status, self.options, target=target, by_one=by_one, env=self.env, sql_only=sql_only)
 
     def plan_down(self, *, target: int | None = None, reset: bool = False, status: Status | None = None) -> list[Step]:
         """The files ``down`` would roll back, in goose's order (see planning.plan_down)."""

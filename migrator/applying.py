@@ -3,7 +3,9 @@
 A file runs with its version row in one transaction under ``SET LOCAL`` timeouts; one
 that PostgreSQL's ``lock_timeout`` stopped is rolled back and retried with doubling
 backoff. A NO TRANSACTION file runs statement by statement, its progress recorded in the
-ledger after each one, so a run that dies part-way says how far it got.
+ledger after each one, so a run that dies part-way says how far it got. A file that ends
+its transaction itself (its own ``COMMIT``) runs on from there as goose runs it, and its
+version row is written in whatever transaction state the file left (own_transaction.py).
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
 from migrator.ledger import Ledger, State
+from migrator.own_transaction import first_split, what_stays
 from migrator.parser import Direction
+from migrator.pg_grammar import statements_that
 from migrator.pg_reasons import blocked_relation, pg_reason
 from migrator.planning import Step
 from migrator.safety import Safety
@@ -130,16 +136,22 @@ class Applier:
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
         opening = f"BEGIN; {self.safety.set_statements(local=True)}"
+        split = first_split(step.parsed)
+        copies = _copies_to_client(step)
         try:
             if not step.parsed.statements:
                 cursor.execute(opening)
             for index, statement in enumerate(step.parsed.statements, start=1):
                 number = index
-                cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
+                _send(cursor, statement.sql, opening if index == 1 else None, copy=index in copies)
                 if self.observe is not None:
                     self.observe(step, index)
-            number = 0
-            cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+                if index == split:
+                    break
+            else:
+                number = 0
+                cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+                return
         except KeyboardInterrupt:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
@@ -159,6 +171,37 @@ class Applier:
                 f" was not {step.tracking}",
                 _failure(step, number, pg_reason(exc), rolled_back=True),
             ) from None
+        assert split is not None  # the loop ended at the file's own end of its transaction
+        self._run_after_own_transaction(step, split, copies)
+
+    def _run_after_own_transaction(self, step: Step, split: int, copies: set[int]) -> None:
+        """The rest of a file whose statement ``split`` ended the migration's transaction, as
+        goose runs it: each statement in autocommit or in a transaction the file begins, the
+        timeouts for the session (their SET LOCAL ended with that transaction), then the
+        version row, committing a transaction the file left open."""
+        cursor = self.conn.cursor()
+        cursor.execute(self.safety.set_statements(local=False))
+        for number in range(split + 1, len(step.parsed.statements) + 1):
+            try:
+                _send(cursor, step.parsed.statements[number - 1].sql, None, copy=number in copies)
+            except (KeyboardInterrupt, psycopg.Error) as exc:
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else pg_reason(exc)
+                # goose rolls back what is open, as it would its own transaction.
+                open_block = self.conn.info.transaction_status is not TransactionStatus.IDLE
+                if open_block:
+                    with suppress(psycopg.Error):
+                        self.conn.execute("ROLLBACK")
+                stays = what_stays(step.parsed, number, rolled_back_open=open_block)
+                error = Interrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
+                raise error(
+                    f"{step.where(number)} {'was interrupted' if error is Interrupted else 'failed: ' + reason};"
+                    f" {stays}; version {step.migration.version} was not {step.tracking}. Repair by hand, then"
+                    f" rerun: it runs the file again from its first statement, as goose does",
+                    _failure(step, number, reason, rolled_back=False),
+                ) from None
+        # The file may have begun a transaction it left open: goose commits it with the version row.
+        commit = "; COMMIT" if self.conn.info.transaction_status is TransactionStatus.INTRANS else ""
+        self._write_tracking(step, sql.SQL("RESET lock_timeout; RESET statement_timeout; {}" + commit))
 
     def _apply_without_transaction(self, step: Step) -> None:
         migration, statements = step.migration, step.parsed.statements
@@ -173,9 +216,10 @@ class Applier:
                 f"{migration.filename}: preparing the run failed: {pg_reason(exc)}",
                 _failure(step, 0, pg_reason(exc), rolled_back=True),
             ) from None
+        cursor, copies = self.conn.cursor(), _copies_to_client(step)
         for number, statement in enumerate(statements, start=1):
             try:
-                self.conn.execute(statement.sql)
+                _send(cursor, statement.sql, None, copy=number in copies)
                 self.ledger.progress(migration.version, number)
             except KeyboardInterrupt:
                 raise Interrupted(
@@ -191,11 +235,35 @@ class Applier:
                     " Repair by hand, then rerun",
                     _failure(step, number, pg_reason(exc), rolled_back=number == 1),
                 ) from None
+        self._write_tracking(step, sql.SQL("RESET lock_timeout; RESET statement_timeout; {}"))
+
+    def _write_tracking(self, step: Step, template: sql.SQL) -> None:
+        """The version row and the ledger entry, sent as ``template`` says, after every statement
+        ran outside the migration's transaction: one simple query is one implicit transaction,
+        so both rows or neither."""
         try:
-            # One simple query is one implicit transaction: both rows or neither.
-            self.conn.execute(sql.SQL("RESET lock_timeout; RESET statement_timeout; {}").format(self._tracking(step)))
+            self.conn.execute(template.format(self._tracking(step)))
         except psycopg.Error as exc:
             raise MigrationFailed(
-                f"{migration.filename}: all statements ran but the version row could not be written: {pg_reason(exc)}",
-                _failure(step, 0, pg_reason(exc), rolled_back=not statements),
+                f"{step.migration.filename}: all statements ran but the version row could not be written:"
+                f" {pg_reason(exc)}",
+                _failure(step, 0, pg_reason(exc), rolled_back=not step.parsed.statements),
             ) from None
+
+
+def _copies_to_client(step: Step) -> set[int]:
+    """The statements that are a COPY ... TO STDOUT: their rows are read and dropped, as goose does."""
+    return set(statements_that(step.parsed.commands, "COPY TO STDOUT"))
+
+
+def _send(cursor: psycopg.Cursor[Any], statement: str, opening: str | None, *, copy: bool) -> None:
+    """Run one statement, ``opening`` (BEGIN and the timeouts) in the same round trip; a COPY
+    to the client has its rows read and dropped, as goose's driver does."""
+    if not copy:
+        cursor.execute(f"{opening}; {statement}" if opening else statement)
+        return
+    if opening:
+        cursor.execute(opening)
+    with cursor.copy(statement) as rows:
+        for _ in rows:
+            pass

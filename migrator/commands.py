@@ -17,10 +17,12 @@ from migrator.errors import DriftFound, InputError, LintFindings, ParseError, Re
 from migrator.history import History, RunRecorder
 from migrator.lint import Finding, find_config, lint, squawk_binary
 from migrator.operator_text import error_message
+from migrator.own_transaction import note
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import refuse_drift
 from migrator.reports import (
     emit_json,
+    ends_document,
     print_event,
     print_plan,
     print_result,
@@ -175,12 +177,15 @@ def plan(settings: Settings) -> None:
 
 def lint_command(settings: Settings) -> None:
     if settings.lint_all:
-        files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory)]
+        files = [(m, parse_file(m.path, Direction.UP)) for m in collect(settings.directory) if not m.go]
     else:
         with _database(settings, writes=False) as conn:
             migrator = _migrator(conn, settings)
-            steps = migrator.plan_up(status=_read_status(migrator))
+            steps = migrator.plan_up(status=_read_status(migrator), sql_only=True)
         files = [(s.migration, s.parsed) for s in steps]
+    for migration, parsed in files:
+        if (said := note(parsed)) is not None:
+            print(f"{migration.filename}: note: {said}")
     findings = lint(files, find_config(settings.directory))
     for finding in findings:
         print(finding)
@@ -272,20 +277,28 @@ def show(settings: Settings) -> None:
         path = settings.directory / path
     if not path.is_file():
         raise InputError(f"{settings.argument}: no such migration file")
+    if path.suffix == ".go":
+        raise InputError(f"{settings.argument}: a Go file; show reads SQL migrations")
     direction = Direction.DOWN if settings.down else Direction.UP
     parsed = parse_file(path, direction)
     if settings.as_json:
-        emit_json({"statements": [s.sql for s in parsed.statements], "transaction": parsed.use_tx})
+        emit_json(
+            {
+                "statements": [s.sql for s in parsed.statements],
+                "transaction": parsed.use_tx,
+                "transaction_ends": ends_document(parsed),
+            }
+        )
     else:
-        statements = [(s.line, s.sql) for s in parsed.statements]
-        print_statements(f"{path.name} ({direction.value})", parsed.use_tx, statements)
+        print_statements(f"{path.name} ({direction.value})", parsed)
 
 
 def validate(settings: Settings) -> None:
     migrations = collect(settings.directory)
     problems: list[str] = []
     bad_files = 0
-    for migration in migrations:
+    readable = [m for m in migrations if not m.go]
+    for migration in readable:
         # A file's error is usually the same in both directions: report it once.
         found = list(dict.fromkeys(_parse_problems(migration)))
         problems.extend(found)
@@ -301,21 +314,28 @@ def validate(settings: Settings) -> None:
     for problem in problems:
         print(f"migrator: {problem}", file=sys.stderr)
     if problems:
-        found = [f"{bad_files} of {len(migrations)} migration(s) do not parse"] if bad_files else []
+        found = [f"{bad_files} of {len(readable)} migration(s) do not parse"] if bad_files else []
         if len(problems) > parse_problems:
             found.append("applied files were edited or removed")
         raise InputError("; ".join(found))
     checked = " and checked against the database" if settings.dsn else ""
-    print(f"migrator: {len(migrations)} migration(s) valid{checked}")
+    go = len(migrations) - len(readable)
+    unread = f" ({go} Go migration(s) not read: the migrator runs SQL)" if go else ""
+    print(f"migrator: {len(readable)} migration(s) valid{checked}{unread}")
 
 
 def _parse_problems(migration: Migration) -> list[str]:
+    """Why each direction of a file does not parse; a direction that ends its own transaction is
+    valid goose, and is said on the way (a warning)."""
     problems = []
     for direction in Direction:
         try:
-            parse_file(migration.path, direction)
+            parsed = parse_file(migration.path, direction)
         except ParseError as exc:
             problems.append(str(exc))
+            continue
+        if (said := note(parsed)) is not None:
+            warn(f"{migration.filename} ({direction.value}): {said}")
     return problems
 
 

@@ -8,7 +8,9 @@ last word before any ``--`` comment ends with ``;``. Comments and blank lines be
 statement are dropped; inside a statement they are kept. Each statement is trimmed.
 
 Where goose silently drops SQL (a statement line straight after an empty
-StatementBegin/StatementEnd block) this parser refuses the file instead.
+StatementBegin/StatementEnd block) this parser refuses the file instead. ``parse_file`` then
+reads every statement with PostgreSQL's own grammar (pg_grammar.py) and refuses what could
+never run as written (unrunnable.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 
 from migrator.envsub import SubstitutionError, substitute
 from migrator.errors import ParseError
-from migrator.transaction_control import refuse_transaction_control
+from migrator.pg_grammar import Command, read
+from migrator.unrunnable import refuse_unrunnable
 
 # Go's unicode.IsSpace set, which goose's TrimSpace and word splitting use; Python's own
 # notion of whitespace also takes in \x1c-\x1f, which Go does not.
@@ -58,6 +61,7 @@ _ANNOTATIONS = {a.value.casefold(): a for a in _Annotation}
 class Statement:
     sql: str
     line: int  # where the statement's first line stands in its file
+    block: bool = False  # written between StatementBegin and StatementEnd
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class ParsedMigration:
     statements: tuple[Statement, ...]
     use_tx: bool
     sha256: str = ""  # of the file's bytes, when parsed from a file
+    # What PostgreSQL's grammar found in the statements (pg_grammar.py), when parsed from a file.
+    commands: tuple[Command, ...] = ()
 
 
 def go_trim(text: str) -> str:
@@ -77,7 +83,8 @@ def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = N
 
 
 def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
-    """Parse one direction of a file; a file that runs in a transaction must not end it."""
+    """Parse one direction of a file and read its statements with PostgreSQL's grammar,
+    refusing what could never run as written."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -91,11 +98,11 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         raise ParseError("the file starts with a UTF-8 byte order mark (BOM); save it without one", path=path, line=1)
     try:
         parsed = parse_sql(text, direction, env)
-        if parsed.use_tx:
-            refuse_transaction_control(parsed.statements)
+        reading = read(parsed.statements, use_tx=parsed.use_tx)
+        refuse_unrunnable(parsed, reading)
     except ParseError as exc:
         raise exc.located(path) from None
-    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest())
+    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest(), commands=reading.commands)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -145,6 +152,7 @@ class _Parser:
         self.section: Direction | None = None
         self.block_start: int | None = None  # line of the open StatementBegin
         self.empty_block_end: int | None = None  # see _take_sql
+        self.dropped: tuple[int, int] | None = None  # the line goose drops, and the empty block's end
         self.use_tx = True
         self.envsub = False
         self.buffer: list[str] = []
@@ -163,6 +171,7 @@ class _Parser:
             raise ParseError("no '-- +goose Up' annotation: every migration must start with one")
         if self.block_start is not None:
             raise ParseError(f"'-- +goose StatementBegin' at line {self.block_start} has no '-- +goose StatementEnd'")
+        self._refuse_dropped()
         self._refuse_unfinished("end of file")
         return ParsedMigration(tuple(self.statements), self.use_tx)
 
@@ -178,6 +187,7 @@ class _Parser:
                         "'-- +goose Down' must follow '-- +goose Up' and stand outside any StatementBegin block",
                         line=number,
                     )
+                self._refuse_dropped()
                 self._refuse_unfinished("'-- +goose Down'")
                 self.section = Direction.DOWN
                 self.empty_block_end = None
@@ -195,7 +205,7 @@ class _Parser:
                     raise ParseError("'-- +goose StatementEnd' without a '-- +goose StatementBegin'", line=number)
                 self.block_start = None
                 if self.buffer:
-                    self._emit()
+                    self._emit(block=True)
                 else:
                     self.empty_block_end = number
             case _Annotation.NO_TRANSACTION:
@@ -209,12 +219,10 @@ class _Parser:
         if self.section is None:
             raise ParseError("SQL before the '-- +goose Up' annotation", line=number)
         if self.empty_block_end is not None and self.section is self.direction:
-            # goose would drop this line without a word and run an empty statement instead.
-            raise ParseError(
-                f"this line follows the empty StatementBegin/StatementEnd block that ends at line "
-                f"{self.empty_block_end}; goose would silently skip it. Remove the empty block",
-                line=number,
-            )
+            # goose drops this line without a word (and sends an empty statement in its place);
+            # the refusal waits for what goose runs next, which it names.
+            self.dropped, self.empty_block_end = (number, self.empty_block_end), None
+            return
         if self.envsub:
             try:
                 line = substitute(line, self.env)
@@ -226,11 +234,31 @@ class _Parser:
             self.buffer_start = number
         self.buffer.append(line)
         if self.block_start is None and _ends_statement(line):
-            self._emit()
+            self._emit(block=False)
 
-    def _emit(self) -> None:
-        self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start))
+    def _emit(self, *, block: bool) -> None:
+        self._refuse_dropped()
+        self.statements.append(Statement(go_trim("\n".join(self.buffer)), self.buffer_start, block))
         self.buffer.clear()
+
+    def _refuse_dropped(self) -> None:
+        """Refuse the line goose would drop after an empty block, naming what goose runs next:
+        the statement now in the buffer (the rest of the dropped line's own, when it began one)."""
+        if self.dropped is None:
+            return
+        number, block_end = self.dropped
+        written = [(offset, go_trim(line)) for offset, line in enumerate(self.buffer) if go_trim(line)]
+        if written:
+            offset, first = written[0]
+            quoted = first if len(first) <= 60 else first[:57] + "..."
+            then = f"go on with line {self.buffer_start + offset} ({quoted!r}) as if it were not there"
+        else:
+            then = "run nothing more of this section"
+        raise ParseError(
+            f"this line follows the empty StatementBegin/StatementEnd block that ends at line {block_end};"
+            f" goose would silently drop it and {then}. Remove the empty block",
+            line=number,
+        )
 
     def _refuse_unfinished(self, where: str) -> None:
         if self.buffer and go_trim("\n".join(self.buffer)):

@@ -5,7 +5,8 @@ never leaves a database half migrated. ``up`` takes pending files in version ord
 refuses one older than the highest applied version (goose's out-of-order rule); ``down``
 and ``down-to`` walk back from the most recently applied version by the table's ids;
 ``reset`` takes the highest version first. An applied file that was edited or removed,
-and a NO TRANSACTION run that stopped part-way, stop a plan unless the caller allows it.
+and a NO TRANSACTION run that stopped part-way, stop a plan unless the caller allows it;
+a plan that would run a Go migration is always refused, naming the lowest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,34 @@ from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.source import Migration
 from migrator.status import Status
+
+
+class GoMigrationRefused(InputError):
+    """A command would have to run a Go migration: only a Go program that registers it can."""
+
+    def __init__(self, migration: Migration, direction: Direction, before: int | None):
+        self.migration = migration
+        if direction is Direction.UP:
+            what, advice = "apply it", "Apply it with that program"
+            if before is not None:
+                advice += f", or the SQL migrations before it with `up-to {before}`"
+        else:
+            what, advice = "roll it back", "Roll it back with that program"
+        super().__init__(
+            f"{migration.filename}: version {migration.version} is a Go migration, and this command would have to"
+            f" {what}; only the Go program that registers it (with goose's library) can run it, the migrator runs"
+            f" SQL. Nothing was changed. {advice}"
+        )
+
+
+def refuse_go(planned: list[Migration], direction: Direction) -> None:
+    """GoMigrationRefused naming the lowest Go migration of ``planned``, and for ``up`` the
+    planned version just below it, up to which the SQL files can still be applied."""
+    go = [m for m in planned if m.go]
+    if go:
+        lowest = min(go)
+        below = [m.version for m in planned if m.version < lowest.version]
+        raise GoMigrationRefused(lowest, direction, max(below) if below and direction is Direction.UP else None)
 
 
 @dataclass(frozen=True)
@@ -70,16 +99,21 @@ def plan_up(
     target: int | None = None,
     by_one: bool = False,
     env: Mapping[str, str] | None = None,
+    sql_only: bool = False,
 ) -> list[Step]:
-    """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files."""
+    """The files ``up`` would apply, parsed, in order; refuses out-of-order and edited files,
+    and Go migrations (``sql_only``: leaves them out instead, for reading the SQL files)."""
     if not options.allow_edited:
         refuse_drift(status)
     pending = [m for m in status.pending if target is None or m.version <= target]
     missing = [m for m in pending if m.version < status.highest]
     if missing and not options.allow_missing:
         raise OutOfOrderRefused(missing, status.highest)
+    if sql_only:
+        pending = [m for m in pending if not m.go]
     if by_one:
         pending = pending[:1]
+    refuse_go(pending, Direction.UP)
     return [parse_step(m, Direction.UP, env) for m in pending]
 
 
@@ -111,4 +145,5 @@ def plan_down(
         raise InterruptedRunRefused(stray)
     if not options.allow_edited:
         refuse_drift(status, set(versions))
+    refuse_go([files[v] for v in versions], Direction.DOWN)
     return [parse_step(files[v], Direction.DOWN, env) for v in versions]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 from migrator.events import Event, RunResult
 from migrator.interruptions import interruption_advice
 from migrator.lint import Finding
 from migrator.operator_text import event_line, result_line
+from migrator.own_transaction import note, transaction_ends
+from migrator.parser import ParsedMigration
 from migrator.planning import Step
 from migrator.status import Status
 
@@ -74,11 +75,18 @@ def print_status(found: Status) -> None:
         print(f"\nmigrator: {interruption_advice(entry)}.")
 
 
-def print_statements(title: str, use_tx: bool, statements: Sequence[tuple[int, str]]) -> None:
-    mode = "in one transaction" if use_tx else "NO TRANSACTION"
-    print(f"-- {title}: {len(statements)} statement(s), {mode}")
-    for number, (line, text) in enumerate(statements, start=1):
-        print(f"-- statement {number} (line {line})\n{text}")
+def ends_document(parsed: ParsedMigration) -> list[dict[str, object]]:
+    """Where a file that runs in a transaction ends it itself (own_transaction.py), for JSON."""
+    return [{"statement": c.statement, "line": c.line, "command": c.name} for c in transaction_ends(parsed)]
+
+
+def print_statements(title: str, parsed: ParsedMigration) -> None:
+    mode = "in one transaction" if parsed.use_tx else "NO TRANSACTION"
+    print(f"-- {title}: {len(parsed.statements)} statement(s), {mode}")
+    if (said := note(parsed)) is not None:
+        print(f"-- note: {said}")
+    for number, statement in enumerate(parsed.statements, start=1):
+        print(f"-- statement {number} (line {statement.line})\n{statement.sql}")
 
 
 def print_plan(steps: list[Step], findings: list[Finding] | None, *, as_json: bool) -> None:
@@ -91,6 +99,7 @@ def print_plan(steps: list[Step], findings: list[Finding] | None, *, as_json: bo
                         "version": step.migration.version,
                         "name": step.migration.filename,
                         "transaction": step.parsed.use_tx,
+                        "transaction_ends": ends_document(step.parsed),
                         "statements": [s.sql for s in step.parsed.statements],
                         "lint": None
                         if findings is None
@@ -104,7 +113,6 @@ def print_plan(steps: list[Step], findings: list[Finding] | None, *, as_json: bo
     if not steps:
         print("migrator: nothing pending")
     for step in steps:
-        statements = [(s.line, s.sql) for s in step.parsed.statements]
-        print_statements(step.migration.filename, step.parsed.use_tx, statements)
+        print_statements(step.migration.filename, step.parsed)
     for finding in findings or []:
         print(f"-- lint: {finding}")

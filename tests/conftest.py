@@ -83,6 +83,13 @@ def scratch(dsn: str) -> str:
 
 
 @pytest.fixture
+def other_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """A second fresh database, for a run to compare with (goose's, say)."""
+    with pgserver.fresh_database(pg_admin_dsn) as database:
+        yield database
+
+
+@pytest.fixture
 def migrations(tmp_path: Path) -> MigrationDir:
     directory = tmp_path / "migrations"
     directory.mkdir()

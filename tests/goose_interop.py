@@ -17,9 +17,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg import sql
+
 from tests import pgserver
 from tests.migrator_process import run_migrator, started_migrator
-from tests.support import REPO, unavailable
+from tests.support import REPO, query, unavailable
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 GOOSE_RECIPE = REPO / ".ci" / "tools.d" / "goose.sh"
@@ -78,10 +80,17 @@ class Tools:
             cwd=REPO,
         )
 
-    def goose(self, command: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    def goose_command(self, command: str, *flags: str) -> list[str]:
         """``goose [flags] postgres DSN command``, with the arguments where goose wants them."""
         base = [str(tool("goose")), "-dir", str(self.directory), "-table", TABLE, "-env", "none", "-no-color"]
-        return self.run([*base, *flags, "postgres", self.dsn, *command.split()])
+        return [*base, *flags, "postgres", self.dsn, *command.split()]
+
+    def goose(self, command: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.goose_command(command, *flags))
+
+    def spawn_goose(self, command: str) -> subprocess.Popen[str]:
+        """goose's CLI in the background."""
+        return self._spawn(self.goose_command(command))
 
     def library_command(self, *args: str) -> list[str]:
         return [str(tool("goose-provider")), "-dsn", self.dsn, "-dir", str(self.directory), "-table", TABLE, *args]
@@ -107,7 +116,7 @@ class Tools:
     def goose_status(self) -> dict[int, bool]:
         """goose CLI ``status``: each file's version and whether it is applied."""
         result = ok(self.goose("status"))
-        found = re.findall(r"^\S+ \S+ +(.+?) +-- (\S+\.sql)$", result.stderr, re.MULTILINE)
+        found = re.findall(r"^\S+ \S+ +(.+?) +-- (\S+\.(?:sql|go))$", result.stderr, re.MULTILINE)
         assert found, result.stderr
         return {version_of(name): when.strip() != "Pending" for when, name in found}
 
@@ -163,6 +172,35 @@ def schema(dsn: str) -> str:
     # (random on every dump).
     noise = ("-- Dumped", "\\restrict ", "\\unrestrict ")
     return "\n".join(line for line in result.stdout.splitlines() if not line.startswith(noise))
+
+
+# Columns whose default differs from run to run: not what a migration stored.
+_VOLATILE_DEFAULT = re.compile(r"now\(\)|current_timestamp|clock_timestamp\(\)|gen_random_uuid\(\)|random\(\)", re.I)
+
+
+def data(dsn: str) -> dict[str, list[str]]:
+    """Every row of every table the migrations made, in all schemas but the system's and without
+    goose's table and the migrator's beside it, sorted, leaving out the columns whose default
+    differs from run to run (now(), gen_random_uuid()): what the migrations stored."""
+    columns = query(
+        dsn,
+        "SELECT c.table_schema, c.table_name, c.column_name, coalesce(c.column_default, '')"
+        " FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)"
+        " WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')"
+        " AND c.table_name NOT LIKE %s ORDER BY 1, 2, c.ordinal_position",
+        (f"{TABLE}%",),
+    )
+    kept: dict[tuple[str, str], list[str]] = {}
+    for schema_name, table, column, default in columns:
+        names = kept.setdefault((str(schema_name), str(table)), [])
+        if not _VOLATILE_DEFAULT.search(str(default)):
+            names.append(str(column))
+    found: dict[str, list[str]] = {}
+    for (schema_name, table), names in kept.items():
+        selected = sql.SQL(", ").join(map(sql.Identifier, names)) if names else sql.SQL("count(*)")
+        rows = query(dsn, sql.SQL("SELECT {} FROM {}").format(selected, sql.Identifier(schema_name, table)).as_string())
+        found[f"{schema_name}.{table}"] = sorted(map(repr, rows))  # each row as text: one order for any types
+    return found
 
 
 # A corpus written for these tests: every parser feature goose and the migrator must agree

@@ -13,10 +13,12 @@ import functools
 import json
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -103,6 +105,25 @@ def report_expiry(session: pytest.Session) -> None:
 def child_command() -> list[str]:
     """The arguments that replace ``-m migrator`` for a child process."""
     return ["-c", _RECORDING_CHILD] if collecting() else ["-m", "migrator"]
+
+
+def _mutated() -> ModuleType | None:
+    """mutmut, when the code under test is its mutated copy (which imports it, whatever
+    mutant, if any, is active: the clean run has none)."""
+    return sys.modules.get("mutmut")
+
+
+def child_path() -> list[str]:
+    """What a child running from a copy of the migrator needs on its path besides, under mutmut:
+    mutmut's own package, which mutated code and the recording child import."""
+    mutmut = _mutated()
+    return [str(Path(str(mutmut.__file__)).parent.parent)] if mutmut is not None else []
+
+
+def child_files() -> list[str]:
+    """The checkout's files such a child needs in its working directory, under mutmut: mutmut
+    reads its configuration from pyproject.toml there."""
+    return ["pyproject.toml"] if _mutated() is not None else []
 
 
 @contextmanager

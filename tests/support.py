@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +24,7 @@ from psycopg import conninfo, sql
 
 from infra.image_content import image_files
 from migrator import dsn as migrator_dsn
+from migrator.errors import Interrupted
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -101,6 +105,18 @@ def refuse_inserts(dsn: str, table: str, condition: str, message: str) -> None:
     )
 
 
+def server_warnings(conn: psycopg.Connection) -> list[str | None]:
+    """The WARNING messages the server sends this session from now on, as they come."""
+    warnings: list[str | None] = []
+
+    def keep(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized == "WARNING":
+            warnings.append(diag.message_primary)
+
+    conn.add_notice_handler(keep)
+    return warnings
+
+
 def tables(dsn: str) -> set[str]:
     rows = query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {str(r[0]) for r in rows}
@@ -141,6 +157,30 @@ def wait_until(condition: str, dsn: str, seconds: float = 30) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError(f"timed out waiting for: {condition}")
+
+
+def interrupted_during(dsn: str, running: str, action: Callable[[], object]) -> Interrupted:
+    """What ``action`` raises when Ctrl-C comes while a session of this database runs a query
+    ``LIKE running``: the migrator's Interrupted, which the caller then reads."""
+
+    def interrupt() -> None:
+        wait_until(
+            f"SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '{running}' AND datname = current_database()",
+            dsn,
+        )
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
+
+    # Python's own Ctrl-C handler: a runner may ignore SIGINT (mutmut's fork server does).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            action()
+    finally:
+        interrupter.join()
+        signal.signal(signal.SIGINT, previous)
+    return stopped.value
 
 
 def copy_project(destination: Path) -> Path:

@@ -240,9 +240,14 @@ def test_show_validate_create_and_fix(migrations: MigrationDir) -> None:
             "CREATE INDEX CONCURRENTLY tags_label_idx ON tags (label);",
         ],
         "transaction": False,
+        "transaction_ends": [],
     }
     down = json.loads(run_cli("show", str(migrations.path / "00002_posts.sql"), "--down", "--json").stdout)
-    assert down == {"statements": ["DROP FUNCTION post_count();", "DROP TABLE posts;"], "transaction": True}
+    assert down == {
+        "statements": ["DROP FUNCTION post_count();", "DROP TABLE posts;"],
+        "transaction": True,
+        "transaction_ends": [],
+    }
 
     assert run_cli("validate", directory=migrations.path).returncode == 0
     created = run_cli("create", "AddAuditLog", directory=migrations.path)

@@ -274,7 +274,7 @@ def test_plan_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     document = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert list(document) == ["pending"]
     [entry] = document["pending"]
-    assert set(entry) == {"version", "name", "transaction", "statements", "lint"}
+    assert set(entry) == {"version", "name", "transaction", "transaction_ends", "statements", "lint"}
     assert (entry["version"], entry["name"], entry["transaction"]) == (1, "00001_a.sql", True)
     assert entry["statements"] == ["CREATE TABLE a (id int);"]
 

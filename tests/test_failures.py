@@ -96,10 +96,6 @@ def test_bad_file_names_and_duplicates(migrations: MigrationDir) -> None:
     assert malformed.returncode == 2
     assert "create_things.sql: not a migration file name" in malformed.stderr
     (migrations.path / "create_things.sql").unlink()
-    migrations.add("00002_go.go", "package migrations\n")
-    go = run_cli("validate", directory=migrations.path)
-    assert go.returncode == 2
-    assert "00002_go.go: Go migrations are not supported" in go.stderr
 
 
 def test_missing_directory(dsn: str, migrations: MigrationDir) -> None:

@@ -51,12 +51,15 @@ def test_only_sql_files_are_collected_in_version_order(migrations: MigrationDir)
     assert {m.path.parent for m in found} == {migrations.path}
 
 
-def test_a_go_migration_is_refused_rather_than_left_out(migrations: MigrationDir) -> None:
+def test_a_go_migration_is_collected_and_any_other_go_file_left_alone(migrations: MigrationDir) -> None:
+    """Which .go files are migrations: tests/test_go_migrations.py, against goose."""
     migrations.add("00001_a.sql", GOOD)
     migrations.add("00002_seed.go", "package migrations\n")
-    with pytest.raises(InputError) as refused:
-        collect(migrations.path)
-    assert str(refused.value) == "00002_seed.go: Go migrations are not supported; write it as SQL"
+    migrations.add("embed.go", "package migrations\n")
+    assert [(m.version, m.filename, m.go) for m in collect(migrations.path)] == [
+        (1, "00001_a.sql", False),
+        (2, "00002_seed.go", True),
+    ]
 
 
 def test_two_files_of_one_version_are_named_in_order(migrations: MigrationDir) -> None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from migrator.lock import GOOSE_LOCK_ID
-from tests import pgserver
 from tests.goose_interop import (
     CORPUS,
     CORPUS_ENV,
@@ -41,13 +39,6 @@ def corpus(migrations: MigrationDir) -> Path:
 @pytest.fixture
 def tools(dsn: str, corpus: Path) -> Tools:
     return Tools(dsn, corpus, dict(CORPUS_ENV))
-
-
-@pytest.fixture
-def other_dsn(pg_admin_dsn: str) -> Iterator[str]:
-    """A second fresh database, for the run to compare with."""
-    with pgserver.fresh_database(pg_admin_dsn) as database:
-        yield database
 
 
 def goose_only_schema(other_dsn: str, corpus: Path) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,8 +23,8 @@ from psycopg import conninfo
 
 from migrator import authoring
 from tests.cli_runner import run_cli
-from tests.migrator_process import run_migrator
-from tests.support import MigrationDir, query, server_role, tables, unavailable, versions
+from tests.migrator_process import AnotherUser, another_user_runtime, run_migrator
+from tests.support import REPO, MigrationDir, query, server_role, tables, unavailable, versions
 
 GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
 
@@ -211,34 +213,7 @@ def test_fix_renames_nothing_when_a_target_name_is_taken(migrations: MigrationDi
     assert (migrations.path / "20260101000000_a.sql").exists()
 
 
-# -- 5. transaction control in a transactional file -------------------------------------
-
-
-def test_commit_inside_a_transactional_file_is_refused_at_parse_time(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add(
-        "00001_split.sql",
-        "-- +goose Up\nCREATE TABLE before_commit (id int);\nCOMMIT;\nCREATE TABLE after_commit (id int);\n",
-    )
-    for command in ("validate", "plan", "up"):
-        error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
-        assert (
-            "00001_split.sql:3: COMMIT in a migration that runs in a transaction would end that transaction"
-            " part-way, so a later failure could no longer roll the whole file back. Remove it, or put"
-            " '-- +goose NO TRANSACTION' at the top of the file\n"
-        ) in error
-    assert not {"before_commit", "after_commit"} & tables(dsn)
-
-
-def test_a_statement_the_grammar_cannot_read_does_not_hide_a_later_commit(dsn: str, migrations: MigrationDir) -> None:
-    # The server reports the unreadable statement when it runs; the COMMIT after it still splits
-    # the file, and nothing may run before that is known.
-    migrations.add(
-        "00001_typo.sql", "-- +goose Up\nCREAT TABLE typo (id int);\nCOMMIT;\nCREATE TABLE after (id int);\n"
-    )
-    for command in ("validate", "up"):
-        error = one_error(run_cli(command, dsn=dsn, directory=migrations.path))
-        assert "00001_typo.sql:3: COMMIT in a migration that runs in a transaction" in error
-    assert not {"after", "_migrations"} & tables(dsn)
+# -- 5. transaction control: tests/test_own_transaction.py runs a transactional file's own COMMIT ---
 
 
 def test_begin_inside_a_function_body_or_do_block_is_not_transaction_control(
@@ -310,42 +285,88 @@ def test_symlink_loop_and_dangling_symlink_and_directory_are_reported(migrations
     assert "00003_dir.sql: a directory" in one_error(run_cli("validate", directory=migrations.path))
 
 
-@pytest.fixture
-def public_migrations() -> Iterator[MigrationDir]:
-    """A migrations directory an unprivileged user can reach (pytest's tmp_path is root's alone)."""
+@contextmanager
+def readable_by_all() -> Iterator[Path]:
+    """A folder everyone can enter (pytest's tmp_path is root's alone)."""
+    with tempfile.TemporaryDirectory() as parent:
+        os.chmod(parent, 0o755)
+        yield Path(parent)
+
+
+@pytest.fixture(scope="module")
+def nobody() -> Iterator[AnotherUser]:
+    """uid 65534, running the migrator from a copy it can read, wherever the checkout lies."""
     if shutil.which("setpriv") is None:
         unavailable("setpriv (util-linux) runs the migrator as an unprivileged user")
-    with tempfile.TemporaryDirectory() as parent:
-        directory = Path(parent) / "migrations"
+    with readable_by_all() as parent:
+        yield AnotherUser(65534, another_user_runtime(parent / "runtime"))
+
+
+@pytest.fixture
+def public_migrations() -> Iterator[MigrationDir]:
+    """A migrations directory an unprivileged user can reach."""
+    with readable_by_all() as parent:
+        directory = parent / "migrations"
         directory.mkdir()
-        os.chmod(parent, 0o755)
         yield MigrationDir(directory)
         directory.chmod(0o755)
 
 
-def validate_as_nobody(migrations: MigrationDir) -> subprocess.CompletedProcess[str]:
+def validate_as(user: AnotherUser, migrations: MigrationDir) -> subprocess.CompletedProcess[str]:
     """``validate`` as an unprivileged user: root reads files whatever their mode."""
-    return run_migrator(
-        "validate", "--dir", str(migrations.path),
-        run_as=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
-    )  # fmt: skip
+    return run_migrator("validate", "--dir", str(migrations.path), user=user)
 
 
-def test_unreadable_directory_is_reported(public_migrations: MigrationDir) -> None:
+def test_unreadable_directory_is_reported(nobody: AnotherUser, public_migrations: MigrationDir) -> None:
     public_migrations.add("00001_good.sql", GOOD)
-    assert validate_as_nobody(public_migrations).returncode == 0  # reachable: the mode below is the cause
+    assert validate_as(nobody, public_migrations).returncode == 0  # reachable: the mode below is the cause
     public_migrations.path.chmod(0o000)
-    assert "cannot list the migrations directory: Permission denied" in one_error(validate_as_nobody(public_migrations))
+    refused = one_error(validate_as(nobody, public_migrations))
+    assert "cannot list the migrations directory: Permission denied" in refused
 
 
-def test_unreadable_file_is_named_with_the_cause(public_migrations: MigrationDir) -> None:
+def test_unreadable_file_is_named_with_the_cause(nobody: AnotherUser, public_migrations: MigrationDir) -> None:
     public_migrations.add("00001_good.sql", GOOD)
     public_migrations.add("00002_secret.sql", GOOD)
     (public_migrations.path / "00002_secret.sql").chmod(0o000)
-    assert one_error(validate_as_nobody(public_migrations)).splitlines() == [
+    assert one_error(validate_as(nobody, public_migrations)).splitlines() == [
         "migrator: 00002_secret.sql: cannot read: Permission denied",
         "migrator: error: 1 of 2 migration(s) do not parse",
     ]
+
+
+def test_another_user_runs_the_migrator_from_a_checkout_under_a_folder_only_root_may_enter(
+    tmp_path: Path, public_migrations: MigrationDir
+) -> None:
+    """A clone in a 0700 folder: the other user can neither enter it nor read its virtualenv;
+    it runs the checkout's own migrator from the copy another_user_runtime makes of it."""
+    if shutil.which("setpriv") is None:
+        unavailable("setpriv (util-linux) runs the migrator as an unprivileged user")
+    private = tmp_path / "private"
+    checkout = private / "checkout"
+    shutil.copytree(REPO / "migrator", checkout / "migrator", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "pyproject.toml", checkout / "pyproject.toml")
+    init = checkout / "migrator" / "__init__.py"
+    init.write_text(re.sub(r'__version__ = "[^"]*"', '__version__ = "0-hidden-checkout"', init.read_text()))
+    private.chmod(0o700)
+    public_migrations.add("00001_good.sql", GOOD)
+    with readable_by_all() as parent:
+        user = AnotherUser(65534, another_user_runtime(parent / "runtime", repo=checkout))
+        # Reading the checkout where it lies, as the tests did: the other user cannot.
+        blocked = subprocess.run(
+            [*user.python(), "-c", "import migrator"],
+            env={**os.environ, "PYTHONPATH": str(checkout)},
+            cwd=parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert blocked.returncode == 1
+        assert "ModuleNotFoundError: No module named 'migrator'" in blocked.stderr
+        assert run_migrator("--version", user=user).stdout == "migrator 0-hidden-checkout\n"
+        assert run_migrator("validate", "--dir", str(public_migrations.path), user=user).stdout == (
+            "migrator: 1 migration(s) valid\n"
+        )
 
 
 def test_a_file_as_the_directory_is_named_not_a_directory() -> None:

@@ -3,9 +3,6 @@ and the facts its refusals carry (the command line's text is tested through the 
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -14,14 +11,24 @@ import pytest
 
 from migrator import Migrator, Options, TableName
 from migrator.dsn import describe
-from migrator.errors import Failure, Interrupted, MigrationFailed, ParseError
+from migrator.errors import Failure, MigrationFailed, ParseError
 from migrator.events import Event, MigrationFinished
 from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
 from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.safety import Safety
-from tests.support import MigrationDir, login_role, query, refuse_inserts, table_file, tables, versions, wait_until
+from tests.support import (
+    MigrationDir,
+    interrupted_during,
+    login_role,
+    query,
+    refuse_inserts,
+    server_warnings,
+    table_file,
+    tables,
+    versions,
+)
 
 GOOSE_TABLE = TableName.parse("_migrations")
 
@@ -347,28 +354,12 @@ def test_ctrl_c_says_what_of_the_file_stays(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir, header: str, message: str
 ) -> None:
     migrations.add("00001_x.sql", header + THREE_STATEMENTS.format(second="SELECT pg_sleep(30);"))
-
-    def interrupt_the_sleep() -> None:
-        wait_until(
-            "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30);'"
-            " AND datname = current_database()",
-            dsn,
-        )
-        os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread
-
-    # Python's own Ctrl-C handler: a runner may ignore SIGINT (mutmut's fork server does).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    interrupter = threading.Thread(target=interrupt_the_sleep)
-    interrupter.start()
-    try:
-        with pytest.raises(Interrupted) as stopped:
-            Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
-    finally:
-        interrupter.join()
-        signal.signal(signal.SIGINT, previous)
-    assert str(stopped.value) == message
+    stopped = interrupted_during(
+        dsn, "%SELECT pg_sleep(30);", lambda: Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    )
+    assert str(stopped) == message
     line, rolled_back = (4, False) if header else (3, True)
-    assert stopped.value.failure == Failure("00001_x.sql", "up", 2, line, "interrupted", rolled_back)
+    assert stopped.failure == Failure("00001_x.sql", "up", 2, line, "interrupted", rolled_back)
     assert tables(dsn) & {"nt", "never"} == (set() if rolled_back else {"nt"})
     assert Migrator(conn, migrations.path, GOOSE_TABLE).status().current == 0  # the session is usable
 
@@ -424,13 +415,7 @@ def test_a_run_gives_the_server_nothing_to_warn_about(conn: psycopg.Connection, 
         "-- +goose Down\nDROP TABLE b;\nDROP TABLE a;\n",
     )
     migrations.add("00002_nothing.sql", "-- +goose Up\n-- +goose Down\n")
-    warnings: list[str | None] = []
-
-    def keep_warnings(diag: psycopg.errors.Diagnostic) -> None:
-        if diag.severity_nonlocalized == "WARNING":
-            warnings.append(diag.message_primary)
-
-    conn.add_notice_handler(keep_warnings)
+    warnings = server_warnings(conn)
     migrator = Migrator(conn, migrations.path, GOOSE_TABLE)
     assert migrator.up(lock_wait=10).current == 2
     assert migrator.down(target=0, lock_wait=10).current == 0

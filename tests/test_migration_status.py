@@ -361,3 +361,46 @@ def test_an_interrupted_last_run_is_a_warning(dsn: str, tmp_path: Path, monkeypa
     assert logged.warn[0].startswith("last migrator run ")
     assert ": interrupted (up, image ?)" in logged.warn[0]
     assert not [line for line in logged.info if line.startswith("last migrator run")]
+
+
+@pytest.mark.parametrize(
+    ("files", "info"),
+    [
+        (
+            {
+                "00001_m1.sql": "-- +goose Up\nCREATE TABLE m1 (id int);\nCOMMIT;\n",
+                "00002_m2.sql": "-- +goose Up\nCREATE TABLE m2 (id int);\n",
+            },
+            [
+                "pending migration: 00001_m1.sql (its own COMMIT at line 3 (statement 2) ends the transaction it runs"
+                " in: as goose does, the migrator commits statements 1 to 2 there and records the version after it,"
+                " outside that transaction)",
+                "pending migration: 00002_m2.sql",
+            ],
+        ),
+        (
+            {
+                "00001_m1.sql": "-- +goose Up\nCREATE TABLE m1 (id int);\n",
+                "00002_backfill.go": "package migrations\n",
+                "embed.go": "package migrations\n",
+            },
+            [
+                "pending migration: 00001_m1.sql",
+                "pending migration: 00002_backfill.go (a Go migration: the migrator will refuse to run it)",
+            ],
+        ),
+    ],
+    ids=["a file that ends its own transaction", "a Go migration"],
+)
+def test_preview_says_how_a_pending_file_runs_where_goose_runs_it_unlike_the_rest(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], info: list[str]
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for name, body in files.items():
+        (directory / name).write_text(body)
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == [1, 2]
+    assert logged.info == info
+    linted = {line.split(":")[1].strip() for line in logged.warn}
+    assert linted == {name for name in files if name.endswith(".sql")}  # squawk reads the SQL files only

@@ -1,9 +1,18 @@
 """Applying planned steps, and the facts of where one stopped when it fails.
 
-A file runs with its version row in one transaction under ``SET LOCAL`` timeouts; one
-that PostgreSQL's ``lock_timeout`` stopped is rolled back and retried with doubling
-backoff. A NO TRANSACTION file runs statement by statement, its progress recorded in the
-ledger after each one, so a run that dies part-way says how far it got.
+A file runs with its version row in one transaction under ``SET LOCAL`` timeouts. The round
+trip that opens it first proves, inside that transaction, that no other session holds goose's
+lock and that the version is still to be applied (goose's rule: its newest row decides), so a
+lock that excluded nothing (a pooler in transaction mode) can never apply a file twice. A file
+that ``lock_timeout`` stopped is rolled back and retried with doubling backoff. A NO
+TRANSACTION file runs statement by statement, its progress recorded in the ledger after each
+one, so a run that dies part-way says how far it got; its concurrent index builds wait as long
+as they need (index_builds.py), and it is not recorded while an INVALID index it built remains.
+
+Every file ends by giving the session back as the run set it up (server_session.py), in the
+round trip that records it, so a file's ``SET`` never reaches the next one. A lost connection is
+reported as lost: what the server does with what was open, and when, never a rollback that
+nobody saw happen.
 """
 
 from __future__ import annotations
@@ -18,12 +27,20 @@ from psycopg import sql
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
+from migrator.index_builds import concurrent_build, invalid_indexes, repair
 from migrator.ledger import Ledger, State
+from migrator.lock import GOOSE_LOCK_ID
 from migrator.parser import Direction
 from migrator.pg_reasons import blocked_relation, pg_reason
 from migrator.planning import Step
 from migrator.safety import Safety
+from migrator.server_session import RunSession
 from migrator.store import Store
+
+# SQLSTATEs of the guard that opens every file: another session holds goose's lock; the
+# version was applied (or, going down, rolled back) by another session meanwhile.
+_LOCK_ELSEWHERE = "MG001"
+_DONE_MEANWHILE = "MG002"
 
 
 class _Blocked(Exception):
@@ -34,8 +51,9 @@ class _Blocked(Exception):
         self.cause = cause
 
 
-def _statements_that_ran(step: Step, stopped_at: int) -> str:
-    ran = step.parsed.statements[: stopped_at - 1]
+def _ran(step: Step, done: int) -> str:
+    """The first ``done`` statements, which ran and stay applied."""
+    ran = step.parsed.statements[:done]
     if not ran:
         return "no statement of it had run"
     listed = ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
@@ -49,6 +67,13 @@ def _failure(step: Step, number: int, reason: str, *, rolled_back: bool) -> Fail
     return Failure(step.migration.filename, step.direction.value, number or None, line, reason, rolled_back)
 
 
+def _ended(exc: psycopg.Error) -> str:
+    """How the session went: the server's own words, or a connection that went silent."""
+    if exc.sqlstate:
+        return f"the server ended the session ({pg_reason(exc)})"
+    return f"the connection to the database was lost ({pg_reason(exc)})"
+
+
 class Applier:
     """Applies steps on one session, writing goose's version row and the ledger's entry."""
 
@@ -59,12 +84,15 @@ class Applier:
         ledger: Ledger,
         safety: Safety,
         notify: Callable[[Event], None],
+        *,
+        session: RunSession,
     ):
         self.conn = conn
         self.store = store
         self.ledger = ledger
         self.safety = safety
         self.notify = notify
+        self.session = session
 
     def apply_all(self, steps: list[Step], results: list[MigrationResult]) -> None:
         """Apply the steps in order, adding each finished one to ``results`` as it finishes."""
@@ -97,6 +125,44 @@ class Applier:
             rows = [self.store.forget_sql(migration.version), self.ledger.remove_sql(migration.version)]
         return sql.SQL("; ").join(rows)
 
+    def _guard(self, step: Step) -> sql.Composed:
+        """Fails the transaction it opens when another session holds goose's lock, or when the
+        version's newest row says the step was done meanwhile."""
+        applied = sql.SQL(
+            "coalesce((SELECT is_applied FROM {} WHERE version_id = {} ORDER BY id DESC LIMIT 1), false)"
+        ).format(self.store.table.identifier, sql.Literal(step.migration.version))
+        done = applied if step.direction is Direction.UP else sql.SQL("NOT {}").format(applied)
+        return sql.SQL(
+            "DO $migrator_guard$ BEGIN IF NOT pg_try_advisory_xact_lock({key}) THEN"
+            " RAISE EXCEPTION USING ERRCODE = '{elsewhere}', MESSAGE = 'goose''s lock is held elsewhere'; END IF;"
+            " IF {done} THEN RAISE EXCEPTION USING ERRCODE = '{meanwhile}', MESSAGE = 'done meanwhile'; END IF;"
+            " END $migrator_guard$"
+        ).format(
+            key=sql.Literal(GOOSE_LOCK_ID),
+            elsewhere=sql.SQL(_LOCK_ELSEWHERE),
+            meanwhile=sql.SQL(_DONE_MEANWHILE),
+            done=done,
+        )
+
+    def _guard_failure(self, step: Step, sqlstate: str | None) -> MigrationFailed | None:
+        """The refusal the guard raised, or None when the error was not the guard's."""
+        version, tracking = step.migration.version, step.tracking
+        if sqlstate == _LOCK_ELSEWHERE:
+            reason = (
+                "another session holds goose's advisory lock, so the lock this run holds did not exclude it"
+                " (a pooler in transaction mode?)"
+            )
+        elif sqlstate == _DONE_MEANWHILE:
+            done = "applied" if step.direction is Direction.UP else "rolled back"
+            reason = f"version {version} was {done} meanwhile by another session: the lock did not exclude it"
+        else:
+            return None
+        return MigrationFailed(
+            f"{step.migration.filename} ({step.direction.value}): {reason}. Nothing of this file ran"
+            f" and version {version} was not {tracking} again",
+            _failure(step, 0, reason, rolled_back=True),
+        )
+
     def _apply_in_transaction(self, step: Step) -> None:
         backoff = self.safety.first_backoff
         for attempt in range(1, self.safety.lock_retries + 2):
@@ -118,12 +184,17 @@ class Applier:
                 backoff = min(backoff * 2, self.safety.max_backoff)
 
     def _attempt_in_transaction(self, step: Step) -> None:
-        # BEGIN and the timeouts travel with the first statement, the version rows with
-        # COMMIT: one round trip per statement and one more per file, where psql needs three
-        # more. A failure still names its statement: BEGIN and SET do not fail.
+        # BEGIN, the timeouts and the guard travel with the first statement; the session's
+        # reset and the version rows with COMMIT: one round trip per statement and one more per
+        # file, where psql needs three more. A failure still names its statement: BEGIN, SET
+        # and a guard that passes do not fail.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
-        opening = f"BEGIN; {self.safety.set_statements(local=True)}"
+        local = self.safety.set_statements(local=True)
+        opening = sql.SQL("BEGIN; {}; {}").format(sql.SQL(local), self._guard(step)).as_string(self.conn)
+        closing = sql.SQL("{}; {}; {}; COMMIT").format(
+            sql.SQL(self.session.file_end), sql.SQL(local), self._tracking(step)
+        )
         try:
             if not step.parsed.statements:
                 cursor.execute(opening)
@@ -131,7 +202,7 @@ class Applier:
                 number = index
                 cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
             number = 0
-            cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+            cursor.execute(closing)
         except KeyboardInterrupt:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
@@ -141,53 +212,151 @@ class Applier:
                 _failure(step, number, "interrupted", rolled_back=True),
             ) from None
         except psycopg.Error as exc:
+            if self.conn.broken:
+                raise self._lost_in_transaction(step, number, exc) from None
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, pg_errors.LockNotAvailable):
                 raise _Blocked(number, exc) from None
-            raise MigrationFailed(
+            raise self._guard_failure(step, exc.sqlstate) or MigrationFailed(
                 f"{step.where(number)} failed: {pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
                 f" was not {step.tracking}",
                 _failure(step, number, pg_reason(exc), rolled_back=True),
             ) from None
 
+    def _lost_in_transaction(self, step: Step, number: int, exc: psycopg.Error) -> MigrationFailed:
+        """A session that ended mid-file: certain only of what its COMMIT, sent or not, allows."""
+        version, tracking = step.migration.version, step.tracking
+        if number == 0:
+            outcome = (
+                f"it ended while the file's COMMIT was on its way: whether this file was applied and version"
+                f" {version} {tracking} is unknown until `status` shows it"
+            )
+        elif exc.sqlstate:
+            outcome = (
+                f"its transaction ended with it: nothing of this file was applied and version {version}"
+                f" was not {tracking}"
+            )
+        else:
+            outcome = (
+                f"the file's COMMIT was never sent, so nothing of it will remain and version {version} was not"
+                f" {tracking}: the server rolls its transaction back once it notices, at the latest"
+                f" {self.safety.idle_timeout:g}s after the statement it is running ends"
+                " (idle_in_transaction_session_timeout)"
+            )
+        return MigrationFailed(
+            f"{step.where(number)} failed: {_ended(exc)}; {outcome}",
+            _failure(step, number, pg_reason(exc), rolled_back=number > 0),
+        )
+
     def _apply_without_transaction(self, step: Step) -> None:
         migration, statements = step.migration, step.parsed.statements
+        builds = [concurrent_build(statement.sql) for statement in statements]
+        # A concurrent index build waits for every older transaction: no lock_timeout cuts it short.
+        waits = [0 if build is not None else self.safety.lock_timeout for build in builds]
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
+        entry = self.ledger.put_sql(migration.version, migration.filename, step.parsed.sha256, state, len(statements))
+        opening = [self._guard(step), entry, sql.SQL(self.safety.set_statements(local=False))]
         try:
-            ledger_entry = self.ledger.put_sql(
-                migration.version, migration.filename, step.parsed.sha256, state, len(statements)
-            )
-            self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
+            self.conn.execute(sql.SQL("; ").join(opening + self._lock_timeout_change(waits, 0)))
         except psycopg.Error as exc:
-            raise MigrationFailed(
+            guarded = None if self.conn.broken else self._guard_failure(step, exc.sqlstate)
+            raise guarded or MigrationFailed(
                 f"{migration.filename}: preparing the run failed: {pg_reason(exc)}",
                 _failure(step, 0, pg_reason(exc), rolled_back=True),
             ) from None
         for number, statement in enumerate(statements, start=1):
+            self._run_statement(step, number, statement.sql, [b for b in builds[:number] if b is not None])
+            progress = [self.ledger.progress_sql(migration.version, number), *self._lock_timeout_change(waits, number)]
             try:
-                self.conn.execute(statement.sql)
-                self.ledger.progress(migration.version, number)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"{step.where(number)} was interrupted in a NO TRANSACTION migration;"
-                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " `status` shows it; repair by hand, then rerun",
-                    _failure(step, number, "interrupted", rolled_back=number == 1),
-                ) from None
-            except psycopg.Error as exc:
-                raise MigrationFailed(
-                    f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
-                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " Repair by hand, then rerun",
-                    _failure(step, number, pg_reason(exc), rolled_back=number == 1),
-                ) from None
+                self.conn.execute(sql.SQL("; ").join(progress))
+            except (psycopg.Error, KeyboardInterrupt) as exc:
+                raise self._unrecorded(step, number, exc) from None
+        self._refuse_invalid_indexes(step, [build for build in builds if build is not None])
         try:
             # One simple query is one implicit transaction: both rows or neither.
-            self.conn.execute(sql.SQL("RESET lock_timeout; RESET statement_timeout; {}").format(self._tracking(step)))
+            self.conn.execute(sql.SQL("{}; {}").format(sql.SQL(self.session.file_end), self._tracking(step)))
         except psycopg.Error as exc:
+            if self.conn.broken:
+                what = f"whether version {migration.version} was {step.tracking} is unknown until `status` shows it"
+                raise MigrationFailed(
+                    f"{migration.filename}: all statements ran, then {_ended(exc)} while the version was"
+                    f" recorded: {what}",
+                    _failure(step, 0, pg_reason(exc), rolled_back=not statements),
+                ) from None
             raise MigrationFailed(
                 f"{migration.filename}: all statements ran but the version row could not be written: {pg_reason(exc)}",
                 _failure(step, 0, pg_reason(exc), rolled_back=not statements),
             ) from None
+
+    def _lock_timeout_change(self, waits: list[float], done: int) -> list[sql.Composable]:
+        """The SET that gives the statement after the first ``done`` its lock_timeout, when it
+        differs from the one before it (the file's opening sets the usual one)."""
+        before = waits[done - 1] if done else self.safety.lock_timeout
+        if done == len(waits) or waits[done] == before:
+            return []
+        return [sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(waits[done] * 1000)}ms"))]
+
+    def _run_statement(self, step: Step, number: int, statement: str, builds: list[sql.Composable]) -> None:
+        """Run one statement of a NO TRANSACTION file; on failure, say what of the file stays."""
+        version, tracking = step.migration.version, step.tracking
+        try:
+            self.conn.execute(statement)
+        except KeyboardInterrupt:
+            left = self._invalid_left(builds)
+            raise Interrupted(
+                f"{step.where(number)} was interrupted in a NO TRANSACTION migration;"
+                f" {_ran(step, number - 1)}{left}; version {version} was not {tracking}."
+                " `status` shows it; repair by hand, then rerun",
+                _failure(step, number, "interrupted", rolled_back=number == 1 and not left),
+            ) from None
+        except psycopg.Error as exc:
+            if self.conn.broken:
+                raise MigrationFailed(
+                    f"{step.where(number)} failed in a NO TRANSACTION migration: {_ended(exc)}, so it may or may not"
+                    f" have completed; {_ran(step, number - 1)}; version {version} was not {tracking}."
+                    " `status` shows the file as interrupted; repair by hand, then rerun",
+                    _failure(step, number, pg_reason(exc), rolled_back=False),
+                ) from None
+            left = self._invalid_left(builds)
+            raise MigrationFailed(
+                f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
+                f" {_ran(step, number - 1)}{left}; version {version} was not {tracking}. Repair by hand, then rerun",
+                _failure(step, number, pg_reason(exc), rolled_back=number == 1 and not left),
+            ) from None
+
+    def _invalid_left(self, builds: list[sql.Composable]) -> str:
+        """What a failed file's concurrent builds left behind, for its message; nothing when the
+        session cannot say (it failed too)."""
+        with suppress(psycopg.Error):
+            if found := invalid_indexes(self.conn, builds):
+                return f"; {repair(found)}"
+        return ""
+
+    def _unrecorded(self, step: Step, number: int, exc: psycopg.Error | KeyboardInterrupt) -> MigrationFailed:
+        """A statement that ran, whose progress could not be recorded (a file's SET ROLE, a lost session)."""
+        kind: type[MigrationFailed] = MigrationFailed
+        if isinstance(exc, KeyboardInterrupt):
+            why, kind = "the run was interrupted", Interrupted
+        else:
+            why = _ended(exc) if self.conn.broken else f"it failed: {pg_reason(exc)}"
+        return kind(
+            f"{step.where(number)} ran, but recording that it ran did not: {why}; {_ran(step, number)};"
+            f" version {step.migration.version} was not {step.tracking}. Repair by hand, then rerun",
+            _failure(step, number, why, rolled_back=False),
+        )
+
+    def _refuse_invalid_indexes(self, step: Step, builds: list[sql.Composable]) -> None:
+        """A file whose concurrent build left an INVALID index is not recorded: IF NOT EXISTS
+        would take the index for built on the next run."""
+        found = invalid_indexes(self.conn, builds)
+        if found:
+            count = len(step.parsed.statements)
+            command = "up" if step.direction is Direction.UP else "down"
+            raise MigrationFailed(
+                f"{step.migration.filename} ({step.direction.value}): all {count} statement(s) ran, but"
+                f" {repair(found)}; then run `{command}` again. Version {step.migration.version} was not"
+                f" {step.tracking}",
+                _failure(step, 0, repair(found), rolled_back=False),
+            )

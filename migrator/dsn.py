@@ -6,6 +6,10 @@ it into the host or database name). A DSN that cannot be read one way only is re
 without echoing any of it. Messages about a well-formed DSN name the user, host and
 database, never the password. The options of goose's driver (pgx) that libpq does not
 know are dropped: a goose user's connection string works as it is.
+
+No session made here prepares statements on the server or sets anything for the session:
+behind a pooler in transaction mode, the server connection goes to another client after
+each transaction, with whatever the session left on it.
 """
 
 from __future__ import annotations
@@ -37,13 +41,6 @@ CLIENT_DEFAULTS = {
     "keepalives_count": "3",
     "tcp_user_timeout": "60000",
 }
-# The server's side of the same: it drops a vanished migrator's session, and with it the
-# advisory lock, instead of waiting for the kernel's two-hour default.
-SERVER_SETTINGS = (
-    "SET client_connection_check_interval = '1s';"
-    " SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3;"
-    " SET tcp_user_timeout = 60000"
-)
 # Parameters of pgx, goose's driver, that libpq does not know: how pgx sends statements
 # (default_query_exec_mode=simple_protocol is how goose is run behind PgBouncer), its
 # statement caches and its pool. None has a meaning here: nothing is prepared on the server.
@@ -193,7 +190,10 @@ def describe(params: Mapping[str, str]) -> str:
 
 
 def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int | None = None) -> psycopg.Connection:
-    """An autocommit session; ``timeout_seconds`` replaces the default connect_timeout,
+    """A session for a writing run, in autocommit mode (the migrator opens each migration's
+    transaction itself); or, ``read_only``, one whose statements run in a read-only
+    transaction that ends with its ``with`` block. Neither prepares statements on the server
+    nor sets anything for the session. ``timeout_seconds`` replaces the default connect_timeout,
     never one the DSN sets."""
     if not dsn:
         hint = "pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)"
@@ -203,14 +203,13 @@ def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int | None = 
     defaults = {key: value for key, value in defaults.items() if key not in params}
     try:
         conn = psycopg.connect(
-            conninfo.make_conninfo(readable, application_name=APPLICATION_NAME, **defaults), autocommit=True
+            conninfo.make_conninfo(readable, application_name=APPLICATION_NAME, **defaults),
+            autocommit=not read_only,
+            prepare_threshold=None,
         )
     except psycopg.Error as exc:
         reason = " ".join(redact(str(exc), dsn).split())
         raise DatabaseError(f"cannot connect to {describe(params)}: {reason}") from None
-    settings = [SERVER_SETTINGS] if conn.info.server_version >= 140000 else []
     if read_only:
-        settings.append("SET default_transaction_read_only = on")
-    if settings:
-        conn.execute("; ".join(settings))
+        conn.read_only = True
     return conn

@@ -1,7 +1,8 @@
 """The timeouts every migration runs under, and how a file a lock blocked is retried.
 
-These are PostgreSQL's ``lock_timeout`` and ``statement_timeout`` inside a migration; how
-long a command waits for goose's advisory lock is a separate setting (``lock_wait``).
+These are PostgreSQL's ``lock_timeout``, ``statement_timeout`` and
+``idle_in_transaction_session_timeout`` inside a migration; how long a command waits for
+goose's advisory lock is a separate setting (``lock_wait``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ class Safety:
     lock_retries: int = 5
     first_backoff: float = 1.0
     max_backoff: float = 30.0
+    # The migrator sends a file's statements back to back: a transaction of its left idle this
+    # long lost its client (a dead network behind a pooler), and the server ends it.
+    idle_timeout: float = 15.0
 
     def set_statements(self, *, local: bool) -> str:
-        """One round trip that sets both timeouts, for the transaction or the session."""
+        """One round trip that sets the timeouts, for the transaction or the session."""
         command = "SET LOCAL" if local else "SET"
         return (
             f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms';"
-            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms'"
+            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms';"
+            f" {command} idle_in_transaction_session_timeout = '{milliseconds(self.idle_timeout)}ms'"
         )

@@ -155,7 +155,7 @@ def copy_project(destination: Path) -> Path:
 @dataclass
 class SessionSpy:
     """The database sessions a module opens through ``connect``, each read on the session
-    itself: whether it is read-only and the connect timeout libpq was given."""
+    itself: whether its transactions are read-only and the connect timeout libpq was given."""
 
     monkeypatch: pytest.MonkeyPatch
     sessions: list[dict[str, str | None]] = field(default_factory=list)
@@ -163,7 +163,7 @@ class SessionSpy:
     def watch(self, module: ModuleType) -> None:
         def connect(url: str, **kwargs: Any) -> psycopg.Connection:
             conn = migrator_dsn.connect(url, **kwargs)
-            row = conn.execute("SHOW default_transaction_read_only").fetchone()
+            row = conn.execute("SHOW transaction_read_only").fetchone()
             self.sessions.append(
                 {
                     "read_only": None if row is None else str(row[0]),

@@ -4,7 +4,7 @@ A file runs with its version row in one transaction under ``SET LOCAL`` timeouts
 trip that opens it first proves, inside that transaction, that no other session holds goose's
 lock and that the version is still to be applied (goose's rule: its newest row decides), so a
 lock that excluded nothing (a pooler in transaction mode) can never apply a file twice. A file
-that ``lock_timeout`` stopped is rolled back and retried with doubling backoff. A NO
+that ``lock_timeout`` stopped is rolled back and retried after a pause (safety.py). A NO
 TRANSACTION file runs statement by statement, its progress recorded in the ledger after each
 one, so a run that dies part-way says how far it got; its concurrent index builds wait as long
 as they need (index_builds.py), and it is not recorded while an INVALID index it built remains.
@@ -164,7 +164,6 @@ class Applier:
         )
 
     def _apply_in_transaction(self, step: Step) -> None:
-        backoff = self.safety.first_backoff
         for attempt in range(1, self.safety.lock_retries + 2):
             try:
                 self._attempt_in_transaction(step)
@@ -179,9 +178,9 @@ class Applier:
                         " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun",
                         _failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
-                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, backoff))
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.safety.max_backoff)
+                pause = self.safety.backoff(attempt)
+                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, pause))
+                time.sleep(pause)
 
     def _attempt_in_transaction(self, step: Step) -> None:
         # BEGIN, the timeouts and the guard travel with the first statement; the session's

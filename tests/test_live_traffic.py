@@ -1,5 +1,7 @@
 """Migrations under the application's traffic: a concurrent index build waits for older
-transactions instead of being cut short, and an INVALID index is never recorded as built."""
+transactions instead of being cut short, an INVALID index is never recorded as built, and a
+migration blocked by a lock keeps the application's queries waiting for one short attempt at
+a time (bench/lock_stall.py measures how long)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import time
 
 import psycopg
 
+from infra.deadlines import LOCK_RETRY_SLACK_SECONDS
+from migrator.safety import Safety
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
 from tests.support import MigrationDir, query, versions, wait_until
@@ -93,3 +97,36 @@ def test_a_reindex_that_did_not_finish_is_found_by_the_copy_it_left(dsn: str, mi
         " finish: DROP INDEX CONCURRENTLY public.t_a_ccold; version 1 was not recorded. Repair by hand, then rerun\n"
     ), failed.stderr
     assert query(dsn, INDEX_STATE) == [("t_a", True), ("t_a_ccold", False)]
+
+
+def test_a_blocked_migration_holds_the_application_up_for_one_short_attempt_at_a_time(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    """With the defaults, an application query that gives up after 2s of waiting for a lock
+    always gets through while a migration waits for the same table (5s attempts stalled it)."""
+    query(dsn, "CREATE TABLE busy (id int); INSERT INTO busy VALUES (1)")
+    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
+    with psycopg.connect(dsn) as report, psycopg.connect(dsn, autocommit=True) as app:
+        report.execute("SELECT count(*) FROM busy")  # ACCESS SHARE until it ends: the ALTER must wait
+        with started_migrator("up", dsn=dsn, directory=migrations.path) as process:
+            app.execute("SET lock_timeout = '2s'")
+            waiting = (
+                "SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
+                " AND relation = 'busy'::regclass"
+            )
+            for _ in range(3):
+                wait_until(waiting, dsn)
+                assert app.execute("SELECT id FROM busy").fetchall() == [(1,)]
+            report.rollback()
+            _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert versions(dsn) == [0, 1]
+
+
+def test_the_deployment_s_slack_covers_every_attempt_and_pause_of_a_blocked_file() -> None:
+    safety = Safety()
+    caps = [safety.backoff_cap(retry) for retry in range(1, safety.lock_retries + 1)]
+    assert caps[:5] == [0.5, 1.0, 2.0, 4.0, 5.0]
+    assert set(caps[4:]) == {5.0}
+    assert safety.lock_retry_seconds == (safety.lock_retries + 1) * safety.lock_timeout + sum(caps)
+    assert LOCK_RETRY_SLACK_SECONDS >= safety.lock_retry_seconds > LOCK_RETRY_SLACK_SECONDS - 1

@@ -162,20 +162,17 @@ class _SecondClient:
         result = pgconn.get_result()
         while pgconn.get_result() is not None:
             pass  # the query's end, so the connection takes the next one
-        return (
-            None
-            if result is None or result.ntuples != 1
-            else _identity_of(result.get_value(0, 0), result.get_value(0, 1))
-        )
+        if result is None or result.ntuples != 1:
+            return None
+        pid, started = result.get_value(0, 0), result.get_value(0, 1)
+        assert pid is not None
+        assert started is not None
+        return int(pid), started.decode()
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()  # whatever is still on its way, the pooler drops with the client
             self.conn = None
-
-
-def _identity_of(pid: bytes | None, started: bytes | None) -> Identity:
-    return int(pid or b"0"), (started or b"").decode()
 
 
 def _identity(conn: psycopg.Connection) -> Identity:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -80,11 +80,10 @@ def test_a_dead_network_behind_a_pooler_ends_the_transaction_on_the_server(
 # -- a server that shuts down mid-run -----------------------------------------------------------
 
 
-@pytest.fixture
-def own_server() -> Iterator[pgserver.Server]:
-    """A server of the test's own, which it may shut down."""
+def _served(start: Callable[[], pgserver.Server]) -> Iterator[pgserver.Server]:
+    """A server of the test's own while the test runs."""
     try:
-        server = pgserver.start()
+        server = start()
     except pgserver.ServerUnavailable as exc:
         unavailable(str(exc))
         raise
@@ -92,6 +91,12 @@ def own_server() -> Iterator[pgserver.Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def own_server() -> Iterator[pgserver.Server]:
+    """A server the test may shut down."""
+    yield from _served(pgserver.start)
 
 
 SLOW_NO_TX = (
@@ -179,15 +184,8 @@ def test_a_killed_run_is_closed_as_lost_by_the_next_and_one_still_holding_the_lo
 @pytest.fixture
 def standby(pg_admin_dsn: str, dsn: str) -> Iterator[str]:
     """The test's database on a hot standby of the test server, as it is when asked for."""
-    try:
-        server = pgserver.start_standby(pg_admin_dsn)
-    except pgserver.ServerUnavailable as exc:
-        unavailable(str(exc))
-        raise
-    try:
+    for server in _served(lambda: pgserver.start_standby(pg_admin_dsn)):
         yield conninfo.make_conninfo(server.admin_dsn, dbname=conninfo.conninfo_to_dict(dsn)["dbname"])
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("pending", [True, False])
@@ -290,18 +288,23 @@ def test_each_file_starts_from_the_run_s_own_session(dsn: str, migrations: Migra
     assert versions(dsn) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("identity", ["ROLE", "SESSION AUTHORIZATION"])
 def test_a_library_caller_s_own_settings_hold_for_every_file_and_after_the_run(
-    dsn: str, migrations: MigrationDir
+    dsn: str, migrations: MigrationDir, identity: str
 ) -> None:
-    query(dsn, "CREATE SCHEMA app")
-    migrations.add("00001_a.sql", "-- +goose Up\nSET search_path = public;\nCREATE TABLE a (id int);\n")
+    """The run's session is the one it was given: the caller's search path, settings and role
+    (or session authorization), whatever a file changes."""
+    role = f"caller_{conninfo.conninfo_to_dict(dsn)['dbname']}"
+    server_role(dsn, role, "unused", "GRANT CREATE ON SCHEMA public TO {}", "CREATE SCHEMA app AUTHORIZATION {}")
+    migrations.add(
+        "00001_a.sql", f"-- +goose Up\nSET search_path = public;\nRESET {identity};\nCREATE TABLE a (id int);\n"
+    )
     migrations.add("00002_b.sql", "-- +goose Up\nCREATE TABLE b (id int);\n")
+    settings = "SELECT current_setting('search_path'), current_setting('work_mem'), current_user"
     with connect(dsn) as conn:
-        conn.execute("SET search_path = app, public; SET work_mem = '7MB'")
+        conn.execute(f"SET search_path = app, public; SET work_mem = '7MB'; SET {identity} {role}")
         Migrator(conn, migrations.path, TableName.parse("_migrations")).up(lock_wait=5)
-        assert conn.execute("SELECT current_setting('search_path'), current_setting('work_mem')").fetchone() == (
-            "app, public",
-            "7MB",
-        )
-    placed = "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name IN ('a', 'b')"
-    assert sorted(query(dsn, placed)) == [("app", "b"), ("public", "a")]
+        assert conn.execute(settings).fetchone() == ("app, public", "7MB", role)
+    owners = "SELECT schemaname, tablename, tableowner FROM pg_tables WHERE tablename IN ('a', 'b', '_migrations')"
+    user = conninfo.conninfo_to_dict(dsn)["user"]
+    assert sorted(query(dsn, owners)) == [("app", "_migrations", role), ("app", "b", role), ("public", "a", user)]

@@ -48,6 +48,38 @@ def test_a_concurrent_index_build_waits_for_an_older_transaction_longer_than_loc
     assert versions(dsn) == [0, 1]
 
 
+def test_only_the_concurrent_build_runs_without_lock_timeout(dsn: str, migrations: MigrationDir) -> None:
+    """The statements before and after it keep theirs: the ALTER after it gives up on a lock
+    held elsewhere, while the build waited out a report's snapshot."""
+    query(dsn, "CREATE TABLE t (a int); CREATE TABLE other (n int); CREATE TABLE busy (id int)")
+    migrations.add(
+        "00001_mixed.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE n (id int);\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n"
+        "ALTER TABLE busy ADD COLUMN extra int;\n",
+    )
+    with psycopg.connect(dsn) as report, psycopg.connect(dsn) as holder:
+        report.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        report.execute("SELECT count(*) FROM other")
+        holder.execute("SELECT count(*) FROM busy")  # ACCESS SHARE on busy until it ends
+        with started_migrator("up", "--db-lock-timeout", "100ms", dsn=dsn, directory=migrations.path) as process:
+            wait_until(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%'"
+                " AND wait_event_type = 'Lock' AND datname = current_database()",
+                dsn,
+            )
+            time.sleep(1)  # ten lock_timeouts
+            assert process.poll() is None
+            report.rollback()
+            _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (
+        1,
+        "migrator: error: 00001_mixed.sql (up): statement 3 (line 5) failed in a NO TRANSACTION migration: ERROR:"
+        " canceling statement due to lock timeout (SQLSTATE 55P03); statements 1 (line 3), 2 (line 4) ran and were"
+        " NOT rolled back; version 1 was not recorded. Repair by hand, then rerun\n",
+    )
+    assert query(dsn, INDEX_STATE) == [("t_a", True)]
+
+
 def test_an_invalid_index_left_by_a_concurrent_build_is_named_and_never_recorded_as_built(
     dsn: str, migrations: MigrationDir
 ) -> None:

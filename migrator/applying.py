@@ -27,7 +27,7 @@ from psycopg import sql
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
-from migrator.index_builds import concurrent_build, invalid_indexes, repair
+from migrator.index_builds import INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
 from migrator.ledger import Ledger, State
 from migrator.lock import GOOSE_LOCK_ID
 from migrator.parser import Direction
@@ -272,11 +272,15 @@ class Applier:
                 self.conn.execute(sql.SQL("; ").join(progress))
             except (psycopg.Error, KeyboardInterrupt) as exc:
                 raise self._unrecorded(step, number, exc) from None
-        self._refuse_invalid_indexes(step, [build for build in builds if build is not None])
+        built = [build for build in builds if build is not None]
+        # One simple query is one implicit transaction: both rows or neither, and neither while
+        # a concurrent build's INVALID index remains (looked up under the file's search_path).
+        closing = [refusal_sql(built)] if built else []
         try:
-            # One simple query is one implicit transaction: both rows or neither.
-            self.conn.execute(sql.SQL("{}; {}").format(sql.SQL(self.session.file_end), self._tracking(step)))
+            self.conn.execute(sql.SQL("; ").join([*closing, sql.SQL(self.session.file_end), self._tracking(step)]))
         except psycopg.Error as exc:
+            if exc.sqlstate == INVALID_LEFT:
+                raise self._invalid_remains(step, str(exc.diag.message_primary).split("\n")) from None
             if self.conn.broken:
                 what = f"whether version {migration.version} was {step.tracking} is unknown until `status` shows it"
                 raise MigrationFailed(
@@ -346,16 +350,14 @@ class Applier:
             _failure(step, number, why, rolled_back=False),
         )
 
-    def _refuse_invalid_indexes(self, step: Step, builds: list[sql.Composable]) -> None:
+    def _invalid_remains(self, step: Step, found: list[str]) -> MigrationFailed:
         """A file whose concurrent build left an INVALID index is not recorded: IF NOT EXISTS
         would take the index for built on the next run."""
-        found = invalid_indexes(self.conn, builds)
-        if found:
-            count = len(step.parsed.statements)
-            command = "up" if step.direction is Direction.UP else "down"
-            raise MigrationFailed(
-                f"{step.migration.filename} ({step.direction.value}): all {count} statement(s) ran, but"
-                f" {repair(found)}; then run `{command}` again. Version {step.migration.version} was not"
-                f" {step.tracking}",
-                _failure(step, 0, repair(found), rolled_back=False),
-            )
+        count = len(step.parsed.statements)
+        command = "up" if step.direction is Direction.UP else "down"
+        return MigrationFailed(
+            f"{step.migration.filename} ({step.direction.value}): all {count} statement(s) ran, but"
+            f" {repair(found)}; then run `{command}` again. Version {step.migration.version} was not"
+            f" {step.tracking}",
+            _failure(step, 0, repair(found), rolled_back=False),
+        )

@@ -24,6 +24,8 @@ _INVALID = sql.SQL(
     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND ({}) ORDER BY 1"
 )
+# The SQLSTATE of refusal_sql's error, whose message is the INVALID indexes, one a line.
+INVALID_LEFT = "MG003"
 
 
 # What PostgreSQL's parse_bool reads as false: a prefix of false or no, of or off, 0.
@@ -87,6 +89,16 @@ def invalid_indexes(conn: psycopg.Connection, builds: list[sql.Composable]) -> l
         return []
     rows = conn.execute(_INVALID.format(sql.SQL(" OR ").join(builds))).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def refusal_sql(builds: list[sql.Composable]) -> sql.Composable:
+    """A statement that fails with INVALID_LEFT when there are INVALID indexes where ``builds``
+    put theirs: sent with what records the file, it keeps the file from being recorded."""
+    return sql.SQL(
+        "DO $migrator_invalid$ DECLARE found text; BEGIN SELECT string_agg(name, E'\\n') INTO found FROM ({})"
+        " invalid (name); IF found IS NOT NULL THEN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = found;"
+        " END IF; END $migrator_invalid$"
+    ).format(_INVALID.format(sql.SQL(" OR ").join(builds)), sql.SQL(INVALID_LEFT))
 
 
 def repair(indexes: list[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import psycopg
+import pytest
 
 from infra.deadlines import LOCK_RETRY_SLACK_SECONDS
 from migrator.safety import Safety
@@ -109,6 +110,27 @@ def test_an_invalid_index_left_by_a_concurrent_build_is_named_and_never_recorded
     assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(dsn, INDEX_STATE) == [("t_a_key", True)]
     assert versions(dsn) == [0, 1]
+
+
+def test_every_invalid_index_a_file_s_builds_would_take_for_built_is_named(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, "CREATE TABLE t (a int, b int); INSERT INTO t VALUES (1, 1), (1, 1)")
+    for column in "ab":
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            query(dsn, f"CREATE UNIQUE INDEX CONCURRENTLY t_{column}_key ON t ({column})")
+    query(dsn, "DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)")
+    migrations.add(
+        "00001_unique.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_a_key ON t (a);\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_b_key ON t (b);\n",
+    )
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "migrator: error: 00001_unique.sql (up): all 2 statement(s) ran, but INVALID index(es) public.t_a_key,"
+        " public.t_b_key remain from a concurrent build that did not finish: DROP INDEX CONCURRENTLY public.t_a_key;"
+        " DROP INDEX CONCURRENTLY public.t_b_key; then run `up` again. Version 1 was not recorded\n",
+    )
+    assert versions(dsn) == [0]
 
 
 def test_a_reindex_that_did_not_finish_is_found_by_the_copy_it_left(dsn: str, migrations: MigrationDir) -> None:

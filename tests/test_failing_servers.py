@@ -77,6 +77,30 @@ def test_a_dead_network_behind_a_pooler_ends_the_transaction_on_the_server(
     assert query(dsn, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [(1,)]
 
 
+def test_a_connection_lost_while_the_commit_is_on_its_way_leaves_the_outcome_open(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    """Only the round trip that records a file names it: the network fails as it is sent."""
+    migrations.add("00001_cut_here.sql", table_file("a"))
+    server = conninfo.conninfo_to_dict(dsn)
+    network = Partition(str(server["host"]), int(str(server["port"])), b"00001_cut_here.sql")
+    with network, started_migrator("up", dsn=network.dsn(dsn), directory=migrations.path) as process:
+        network.cut.wait(timeout=60)
+        network.close()
+        out, err = process.communicate(timeout=60)
+    assert (process.returncode, out) == (1, "")
+    assert re.fullmatch(
+        re.escape("migrator: error: 00001_cut_here.sql (up): recording the version failed: the connection to the")
+        + r" database was lost \(.+\); "
+        + re.escape(
+            "it ended while the file's COMMIT was on its way: whether this file was applied and version 1 recorded"
+            " is unknown until `status` shows it"
+        ),
+        err.strip(),
+        re.DOTALL,
+    ), err
+
+
 # -- a server that shuts down mid-run -----------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from migrator import planning
 from migrator.applying import Applier
@@ -223,10 +224,13 @@ class Migrator:
         # The seal speaks only for the run that wrote it: a NO TRANSACTION rollback that
         # stops half-way leaves goose's table as it was, and a seal left behind would let
         # the next `up` skip the check that reports it. `up` seals again when it completes.
-        self.conn.execute(self.ledger.seal_sql(None))
+        unsealed = self.conn.execute(sql.SQL("{}; {}").format(self.ledger.seal_sql(None), self.store.newest_id_sql()))
+        unsealed.nextset()
+        newest = unsealed.fetchone()
+        assert newest is not None
         adopted = adopt or []
         if adopted:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
-        run.applier.apply_all(steps, run.results)
+        run.applier.apply_all(steps, run.results, seen_up_to=int(newest[0]))
         return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted)

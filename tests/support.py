@@ -183,3 +183,13 @@ class Logged:
         self.warn: list[str] = []
         monkeypatch.setattr(pulumi.log, "info", lambda message, *a, **k: self.info.append(message))
         monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: self.warn.append(message))
+
+
+class NoLock:
+    """A locker that excludes nothing, as goose's session lock does behind a transaction pooler."""
+
+    def lock(self, conn: psycopg.Connection, wait: float) -> None:
+        pass
+
+    def unlock(self, conn: psycopg.Connection) -> None:
+        pass

@@ -20,8 +20,17 @@ from tests import pgserver
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
 from tests.partition import Partition
-from tests.support import MigrationDir, query, server_role, table_file, tables, unavailable, versions, wait_until
-from tests.test_poolers import NoLock
+from tests.support import (
+    MigrationDir,
+    NoLock,
+    query,
+    server_role,
+    table_file,
+    tables,
+    unavailable,
+    versions,
+    wait_until,
+)
 
 MIGRATOR_IDLE_IN_TRANSACTION = (
     "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'migrator'"

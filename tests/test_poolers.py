@@ -18,7 +18,7 @@ from migrator.store import table_exists
 from tests.cli_runner import run_cli
 from tests.goose_interop import Tools
 from tests.migrator_process import started_migrator
-from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, table_file, tables, versions
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, NoLock, query, table_file, tables, versions
 
 ACCOUNTS = (
     "CREATE TABLE accounts (id int PRIMARY KEY, cents bigint NOT NULL); INSERT INTO accounts VALUES (1, 250), (2, 7)"
@@ -143,16 +143,6 @@ def test_no_server_side_prepared_statement_is_relied_on(transaction_pooled: str)
 
 
 # -- the guard in every file's transaction: a lock that excluded nothing applies nothing twice --
-
-
-class NoLock:
-    """A locker that excludes nothing, as goose's session lock does behind a transaction pooler."""
-
-    def lock(self, conn: psycopg.Connection, wait: float) -> None:
-        pass
-
-    def unlock(self, conn: psycopg.Connection) -> None:
-        pass
 
 
 def test_a_file_another_session_applied_meanwhile_is_not_applied_again(dsn: str, migrations: MigrationDir) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_nomad as nomad
 
-from infra.deadlines import DB_LOCK_TIMEOUT_SECONDS, LOCK_RETRIES, Deadlines, duration
+from infra.deadlines import DB_LOCK_TIMEOUT, LOCK_RETRIES, Deadlines, duration
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
 JOB_ID = "api"
@@ -83,7 +83,7 @@ def job_variables(
         "migrations_hash": migrations_hash,
         "migrator_args": hcl_value(migrator_args(args)),
         "migrator_statement_timeout": duration(waits.statement_timeout),
-        "migrator_db_lock_timeout": duration(DB_LOCK_TIMEOUT_SECONDS),
+        "migrator_db_lock_timeout": DB_LOCK_TIMEOUT,
         "migrator_lock_retries": str(LOCK_RETRIES),
         "secrets_path": SECRETS_VARIABLE_PATH,
     }

@@ -17,18 +17,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from migrator.durations import milliseconds
 from migrator.safety import Safety
 
 # Per-statement lock_timeout and its retries stay the migrator's own (short) defaults; they are
 # passed explicitly so the job says what it runs with.
 _MIGRATOR = Safety()
-DB_LOCK_TIMEOUT_SECONDS = math.ceil(_MIGRATOR.lock_timeout)
+DB_LOCK_TIMEOUT = f"{milliseconds(_MIGRATOR.lock_timeout)}ms"
 LOCK_RETRIES = _MIGRATOR.lock_retries
-# The longest a file can spend blocked, retries and their backoff (1 s, 2 s, 4 s ...) included.
-LOCK_RETRY_SLACK_SECONDS = math.ceil(
-    sum(min(_MIGRATOR.first_backoff * (1 << attempt), _MIGRATOR.max_backoff) for attempt in range(LOCK_RETRIES))
-    + (LOCK_RETRIES + 1) * _MIGRATOR.lock_timeout
-)
+# The longest a file can spend blocked: every attempt, and every pause at its longest.
+LOCK_RETRY_SLACK_SECONDS = math.ceil(_MIGRATOR.lock_retry_seconds)
 # Pulling the API and migrator images on a cold node, then starting the API.
 STARTUP_SECONDS = 10 * 60
 MIN_HEALTHY_SECONDS = 10

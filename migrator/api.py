@@ -10,12 +10,13 @@ prints or reads the environment: the command line (commands.py) does both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from migrator import planning
 from migrator.applying import Applier
@@ -36,6 +37,7 @@ from migrator.planning import Step
 from migrator.refusals import DownRefused
 from migrator.safety import Safety
 from migrator.seal import Seal
+from migrator.server_session import writable_session
 from migrator.source import Migration, collect
 from migrator.status import Status, read_status
 from migrator.store import Store, TableName, current_version
@@ -43,9 +45,11 @@ from migrator.store import Store, TableName, current_version
 
 @dataclass
 class _Run:
-    """One writing command under the lock: its record in the run history, and what it did so far."""
+    """One writing command under the lock: what applies its steps, its record in the run
+    history, and what it did so far."""
 
-    recording: Recording | None
+    applier: Applier
+    recording: Recording | None = None
     results: list[MigrationResult] = field(default_factory=list)
     accepted: list[Migration] = field(default_factory=list)
 
@@ -73,18 +77,21 @@ class Migrator:
         on_event: Callable[[Event], None] | None = None,
     ):
         self.conn = conn
-        self.store = Store(conn, table)
-        self.ledger = Ledger(conn, table)
         self.directory = migrations if isinstance(migrations, Path) else None
         self._given = None if isinstance(migrations, Path) else migrations
         self.options = options or Options()
+        self.safety = safety or Safety()
         self.locker = locker or AdvisoryLocker()
         self.manifest = manifest
         self.env = env
         self.recorder = recorder
         self.notify = on_event or (lambda _: None)
-        self._seal = Seal(conn, self.store, self.ledger, self.directory, manifest)
-        self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify)
+        self._use_table(table)
+
+    def _use_table(self, table: TableName) -> None:
+        self.store = Store(self.conn, table)
+        self.ledger = Ledger(self.conn, table)
+        self._seal = Seal(self.conn, self.store, self.ledger, self.directory, self.manifest)
 
     @cached_property
     def migrations(self) -> list[Migration]:
@@ -172,19 +179,31 @@ class Migrator:
 
     @contextmanager
     def _locked(self, lock_wait: float) -> Iterator[_Run]:
-        """The locker's lock around a writing command, and the run's record inside it."""
-        run = _Run(None)
-        self.locker.lock(self.conn, lock_wait)
+        """The locker's lock around a writing command, in a session of its own that may write
+        (refused before anything is locked or set), and the run's record inside it. The
+        session is given back as it was found."""
+        session = writable_session(self.conn, self.store.table)
+        self._use_table(session.table)
+        run = _Run(Applier(self.conn, self.store, self.ledger, self.safety, self.notify, session=session))
         try:
-            if self.recorder is None:
-                yield run
-                return
-            applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
-            with self.recorder.around(self.conn, applied, changed=lambda: bool(run.results)) as recording:
-                run.recording = recording
-                yield run
+            self.conn.execute(session.run_settings)
+            self.locker.lock(self.conn, lock_wait)
+            try:
+                if self.recorder is None:
+                    yield run
+                    return
+                applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
+                with replace(self.recorder, table=session.table).around(
+                    self.conn, applied, changed=lambda: bool(run.results)
+                ) as recording:
+                    run.recording = recording
+                    yield run
+            finally:
+                self.locker.unlock(self.conn)
         finally:
-            self.locker.unlock(self.conn)
+            # A lost session has nothing left to give back; the original error matters more.
+            with suppress(psycopg.Error):
+                self.conn.execute(session.run_end)
 
     def _status_for_writing(self, run: _Run) -> Status:
         """The status a writing command plans from, after accepting edits when asked to."""
@@ -211,10 +230,13 @@ class Migrator:
         # The seal speaks only for the run that wrote it: a NO TRANSACTION rollback that
         # stops half-way leaves goose's table as it was, and a seal left behind would let
         # the next `up` skip the check that reports it. `up` seals again when it completes.
-        self.conn.execute(self.ledger.seal_sql(None))
+        unsealed = self.conn.execute(sql.SQL("{}; {}").format(self.ledger.seal_sql(None), self.store.newest_id_sql()))
+        unsealed.nextset()
+        newest = unsealed.fetchone()
+        assert newest is not None
         adopted = adopt or []
         if adopted:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
-        self._applier.apply_all(steps, run.results)
+        run.applier.apply_all(steps, run.results, seen_up_to=int(newest[0]))
         return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted)

@@ -1,11 +1,22 @@
 """Applying planned steps, and the facts of where one stopped when it fails.
 
-A file runs with its version row in one transaction under ``SET LOCAL`` timeouts; one
-that PostgreSQL's ``lock_timeout`` stopped is rolled back and retried with doubling
-backoff. A NO TRANSACTION file runs statement by statement, its progress recorded in the
-ledger after each one, so a run that dies part-way says how far it got. A file that ends
-its transaction itself (its own ``COMMIT``) runs on from there as goose runs it, and its
-version row is written in whatever transaction state the file left (own_transaction.py).
+A file runs with its version row in one transaction under ``SET LOCAL`` timeouts. The round
+trip that opens it first proves, inside that transaction, that no other session holds goose's
+lock and that the version is still to be applied (goose's rule: its newest row decides), so a
+lock that excluded nothing (a pooler in transaction mode) can never apply a file twice. A file
+that ``lock_timeout`` stopped is rolled back and retried after a pause (safety.py). A NO
+TRANSACTION file runs statement by statement, its progress recorded in the ledger after each
+one, so a run that dies part-way says how far it got; its concurrent index builds wait as long
+as they need (index_builds.py), and it is not recorded while an INVALID index it built remains.
+
+Every file ends by giving the session back as the run set it up (server_session.py), in the
+round trip that records it, so a file's ``SET`` never reaches the next one. A lost connection is
+reported as lost: what the server does with what was open, and when, never a rollback that
+nobody saw happen.
+
+A file that ends its transaction itself (its own ``COMMIT``) runs on from there as goose runs
+it, and its version row is written in whatever transaction state the file left
+(own_transaction.py).
 """
 
 from __future__ import annotations
@@ -22,14 +33,30 @@ from psycopg.pq import TransactionStatus
 
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
+from migrator.index_builds import INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
 from migrator.ledger import Ledger, State
+from migrator.lock import GOOSE_LOCK_ID
 from migrator.own_transaction import first_split, what_stays
 from migrator.parser import Direction
 from migrator.pg_grammar import statements_that
 from migrator.pg_reasons import blocked_relation, pg_reason
 from migrator.planning import Step
 from migrator.safety import Safety
+from migrator.server_session import RunSession
 from migrator.store import Store
+
+# The guard that opens every file is one plain SELECT: a DO block's query is planned anew in
+# every file (about three times the cost). SQL has no RAISE, so it fails, when it must, by
+# casting a marked reason to an integer, which PostgreSQL reports as invalid input quoting the
+# text; the pid makes the text no constant, which the planner would cast, and fail on, at once.
+_GUARD_FAILED = "migrator guard: "
+_LOCK_ELSEWHERE = "goose lock held by another session"
+_DONE_MEANWHILE = "done meanwhile"
+_GUARD = (
+    "SELECT CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN ('{failed}{elsewhere} ' || pg_backend_pid())::int"
+    " WHEN {negation}coalesce((SELECT is_applied FROM {table} WHERE {since}version_id = {version}"
+    " ORDER BY id DESC LIMIT 1), false) THEN ('{failed}{meanwhile} ' || pg_backend_pid())::int END"
+)
 
 
 class _Blocked(Exception):
@@ -40,8 +67,9 @@ class _Blocked(Exception):
         self.cause = cause
 
 
-def _statements_that_ran(step: Step, stopped_at: int) -> str:
-    ran = step.parsed.statements[: stopped_at - 1]
+def _ran(step: Step, done: int) -> str:
+    """The first ``done`` statements, which ran and stay applied."""
+    ran = step.parsed.statements[:done]
     if not ran:
         return "no statement of it had run"
     listed = ", ".join(f"{i} (line {s.line})" for i, s in enumerate(ran, start=1))
@@ -53,6 +81,13 @@ def _statements_that_ran(step: Step, stopped_at: int) -> str:
 def _failure(step: Step, number: int, reason: str, *, rolled_back: bool) -> Failure:
     line = step.parsed.statements[number - 1].line if number else None
     return Failure(step.migration.filename, step.direction.value, number or None, line, reason, rolled_back)
+
+
+def _ended(exc: psycopg.Error) -> str:
+    """How the session went: the server's own words, or a connection that went silent."""
+    if exc.sqlstate:
+        return f"the server ended the session ({pg_reason(exc)})"
+    return f"the connection to the database was lost ({pg_reason(exc)})"
 
 
 class Applier:
@@ -69,6 +104,7 @@ class Applier:
         safety: Safety,
         notify: Callable[[Event], None],
         *,
+        session: RunSession,
         observe: Callable[[Step, int], None] | None = None,
     ):
         self.conn = conn
@@ -76,10 +112,17 @@ class Applier:
         self.ledger = ledger
         self.safety = safety
         self.notify = notify
+        self.session = session
         self.observe = observe
+        # Composed once: psycopg's composition costs more client CPU than a file's round trip.
+        self._table = store.table.identifier.as_string(conn)
+        self._local = safety.set_statements(local=True)
+        self._seen_up_to = 0
 
-    def apply_all(self, steps: list[Step], results: list[MigrationResult]) -> None:
-        """Apply the steps in order, adding each finished one to ``results`` as it finishes."""
+    def apply_all(self, steps: list[Step], results: list[MigrationResult], *, seen_up_to: int) -> None:
+        """Apply the steps in order, adding each finished one to ``results`` as it finishes.
+        ``seen_up_to`` is the highest row id of goose's table before the steps were planned."""
+        self._seen_up_to = seen_up_to
         for step in steps:
             started = time.perf_counter()
             if step.parsed.use_tx:
@@ -109,8 +152,46 @@ class Applier:
             rows = [self.store.forget_sql(migration.version), self.ledger.remove_sql(migration.version)]
         return sql.SQL("; ").join(rows)
 
+    def _guard(self, step: Step) -> str:
+        """Fails the transaction it opens when another session holds goose's lock, or when the
+        version's newest row says the step was done meanwhile. A version planned as pending
+        that was applied since has a row written since: only those are read, through the
+        primary key (goose's table has no index on version_id, and a full scan per file would
+        cost as much as the file again once the table holds thousands of rows). A rollback
+        deletes rows, so going down reads them all."""
+        up = step.direction is Direction.UP
+        return _GUARD.format(
+            key=GOOSE_LOCK_ID,
+            failed=_GUARD_FAILED,
+            elsewhere=_LOCK_ELSEWHERE,
+            meanwhile=_DONE_MEANWHILE,
+            negation="" if up else "NOT ",
+            table=self._table,
+            since=f"id > {self._seen_up_to} AND " if up else "",
+            version=int(step.migration.version),
+        )
+
+    def _guard_failure(self, step: Step, exc: psycopg.Error) -> MigrationFailed | None:
+        """The refusal the guard raised, or None when the error was not the guard's."""
+        version, tracking = step.migration.version, step.tracking
+        said = exc.diag.message_primary or ""
+        if not isinstance(exc, pg_errors.InvalidTextRepresentation) or _GUARD_FAILED not in said:
+            return None
+        if _LOCK_ELSEWHERE in said:
+            reason = (
+                "another session holds goose's advisory lock, so the lock this run holds did not exclude it"
+                " (a pooler in transaction mode?)"
+            )
+        else:
+            done = "applied" if step.direction is Direction.UP else "rolled back"
+            reason = f"version {version} was {done} meanwhile by another session: the lock did not exclude it"
+        return MigrationFailed(
+            f"{step.migration.filename} ({step.direction.value}): {reason}. Nothing of this file ran"
+            f" and version {version} was not {tracking} again",
+            _failure(step, 0, reason, rolled_back=True),
+        )
+
     def _apply_in_transaction(self, step: Step) -> None:
-        backoff = self.safety.first_backoff
         for attempt in range(1, self.safety.lock_retries + 2):
             try:
                 self._attempt_in_transaction(step)
@@ -125,17 +206,19 @@ class Applier:
                         " this file was applied. Find the blocking sessions with pg_blocking_pids(), then rerun",
                         _failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
-                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, backoff))
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.safety.max_backoff)
+                pause = self.safety.backoff(attempt)
+                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, pause))
+                time.sleep(pause)
 
     def _attempt_in_transaction(self, step: Step) -> None:
-        # BEGIN and the timeouts travel with the first statement, the version rows with
-        # COMMIT: one round trip per statement and one more per file, where psql needs three
-        # more. A failure still names its statement: BEGIN and SET do not fail.
+        # BEGIN, the timeouts and the guard travel with the first statement; the session's
+        # reset and the version rows with COMMIT: one round trip per statement and one more per
+        # file, where psql needs three more. A failure still names its statement: BEGIN, SET
+        # and a guard that passes do not fail.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
-        opening = f"BEGIN; {self.safety.set_statements(local=True)}"
+        opening = f"BEGIN; {self._local}; {self._guard(step)}"
+        closing = f"{self.session.file_end}; {self._local}; {self._tracking(step).as_string(self.conn)}; COMMIT"
         split = first_split(step.parsed)
         copies = _copies_to_client(step)
         try:
@@ -150,7 +233,7 @@ class Applier:
                     break
             else:
                 number = 0
-                cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
+                cursor.execute(closing)
                 return
         except KeyboardInterrupt:
             with suppress(psycopg.Error):
@@ -161,11 +244,13 @@ class Applier:
                 _failure(step, number, "interrupted", rolled_back=True),
             ) from None
         except psycopg.Error as exc:
+            if self.conn.broken:
+                raise self._lost_in_transaction(step, number, exc) from None
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, pg_errors.LockNotAvailable):
                 raise _Blocked(number, exc) from None
-            raise MigrationFailed(
+            raise self._guard_failure(step, exc) or MigrationFailed(
                 f"{step.where(number)} failed: {pg_reason(exc)};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
                 f" was not {step.tracking}",
@@ -200,55 +285,157 @@ class Applier:
                     _failure(step, number, reason, rolled_back=False),
                 ) from None
         # The file may have begun a transaction it left open: goose commits it with the version row.
-        commit = "; COMMIT" if self.conn.info.transaction_status is TransactionStatus.INTRANS else ""
-        self._write_tracking(step, sql.SQL("RESET lock_timeout; RESET statement_timeout; {}" + commit))
+        commit = [sql.SQL("COMMIT")] if self.conn.info.transaction_status is TransactionStatus.INTRANS else []
+        self._record_after_statements(step, [sql.SQL(self.session.file_end), self._tracking(step), *commit])
+
+    def _lost_in_transaction(self, step: Step, number: int, exc: psycopg.Error) -> MigrationFailed:
+        """A session that ended mid-file: certain only of what its COMMIT, sent or not, allows."""
+        version, tracking = step.migration.version, step.tracking
+        if number == 0:
+            outcome = (
+                f"it ended while the file's COMMIT was on its way: whether this file was applied and version"
+                f" {version} {tracking} is unknown until `status` shows it"
+            )
+        elif exc.sqlstate:
+            outcome = (
+                f"its transaction ended with it: nothing of this file was applied and version {version}"
+                f" was not {tracking}"
+            )
+        else:
+            outcome = (
+                f"the file's COMMIT was never sent, so nothing of it will remain and version {version} was not"
+                f" {tracking}: the server rolls its transaction back once it notices, at the latest"
+                f" {self.safety.idle_timeout:g}s after the statement it is running ends"
+                " (idle_in_transaction_session_timeout)"
+            )
+        return MigrationFailed(
+            f"{step.where(number)} failed: {_ended(exc)}; {outcome}",
+            _failure(step, number, pg_reason(exc), rolled_back=number > 0),
+        )
 
     def _apply_without_transaction(self, step: Step) -> None:
         migration, statements = step.migration, step.parsed.statements
+        builds = [concurrent_build(statement.sql) for statement in statements]
+        # A concurrent index build waits for every older transaction: no lock_timeout cuts it short.
+        waits = [0 if build is not None else self.safety.lock_timeout for build in builds]
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
+        entry = self.ledger.put_sql(migration.version, migration.filename, step.parsed.sha256, state, len(statements))
+        opening = [sql.SQL(self._guard(step)), entry, sql.SQL(self.safety.set_statements(local=False))]
         try:
-            ledger_entry = self.ledger.put_sql(
-                migration.version, migration.filename, step.parsed.sha256, state, len(statements)
-            )
-            self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
+            self.conn.execute(sql.SQL("; ").join(opening + self._lock_timeout_change(waits, 0)))
         except psycopg.Error as exc:
-            raise MigrationFailed(
+            guarded = None if self.conn.broken else self._guard_failure(step, exc)
+            raise guarded or MigrationFailed(
                 f"{migration.filename}: preparing the run failed: {pg_reason(exc)}",
                 _failure(step, 0, pg_reason(exc), rolled_back=True),
             ) from None
-        cursor, copies = self.conn.cursor(), _copies_to_client(step)
+        copies = _copies_to_client(step)
         for number, statement in enumerate(statements, start=1):
+            built = [b for b in builds[:number] if b is not None]
+            self._run_statement(step, number, statement.sql, built, copy=number in copies)
+            progress = [self.ledger.progress_sql(migration.version, number), *self._lock_timeout_change(waits, number)]
             try:
-                _send(cursor, statement.sql, None, copy=number in copies)
-                self.ledger.progress(migration.version, number)
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    f"{step.where(number)} was interrupted in a NO TRANSACTION migration;"
-                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " `status` shows it; repair by hand, then rerun",
-                    _failure(step, number, "interrupted", rolled_back=number == 1),
-                ) from None
-            except psycopg.Error as exc:
-                raise MigrationFailed(
-                    f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
-                    f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
-                    " Repair by hand, then rerun",
-                    _failure(step, number, pg_reason(exc), rolled_back=number == 1),
-                ) from None
-        self._write_tracking(step, sql.SQL("RESET lock_timeout; RESET statement_timeout; {}"))
+                self.conn.execute(sql.SQL("; ").join(progress))
+            except (psycopg.Error, KeyboardInterrupt) as exc:
+                raise self._unrecorded(step, number, exc) from None
+        built = [build for build in builds if build is not None]
+        # One simple query is one implicit transaction: both rows or neither, and neither while
+        # a concurrent build's INVALID index remains (looked up under the file's search_path).
+        closing = [refusal_sql(built)] if built else []
+        self._record_after_statements(step, [*closing, sql.SQL(self.session.file_end), self._tracking(step)])
 
-    def _write_tracking(self, step: Step, template: sql.SQL) -> None:
-        """The version row and the ledger entry, sent as ``template`` says, after every statement
-        ran outside the migration's transaction: one simple query is one implicit transaction,
-        so both rows or neither."""
+    def _record_after_statements(self, step: Step, closing: list[sql.Composable]) -> None:
+        """The version row and the ledger entry, sent with ``closing`` after every statement ran
+        outside the migration's transaction: one simple query is one implicit transaction (or
+        the end of the one the file left open), so both rows or neither."""
+        migration, statements = step.migration, step.parsed.statements
         try:
-            self.conn.execute(template.format(self._tracking(step)))
+            self.conn.execute(sql.SQL("; ").join(closing))
         except psycopg.Error as exc:
+            if exc.sqlstate == INVALID_LEFT:
+                raise self._invalid_remains(step, str(exc.diag.message_primary).split("\n")) from None
+            if self.conn.broken:
+                what = f"whether version {migration.version} was {step.tracking} is unknown until `status` shows it"
+                raise MigrationFailed(
+                    f"{migration.filename}: all statements ran, then {_ended(exc)} while the version was"
+                    f" recorded: {what}",
+                    _failure(step, 0, pg_reason(exc), rolled_back=not statements),
+                ) from None
             raise MigrationFailed(
-                f"{step.migration.filename}: all statements ran but the version row could not be written:"
-                f" {pg_reason(exc)}",
-                _failure(step, 0, pg_reason(exc), rolled_back=not step.parsed.statements),
+                f"{migration.filename}: all statements ran but the version row could not be written: {pg_reason(exc)}",
+                _failure(step, 0, pg_reason(exc), rolled_back=not statements),
             ) from None
+
+    def _lock_timeout_change(self, waits: list[float], done: int) -> list[sql.Composable]:
+        """The SET that gives the statement after the first ``done`` its lock_timeout, when it
+        differs from the one before it (the file's opening sets the usual one)."""
+        before = waits[done - 1] if done else self.safety.lock_timeout
+        if done == len(waits) or waits[done] == before:
+            return []
+        return [sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(waits[done] * 1000)}ms"))]
+
+    def _run_statement(
+        self, step: Step, number: int, statement: str, builds: list[sql.Composable], *, copy: bool
+    ) -> None:
+        """Run one statement of a NO TRANSACTION file; on failure, say what of the file stays."""
+        version, tracking = step.migration.version, step.tracking
+        try:
+            _send(self.conn.cursor(), statement, None, copy=copy)
+        except KeyboardInterrupt:
+            left = self._invalid_left(builds)
+            raise Interrupted(
+                f"{step.where(number)} was interrupted in a NO TRANSACTION migration;"
+                f" {_ran(step, number - 1)}{left}; version {version} was not {tracking}."
+                " `status` shows it; repair by hand, then rerun",
+                _failure(step, number, "interrupted", rolled_back=number == 1 and not left),
+            ) from None
+        except psycopg.Error as exc:
+            if self.conn.broken:
+                raise MigrationFailed(
+                    f"{step.where(number)} failed in a NO TRANSACTION migration: {_ended(exc)}, so it may or may not"
+                    f" have completed; {_ran(step, number - 1)}; version {version} was not {tracking}."
+                    " `status` shows the file as interrupted; repair by hand, then rerun",
+                    _failure(step, number, pg_reason(exc), rolled_back=False),
+                ) from None
+            left = self._invalid_left(builds)
+            raise MigrationFailed(
+                f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
+                f" {_ran(step, number - 1)}{left}; version {version} was not {tracking}. Repair by hand, then rerun",
+                _failure(step, number, pg_reason(exc), rolled_back=number == 1 and not left),
+            ) from None
+
+    def _invalid_left(self, builds: list[sql.Composable]) -> str:
+        """What a failed file's concurrent builds left behind, for its message; nothing when the
+        session cannot say (it failed too)."""
+        with suppress(psycopg.Error):
+            if found := invalid_indexes(self.conn, builds):
+                return f"; {repair(found)}"
+        return ""
+
+    def _unrecorded(self, step: Step, number: int, exc: psycopg.Error | KeyboardInterrupt) -> MigrationFailed:
+        """A statement that ran, whose progress could not be recorded (a file's SET ROLE, a lost session)."""
+        kind: type[MigrationFailed] = MigrationFailed
+        if isinstance(exc, KeyboardInterrupt):
+            why, kind = "the run was interrupted", Interrupted
+        else:
+            why = _ended(exc) if self.conn.broken else f"it failed: {pg_reason(exc)}"
+        return kind(
+            f"{step.where(number)} ran, but recording that it ran did not: {why}; {_ran(step, number)};"
+            f" version {step.migration.version} was not {step.tracking}. Repair by hand, then rerun",
+            _failure(step, number, why, rolled_back=False),
+        )
+
+    def _invalid_remains(self, step: Step, found: list[str]) -> MigrationFailed:
+        """A file whose concurrent build left an INVALID index is not recorded: IF NOT EXISTS
+        would take the index for built on the next run."""
+        count = len(step.parsed.statements)
+        command = "up" if step.direction is Direction.UP else "down"
+        return MigrationFailed(
+            f"{step.migration.filename} ({step.direction.value}): all {count} statement(s) ran, but"
+            f" {repair(found)}; then run `{command}` again. Version {step.migration.version} was not"
+            f" {step.tracking}",
+            _failure(step, 0, repair(found), rolled_back=False),
+        )
 
 
 def _copies_to_client(step: Step) -> set[int]:
@@ -257,8 +444,8 @@ def _copies_to_client(step: Step) -> set[int]:
 
 
 def _send(cursor: psycopg.Cursor[Any], statement: str, opening: str | None, *, copy: bool) -> None:
-    """Run one statement, ``opening`` (BEGIN and the timeouts) in the same round trip; a COPY
-    to the client has its rows read and dropped, as goose's driver does."""
+    """Run one statement, ``opening`` (BEGIN, the timeouts and the guard) in the same round trip;
+    a COPY to the client has its rows read and dropped, as goose's driver does."""
     if not copy:
         cursor.execute(f"{opening}; {statement}" if opening else statement)
         return

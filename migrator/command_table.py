@@ -51,7 +51,10 @@ OPTIONS: dict[str, _Option] = {
     ),
     "db-lock-timeout": (
         ("--db-lock-timeout",),
-        {"metavar": "DURATION", "help": "lock_timeout of each migration (env MIGRATOR_DB_LOCK_TIMEOUT, default 5s)"},
+        {
+            "metavar": "DURATION",
+            "help": "lock_timeout of each attempt of a migration (env MIGRATOR_DB_LOCK_TIMEOUT, default 500ms)",
+        },
     ),
     "statement-timeout": (
         ("--statement-timeout",),
@@ -59,7 +62,7 @@ OPTIONS: dict[str, _Option] = {
     ),
     "lock-retries": (
         ("--lock-retries",),
-        {"metavar": "N", "help": "retries of a file blocked by a lock (env MIGRATOR_LOCK_RETRIES, default 5)"},
+        {"metavar": "N", "help": "retries of a file blocked by a lock (env MIGRATOR_LOCK_RETRIES, default 15)"},
     ),
     "scratch-dsn": (
         ("--scratch-dsn",),

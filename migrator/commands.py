@@ -12,7 +12,7 @@ import psycopg
 
 from migrator import authoring
 from migrator.api import Migrator
-from migrator.dsn import connect, redact
+from migrator.dsn import connect, pgx_options, redact
 from migrator.errors import DriftFound, InputError, LintFindings, ParseError, RehearsalFailed
 from migrator.history import History, RunRecorder
 from migrator.lint import Finding, find_config, lint, squawk_binary
@@ -85,7 +85,16 @@ def _schema_digests(conn: psycopg.Connection, table: TableName) -> dict[str, str
 def _database(settings: Settings, *, writes: bool) -> psycopg.Connection:
     if not settings.directory.is_dir():
         raise missing_directory(settings.directory)  # before connecting
-    return connect(settings.dsn, read_only=not writes)
+    return _connect(settings.dsn, read_only=not writes)
+
+
+def _connect(dsn: str, *, read_only: bool) -> psycopg.Connection:
+    if dropped := pgx_options(dsn):
+        warn(
+            f"ignoring {', '.join(dropped)} in the connection string: options of goose's driver (pgx) that libpq"
+            " does not know; the migrator prepares no statement on the server"
+        )
+    return connect(dsn, read_only=read_only)
 
 
 def _read_status(migrator: Migrator) -> Status:
@@ -305,7 +314,7 @@ def validate(settings: Settings) -> None:
         bad_files += bool(found)
     parse_problems = len(problems)
     if settings.dsn:
-        with connect(settings.dsn, read_only=True) as conn:
+        with _connect(settings.dsn, read_only=True) as conn:
             migrator = Migrator(conn, migrations, settings.table, manifest=settings.manifest)
             try:
                 refuse_drift(_read_status(migrator))

@@ -18,18 +18,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from migrator.errors import Failure, Interrupted, MigrationFailed
-from migrator.store import TableName, table_exists
+from migrator.errors import Failure, Interrupted, MigrationFailed, MigratorError
+from migrator.lock import GOOSE_LOCK_ID
+from migrator.store import TableName
 
 IMAGE_ENV = "MIGRATOR_IMAGE"
 ALLOCATION_ENV = "NOMAD_ALLOC_ID"
@@ -42,6 +44,7 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    LOST = "lost"  # found running by a later run, its session gone: killed (out of memory?) or cut off
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,20 @@ class Run:
     failed_statement: int | None
     failed_line: int | None
     error: str | None
+    backend_pid: int | None = None  # the server session that ran it: a run whose session is gone was lost
 
     def as_dict(self) -> dict[str, object]:
         found = asdict(self)
         for key in ("started_at", "finished_at"):
             found[key] = found[key].isoformat() if found[key] else None
         return found
+
+
+_RUN_FIELDS = [field.name for field in fields(Run)]
+
+
+def _known_columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in _RUN_FIELDS}
 
 
 def runs_table(table: TableName) -> TableName:
@@ -76,32 +87,61 @@ class History:
         self.table = runs_table(table)
 
     def ensure(self) -> None:
-        if table_exists(self.conn, self.table):
-            return
-        self.conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                " id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
-                " started_at timestamptz NOT NULL DEFAULT now(),"
-                " finished_at timestamptz,"
-                " image text NOT NULL DEFAULT '',"
-                " allocation text NOT NULL DEFAULT '',"
-                " command text NOT NULL,"
-                " outcome text NOT NULL DEFAULT 'running',"
-                " applied bigint[] NOT NULL DEFAULT '{{}}',"
-                " failed_file text, failed_statement integer, failed_line integer, error text)"
-            ).format(self.table.identifier)
-        )
+        row = self.conn.execute(
+            "SELECT to_regclass(%(table)s) IS NOT NULL, EXISTS (SELECT FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%(table)s) AND attname = 'backend_pid' AND NOT attisdropped)",
+            {"table": self.table.identifier.as_string(self.conn)},
+        ).fetchone()
+        exists, recorded_pid = row or (False, False)
+        if not exists:
+            self.conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} ("
+                    " id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
+                    " started_at timestamptz NOT NULL DEFAULT now(),"
+                    " finished_at timestamptz,"
+                    " image text NOT NULL DEFAULT '',"
+                    " allocation text NOT NULL DEFAULT '',"
+                    " command text NOT NULL,"
+                    " outcome text NOT NULL DEFAULT 'running',"
+                    " applied bigint[] NOT NULL DEFAULT '{{}}',"
+                    " failed_file text, failed_statement integer, failed_line integer, error text,"
+                    " backend_pid integer)"
+                ).format(self.table.identifier)
+            )
+        elif not recorded_pid:  # a table from before the server session was recorded
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS backend_pid integer").format(self.table.identifier)
+            )
 
     def start(self, command: str, image: str, allocation: str) -> int:
-        """Record a run as running, and forget all but the newest runs."""
+        """Record a run as running, with its server session; forget all but the newest runs;
+        and close as lost every other run still running whose session no longer holds goose's
+        lock (this run holds it now): it died without a word, killed or cut off."""
         row = self.conn.execute(
             sql.SQL(
-                "WITH started AS (INSERT INTO {runs} (command, image, allocation) VALUES (%s, %s, %s) RETURNING id),"
-                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %s)"
+                "WITH started AS (INSERT INTO {runs} (command, image, allocation, backend_pid)"
+                " VALUES (%(command)s, %(image)s, %(allocation)s, pg_backend_pid()) RETURNING id),"
+                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %(keep)s),"
+                " lost AS (UPDATE {runs} r SET outcome = 'lost', finished_at = now(), error = format("
+                "'the run stopped without recording its outcome: its server session%%s no longer held the"
+                " migration lock when run %%s started. Its process was most likely killed (out of memory?) or"
+                " lost its connection', coalesce(' (backend pid ' || r.backend_pid || ')', ''),"
+                " (SELECT id FROM started))"
+                " WHERE r.outcome = 'running' AND r.id > (SELECT id FROM started) - %(keep)s AND NOT EXISTS"
+                " (SELECT FROM pg_locks l WHERE l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted"
+                " AND l.objsubid = 1 AND l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s"
+                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))"
                 " SELECT id FROM started"
             ).format(runs=self.table.identifier),
-            (command, image, allocation, KEEP_RUNS),
+            {
+                "command": command,
+                "image": image,
+                "allocation": allocation,
+                "keep": KEEP_RUNS,
+                "high": GOOSE_LOCK_ID >> 32,
+                "low": GOOSE_LOCK_ID & 0xFFFFFFFF,
+            },
         ).fetchone()
         assert row is not None
         return int(row[0])
@@ -144,18 +184,17 @@ class History:
         )
 
     def runs(self, limit: int = KEEP_RUNS) -> list[Run]:
-        """The recorded runs, newest first; none when nothing was ever recorded."""
+        """The recorded runs, newest first; none when nothing was ever recorded. Columns a
+        newer migrator added are left out, and ones an older table lacks read as None."""
         try:
-            cursor = self.conn.cursor(row_factory=class_row(Run))
-            return cursor.execute(
-                sql.SQL(
-                    "SELECT id, started_at, finished_at, image, allocation, command, outcome, applied,"
-                    " failed_file, failed_statement, failed_line, error FROM {} ORDER BY id DESC LIMIT %s"
-                ).format(self.table.identifier),
-                (limit,),
-            ).fetchall()
+            rows = (
+                self.conn.cursor(row_factory=dict_row)
+                .execute(sql.SQL("SELECT * FROM {} ORDER BY id DESC LIMIT %s").format(self.table.identifier), (limit,))
+                .fetchall()
+            )
         except pg_errors.UndefinedTable:
             return []
+        return [Run(**_known_columns(row)) for row in rows]
 
 
 class Recording:
@@ -206,8 +245,9 @@ class RunRecorder:
                 raise
             outcome = Outcome.INTERRUPTED if isinstance(exc, Interrupted | KeyboardInterrupt) else Outcome.FAILED
             failure = exc.failure if isinstance(exc, MigrationFailed) else None
-            # Best effort: a database that cannot take the record cannot take the migration either.
-            with suppress(psycopg.Error), self.reconnect() as own:
+            # Best effort: a database that cannot take the record cannot take the migration either,
+            # and the next run closes this one as lost.
+            with suppress(psycopg.Error, MigratorError), self.reconnect() as own:
                 History(own, self.table).finish(recording.run_id, outcome, applied(), failure, self.redact(str(exc)))
             raise
         run_id = recording.start()

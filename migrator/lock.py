@@ -28,9 +28,13 @@ def _try_lock(conn: psycopg.Connection) -> bool:
 
 
 def _holder(conn: psycopg.Connection) -> str:
+    """Who holds the lock, what it is doing and since when; an idle holder runs nothing that
+    could ever let go of it, so it has most likely leaked the lock."""
     # A one-bigint advisory key is stored as classid (high 32 bits) and objid (low 32 bits).
     row = conn.execute(
-        "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l"
+        "SELECT l.pid, coalesce(a.application_name, ''), a.usename, a.state,"
+        " to_char(a.state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+        " round(extract(epoch FROM now() - a.state_change))::bigint FROM pg_locks l"
         " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         " AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.database ="
@@ -38,9 +42,20 @@ def _holder(conn: psycopg.Connection) -> str:
         (GOOSE_LOCK_ID >> 32, GOOSE_LOCK_ID & 0xFFFFFFFF),
     ).fetchone()
     if row is None:
-        return "another session"
-    pid, application = row
-    return f"backend pid {pid}" + (f" ({application})" if application else "")
+        return "another session, which has let go of it since: try again"
+    pid, application, user, state, since, seconds = row
+    who = f"backend pid {pid} (application {application!r}, user {user})"
+    if state is None:
+        return (
+            f"{who}, whose state this role may not see: another migrator or goose is running, or the lock was"
+            " leaked; a role with pg_read_all_stats sees which"
+        )
+    if state == "idle":
+        return (
+            f"{who}, idle since {since} UTC ({seconds}s): a session that holds the lock and runs nothing has most"
+            f" likely leaked it; if no migrator or goose is running, free it with SELECT pg_terminate_backend({pid})"
+        )
+    return f"{who}, {state} since {since} UTC ({seconds}s): another migrator or goose is running"
 
 
 def _wait_for_lock(conn: psycopg.Connection, wait_seconds: float) -> None:
@@ -64,14 +79,15 @@ def _wait_for_lock(conn: psycopg.Connection, wait_seconds: float) -> None:
         return
     raise LockTimeout(
         f"migration lock (advisory key {GOOSE_LOCK_ID}) not acquired within {wait_seconds:g}s:"
-        f" held by {_holder(conn)}; another migrator or goose is running. Nothing was changed"
+        f" held by {_holder(conn)}. Nothing was changed"
     )
 
 
 class SessionLocker(Protocol):
     """Keeps other migrators off the database while a command runs, as goose's SessionLocker
-    does. The interface leaves room for a lock kept in a table, for connection poolers
-    (PgBouncer in transaction mode) that break session-level advisory locks."""
+    does. A writing run takes it only in a session of its own (server_session.py refuses a
+    pooler in transaction mode first): goose's table locker (``goose_lock``) would hold there,
+    but goose's session locker, which this one must exclude, would not."""
 
     def lock(self, conn: psycopg.Connection, wait: float) -> None:
         """Take the lock, waiting at most ``wait`` seconds; LockTimeout when it stays taken."""

@@ -39,7 +39,7 @@ def event_line(event: Event) -> str:
         case LockRetry(step, statement, attempt, attempts, backoff):
             return (
                 f"migrator: {step.where(statement)} blocked by a lock (attempt {attempt} of {attempts});"
-                f" rolled back, retrying in {backoff:g}s"
+                f" rolled back, retrying in {format_duration(backoff)}"
             )
         case EditAccepted(migration):
             return f"migrator: accepted the edit of {migration.filename}: its new checksum is recorded"

@@ -31,7 +31,8 @@ from migrator.unrunnable import refuse_unrunnable
 # Go's unicode.IsSpace set, which goose's TrimSpace and word splitting use; Python's own
 # notion of whitespace also takes in \x1c-\x1f, which Go does not.
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
-_GO_WORDS = re.compile(f"[^{re.escape(_GO_SPACE)}]+")
+# Where a word that starts a comment begins: at the line's start or after Go whitespace.
+_COMMENT_WORD = re.compile(f"(?:^|(?<=[{re.escape(_GO_SPACE)}]))--")
 
 # goose reads with a bufio.Scanner whose buffer is 4 MiB: a line and the newline after it must
 # fit, so a line of 4 MiB or more (a CR before its LF counted) fails there.
@@ -93,6 +94,8 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         raise ParseError("not valid UTF-8", path=path, line=line) from None
     except OSError as exc:
         raise ParseError(f"cannot read: {exc.strerror}", path=path) from None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    del raw  # a seed file is large: its bytes need not outlive its text
     if text.startswith(BOM):
         # goose does not strip it either: its first annotation would go unseen.
         raise ParseError("the file starts with a UTF-8 byte order mark (BOM); save it without one", path=path, line=1)
@@ -102,15 +105,18 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         refuse_unrunnable(parsed, reading)
     except ParseError as exc:
         raise exc.located(path) from None
-    return replace(parsed, sha256=hashlib.sha256(raw).hexdigest(), commands=reading.commands)
+    return replace(parsed, sha256=sha256, commands=reading.commands)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines as Go's bufio.ScanLines yields them: split on LF, one trailing CR dropped."""
-    parts = text.split("\n")
-    if parts[-1] == "":
-        parts.pop()
-    for number, line in enumerate(parts, start=1):
+    """Lines as Go's bufio.ScanLines yields them: split on LF, one trailing CR dropped. One at
+    a time: a list of every line would cost as much again as the text."""
+    start, number = 0, 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        line, start, number = text[start:end], end + 1, number + 1
         # Encoding only lines that could reach the limit: a character is at most 4 bytes.
         if len(line) * 4 >= MAX_LINE_BYTES and len(line.encode()) >= MAX_LINE_BYTES:
             raise ParseError("line of 4 MiB or more: goose reads lines of at most 4 MiB - 1 byte", line=number)
@@ -121,12 +127,9 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _ends_statement(line: str) -> bool:
-    last = ""
-    for word in _GO_WORDS.findall(line):
-        if word.startswith("--"):
-            break
-        last = word
-    return last.endswith(";")
+    """Whether the last word before any word that starts with ``--`` ends with ``;``."""
+    comment = _COMMENT_WORD.search(line)
+    return line[: comment.start() if comment else len(line)].rstrip(_GO_SPACE).endswith(";")
 
 
 def _annotation(line: str, number: int) -> _Annotation:

@@ -40,6 +40,7 @@ from migrator.planning import Step
 from migrator.safety import Safety
 from migrator.schema_snapshot import Snapshot, own_tables, take_snapshot
 from migrator.scratch import ScratchDatabase, throwaway_database
+from migrator.server_session import own_session
 from migrator.source import Migration
 from migrator.statement_locks import LockObserver, RelationLock, StatementLocks
 from migrator.status import Status
@@ -349,8 +350,15 @@ class _Rehearser:
 
     def _applier(self, scratch: ScratchDatabase, observer: LockObserver | None = None) -> Applier:
         conn = scratch.conn
+        session = own_session(conn, self.table)
         return Applier(
-            conn, Store(conn, self.table), Ledger(conn, self.table), self.safety, lambda _: None, observe=observer
+            conn,
+            Store(conn, session.table),
+            Ledger(conn, session.table),
+            self.safety,
+            lambda _: None,
+            session=session,
+            observe=observer,
         )
 
     def _drift(self, scratch: ScratchDatabase, exclude_schemas: Collection[str]) -> Drift:
@@ -435,7 +443,8 @@ def _apply(applier: Applier, steps: list[Step]) -> tuple[Failure | None, str | N
     """Apply the steps until one fails: where it failed, the migrator's words, and whether the
     scratch server may be the cause. An interruption (Ctrl-C, SIGTERM) is no failure of a file."""
     try:
-        applier.apply_all(steps, [])
+        # Nothing else writes the throwaway database: the guard may read all of goose's table.
+        applier.apply_all(steps, [], seen_up_to=0)
     except Interrupted:
         raise
     except MigrationFailed as exc:

@@ -138,6 +138,10 @@ class Store:
         return str(row[0]), int(row[1])
 
     # Statements rather than calls, so a caller can send them with others in one round trip.
+    def newest_id_sql(self) -> sql.Composed:
+        """The highest row id (0 in an empty table): rows written from then on have higher ids."""
+        return sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(self.table.identifier)
+
     def record_sql(self, version: int) -> sql.Composed:
         return sql.SQL("INSERT INTO {} (version_id, is_applied) VALUES ({}, true)").format(
             self.table.identifier, sql.Literal(version)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests import mutation_support, pgserver
+from tests import mutation_support, pgbouncer, pgserver
 from tests.rehearsal_support import scratch_server
 from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
 
@@ -60,6 +60,36 @@ def pg_admin_dsn() -> Iterator[str]:
         yield server.admin_dsn
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def poolers(pg_admin_dsn: str) -> Iterator[dict[str, pgbouncer.Pooler]]:
+    """PgBouncer in front of the test server, in session and in transaction mode."""
+    started: dict[str, pgbouncer.Pooler] = {}
+    try:
+        for mode in ("session", "transaction"):
+            started[mode] = pgbouncer.start(pg_admin_dsn, mode)
+    except pgserver.ServerUnavailable as exc:
+        for pooler in started.values():
+            pooler.stop()
+        unavailable(str(exc))
+    try:
+        yield started
+    finally:
+        for pooler in started.values():
+            pooler.stop()
+
+
+@pytest.fixture
+def session_pooled(dsn: str, poolers: dict[str, pgbouncer.Pooler]) -> str:
+    """The test's database through PgBouncer in session mode (Supabase's port 5432)."""
+    return poolers["session"].dsn(dsn)
+
+
+@pytest.fixture
+def transaction_pooled(dsn: str, poolers: dict[str, pgbouncer.Pooler]) -> str:
+    """The test's database through PgBouncer in transaction mode (Supabase's port 6543)."""
+    return poolers["transaction"].dsn(dsn)
 
 
 @pytest.fixture

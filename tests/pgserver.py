@@ -50,12 +50,27 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
-    """Superuser DSN of a running server and, when we started it, its process."""
+    """Superuser DSN of a running server and, when we started it, its process and the
+    command that starts it again on the same data directory and port."""
 
     admin_dsn: str
     password: str
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    command: list[str] | None = None
+    account: str | None = None
+
+    def shut_down(self) -> None:
+        """PostgreSQL's fast shutdown (SIGINT): every session is ended at once, as a restart does."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+
+    def start_again(self) -> None:
+        assert self.command is not None
+        assert self.workdir is not None
+        self.process = _launch(self.command, self.workdir, self.account)
+        _wait_until_ready(self)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -114,43 +129,90 @@ def start() -> Server:
     )
     pwfile.unlink()
     port = _free_port()
-    log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(sockets),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        user=account,
+    command = [
+        str(bindir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-k",
+        str(sockets),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
+    server = Server(
+        f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres",
+        password,
+        _launch(command, workdir, account),
+        workdir,
+        command,
+        account,
     )
-    server = Server(f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres", password, process, workdir)
+    _wait_until_ready(server)
+    return server
+
+
+def _launch(command: list[str], workdir: Path, account: str | None) -> subprocess.Popen[bytes]:
+    log = (workdir / "server.log").open("ab")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, user=account)
+
+
+def _wait_until_ready(server: Server) -> None:
+    assert server.process is not None
+    assert server.workdir is not None
     deadline = time.monotonic() + 60
     while True:
         try:
             psycopg.connect(server.admin_dsn, connect_timeout=2).close()
-            return server
+            return
         except psycopg.OperationalError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = (workdir / "server.log").read_text(errors="replace")
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                output = (server.workdir / "server.log").read_text(errors="replace")
                 server.stop()
                 raise ServerUnavailable(f"PostgreSQL did not start:\n{output}") from None
             time.sleep(0.2)
+
+
+def start_standby(primary: str) -> Server:
+    """A hot standby of the server whose superuser DSN is ``primary``, streaming from it
+    (pg_basebackup -R), with its databases as they are now."""
+    bindir = find_bindir()
+    if bindir is None:
+        raise ServerUnavailable("PostgreSQL server binaries (initdb, postgres) not found")
+    params = conninfo.conninfo_to_dict(primary)
+    workdir = Path(tempfile.mkdtemp(prefix="migrator-standby-"))
+    data, sockets = workdir / "data", workdir / "sock"
+    sockets.mkdir()
+    account = _postgres_account()
+    if account:
+        for path in (workdir, sockets):
+            shutil.chown(path, account)
+    source = ["-h", str(params["host"]), "-p", str(params["port"]), "-U", str(params["user"])]
+    subprocess.run(
+        [str(bindir / "pg_basebackup"), *source, "-D", str(data), "-R", "-X", "stream", "--no-sync"],
+        check=True,
+        capture_output=True,
+        user=account,
+        env={**os.environ, "PGPASSWORD": str(params["password"])},
+    )
+    with psycopg.connect(primary) as conn:
+        # A standby refuses to start with fewer connections than its primary.
+        connections = str(conn.execute("SHOW max_connections").fetchone()[0])  # type: ignore[index]
+    port = _free_port()
+    command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets)]
+    command += ["-c", "listen_addresses=127.0.0.1", "-c", "hot_standby=on", "-c", f"max_connections={connections}"]
+    admin = conninfo.make_conninfo(primary, port=port, dbname="postgres")
+    server = Server(admin, str(params["password"]), _launch(command, workdir, account), workdir, command, account)
+    _wait_until_ready(server)
+    return server
 
 
 @contextmanager

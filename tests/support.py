@@ -195,7 +195,7 @@ def copy_project(destination: Path) -> Path:
 @dataclass
 class SessionSpy:
     """The database sessions a module opens through ``connect``, each read on the session
-    itself: whether it is read-only and the connect timeout libpq was given."""
+    itself: whether its transactions are read-only and the connect timeout libpq was given."""
 
     monkeypatch: pytest.MonkeyPatch
     sessions: list[dict[str, str | None]] = field(default_factory=list)
@@ -203,7 +203,7 @@ class SessionSpy:
     def watch(self, module: ModuleType) -> None:
         def connect(url: str, **kwargs: Any) -> psycopg.Connection:
             conn = migrator_dsn.connect(url, **kwargs)
-            row = conn.execute("SHOW default_transaction_read_only").fetchone()
+            row = conn.execute("SHOW transaction_read_only").fetchone()
             self.sessions.append(
                 {
                     "read_only": None if row is None else str(row[0]),
@@ -223,3 +223,13 @@ class Logged:
         self.warn: list[str] = []
         monkeypatch.setattr(pulumi.log, "info", lambda message, *a, **k: self.info.append(message))
         monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: self.warn.append(message))
+
+
+class NoLock:
+    """A locker that excludes nothing, as goose's session lock does behind a transaction pooler."""
+
+    def lock(self, conn: psycopg.Connection, wait: float) -> None:
+        pass
+
+    def unlock(self, conn: psycopg.Connection) -> None:
+        pass

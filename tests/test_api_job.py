@@ -183,7 +183,7 @@ def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> 
     assert lock + statement < seconds(variables["healthy_deadline"])
     # The migrator's own safety defaults, passed as the values it reads back.
     safety = Safety()
-    assert parse_duration(variables["migrator_db_lock_timeout"]) >= safety.lock_timeout
+    assert parse_duration(variables["migrator_db_lock_timeout"]) == safety.lock_timeout
     assert int(variables["migrator_lock_retries"]) == safety.lock_retries
 
 

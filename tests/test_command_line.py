@@ -54,9 +54,9 @@ SETTINGS_TABLE: dict[str, tuple[str, str | None, str, Any, Any]] = {
     "table": ("--table", "GOOSE_TABLE", 'app."Goose"', TableName("app", "Goose"), TableName(None, "_migrations")),
     "dsn": ("--dsn", "POSTGRES_CONNECTION_STRING", "postgresql://h/db", "postgresql://h/db", ""),
     "lock_wait": ("--lock-timeout", None, "90s", 90.0, 900.0),
-    "safety.lock_timeout": ("--db-lock-timeout", "MIGRATOR_DB_LOCK_TIMEOUT", "2s", 2.0, 5.0),
+    "safety.lock_timeout": ("--db-lock-timeout", "MIGRATOR_DB_LOCK_TIMEOUT", "2s", 2.0, 0.5),
     "safety.statement_timeout": ("--statement-timeout", "MIGRATOR_STATEMENT_TIMEOUT", "30m", 1800.0, 10800.0),
-    "safety.lock_retries": ("--lock-retries", "MIGRATOR_LOCK_RETRIES", "3", 3, 5),
+    "safety.lock_retries": ("--lock-retries", "MIGRATOR_LOCK_RETRIES", "3", 3, 15),
 }
 
 

@@ -78,7 +78,15 @@ def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: Migra
     assert held == (0,)
 
 
-def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> None:
+def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pause is drawn at random up to a cap that doubles ("full jitter"): here half of it."""
+    drawn: list[tuple[float, float]] = []
+
+    def half_of_the_cap(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high / 2
+
+    monkeypatch.setattr("migrator.safety.random.uniform", half_of_the_cap)
     query(dsn, "CREATE TABLE busy (id int)")
     migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
     retries: list[LockRetry] = []
@@ -97,7 +105,8 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir) -> N
                 migrator.up(lock_wait=5)
         blocker.rollback()
     waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
-    assert waits == ["0.05s", "0.1s", "0.2s"]
+    assert waits == ["25.00ms", "50.00ms", "100.00ms"]
+    assert drawn == [(0, 0.05), (0, 0.1), (0, 0.2)]
 
 
 @pytest.mark.parametrize(

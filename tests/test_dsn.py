@@ -1,12 +1,15 @@
-"""Connection strings read without ever quoting them (migrator/dsn.py), in process."""
+"""Connection strings read without ever quoting them (migrator/dsn.py), in process; and a
+goose user's connection string, with its driver's own options, against the test server."""
 
 from __future__ import annotations
 
 import pytest
 from psycopg import conninfo
 
-from migrator.dsn import MASK, parse, redact
+from migrator.dsn import MASK, parse, pgx_options, redact
 from migrator.errors import InputError
+from tests.cli_runner import run_cli
+from tests.support import MigrationDir, table_file, versions
 
 UNREADABLE = (
     "the database connection string cannot be read unambiguously ({why}); it is not shown, since it may hold"
@@ -86,3 +89,81 @@ def test_any_other_port_is_refused(port: str) -> None:
     with pytest.raises(InputError) as refused:
         parse(f"host=h port={port} dbname=db")
     assert str(refused.value) == "the port in the database connection string is not a number from 1 to 65535"
+
+
+# -- goose's connection strings: pgx's own options ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "readable", "dropped"),
+    [
+        (
+            "postgresql://u:p@h/db?sslmode=disable&default_query_exec_mode=simple_protocol&statement_cache_capacity=0",
+            {"user": "u", "password": "p", "host": "h", "dbname": "db", "sslmode": "disable"},
+            ["default_query_exec_mode", "statement_cache_capacity"],
+        ),
+        (
+            "postgres://u@h/db?pool_max_conns=4&default%5Fquery%5Fexec%5Fmode=exec",
+            {"user": "u", "host": "h", "dbname": "db"},
+            ["pool_max_conns", "default_query_exec_mode"],
+        ),
+        (
+            "host=h password='a b' description_cache_capacity = 0 dbname=x pool_health_check_period=1m",
+            {"host": "h", "password": "a b", "dbname": "x"},
+            ["description_cache_capacity", "pool_health_check_period"],
+        ),
+        (
+            "host=h application_name='x default_query_exec_mode=simple_protocol'",
+            {"host": "h", "application_name": "x default_query_exec_mode=simple_protocol"},
+            [],
+        ),
+    ],
+)
+def test_the_options_only_goose_s_driver_knows_are_dropped_and_named(
+    dsn: str, readable: dict[str, str], dropped: list[str]
+) -> None:
+    assert parse(dsn) == readable
+    assert pgx_options(dsn) == dropped
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:s3cret@h/db?sslmode=disable&search_path=app", "password=s3cret host=h search_path=app"]
+)
+def test_a_parameter_libpq_does_not_know_is_named_as_such(dsn: str) -> None:
+    with pytest.raises(InputError) as refused:
+        parse(dsn)
+    assert str(refused.value) == (
+        "the database connection string has the parameter 'search_path', which libpq does not know: remove it"
+        " (a server setting, which goose's driver pgx passes on, is written options='-c search_path=VALUE')"
+    )
+
+
+def test_an_unknown_name_that_may_be_part_of_an_unquoted_password_is_not_shown() -> None:
+    with pytest.raises(InputError) as refused:
+        parse("host=h password=two words=here")
+    assert str(refused.value) == UNREADABLE.format(why="a space in an unquoted password?")
+
+
+def test_a_goose_connection_string_with_pgx_options_connects_with_a_warning(dsn: str, migrations: MigrationDir) -> None:
+    """default_query_exec_mode=simple_protocol is how goose is run behind PgBouncer."""
+    params = conninfo.conninfo_to_dict(dsn)
+    url = (
+        f"postgresql://{params['user']}:{params['password']}@{params['host']}:{params['port']}/{params['dbname']}"
+        "?sslmode=disable&default_query_exec_mode=simple_protocol&statement_cache_capacity=0"
+    )
+    migrations.add("00001_a.sql", table_file("a"))
+    result = run_cli("up", dsn=url, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "migrator: warning: ignoring default_query_exec_mode, statement_cache_capacity in the connection string:"
+        " options of goose's driver (pgx) that libpq does not know; the migrator prepares no statement on the"
+        " server\n"
+    )
+    assert versions(dsn) == [0, 1]
+    unknown = run_cli("status", dsn=f"{url}&search_path=app", directory=migrations.path)
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "migrator: error: the database connection string has the parameter 'search_path', which libpq does not"
+        " know: remove it (a server setting, which goose's driver pgx passes on, is written"
+        " options='-c search_path=VALUE')\n",
+    )

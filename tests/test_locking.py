@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -49,10 +50,25 @@ def test_held_lock_times_out_with_exit_3_and_changes_nothing(dsn: str, migration
         anonymous.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_ID,))
         result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
         assert result.returncode == 3
-        assert result.stderr.strip() == (
-            f"migrator: error: migration lock (advisory key 4097083626) not acquired within 1s: held by backend pid"
-            f" {anonymous.info.backend_pid}; another migrator or goose is running. Nothing was changed"
-        )
+        pid = anonymous.info.backend_pid
+        since = query(
+            dsn,
+            "SELECT to_char(state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM pg_stat_activity"
+            " WHERE pid = %s",
+            (pid,),
+        )[0][0]
+        assert re.fullmatch(
+            re.escape(
+                f"migrator: error: migration lock (advisory key 4097083626) not acquired within 1s: held by backend"
+                f" pid {pid} (application '', user postgres), idle since {since} UTC ("
+            )
+            + r"[0-9]+"
+            + re.escape(
+                "s): a session that holds the lock and runs nothing has most likely leaked it; if no migrator or"
+                f" goose is running, free it with SELECT pg_terminate_backend({pid}). Nothing was changed"
+            ),
+            result.stderr.strip(),
+        ), result.stderr
     assert run_cli("up", "--lock-timeout", "2s", dsn=dsn, directory=migrations.path).returncode == 0
     assert query(
         dsn,

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
+from migrator import Migrator, TableName
 from migrator.dsn import connect
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
@@ -202,12 +203,23 @@ def test_a_hand_edit_that_keeps_counts_and_sums_breaks_the_seal(dsn: str, migrat
 # -- 7. a dead network ends the run --------------------------------------------------------
 
 
-def test_both_ends_of_the_connection_use_keepalives(dsn: str) -> None:
+def test_both_ends_of_the_connection_use_keepalives(dsn: str, migrations: MigrationDir) -> None:
+    """The client's from the start; the server's while a writing run holds the session, and
+    only then: on a pooled server connection they would outlive the run."""
+    server = (
+        "SELECT current_setting('tcp_keepalives_idle') idle, current_setting('tcp_user_timeout') unacked,"
+        " current_setting('client_connection_check_interval') checked"
+    )
+    migrations.add("00001_seen.sql", f"-- +goose Up\nCREATE TABLE seen AS {server};\n")
     with connect(dsn) as conn:
         client = conn.info.get_parameters()
         assert (client["keepalives"], client["keepalives_idle"], client["tcp_user_timeout"]) == ("1", "30", "60000")
-        server = conn.execute("SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_user_timeout')")
-        assert server.fetchone() == ("30", "60000")
+        before = conn.execute(server).fetchone()
+        Migrator(conn, migrations.path, TableName.parse("_migrations")).up(lock_wait=5)
+        assert conn.execute(server).fetchone() == before
+    assert before is not None
+    assert before[1:] == ("0", "0")  # PostgreSQL's defaults; the first is the kernel's
+    assert query(dsn, "SELECT * FROM seen") == [("30", "60000", "1s")]
 
 
 def test_keepalive_settings_in_the_dsn_win(dsn: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,15 @@ def _safety(ns: argparse.Namespace, environ: Mapping[str, str]) -> Safety:
     )
 
 
+_ROLLBACK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _rollback_id(value: str | None) -> str | None:
+    if value is not None and not _ROLLBACK_ID.fullmatch(value):
+        raise UsageError(f"--rollback-id must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}")
+    return value
+
+
 _GLOBALS_WITH_VALUE = ("--dir", "--table", "--dsn")
 
 
@@ -154,6 +164,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         manifest=read_manifest(environ),
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),
+        rollback_id=_rollback_id(getattr(ns, "rollback_id", None)),
     )
 
 

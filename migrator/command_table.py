@@ -41,6 +41,13 @@ OPTIONS: dict[str, _Option] = {
         ("--allow-down",),
         {"action": "store_true", "help": "roll back when VERSION is below the database's version"},
     ),
+    "rollback-id": (
+        ("--rollback-id",),
+        {
+            "metavar": "ID",
+            "help": "the rollback this run carries: once a run with ID completed, going down is not done again",
+        },
+    ),
     "lock-timeout": (
         ("--lock-timeout",),
         {
@@ -96,7 +103,7 @@ COMMANDS = (
         "move the database to exactly VERSION: up-to when behind, down-to when ahead, nothing when equal",
         commands.migrate_to,
         ("VERSION", "a version of a migration file, or latest"),
-        ("allow-down", *_UP, "allow-interrupted"),
+        ("allow-down", "rollback-id", *_UP, "allow-interrupted"),
     ),
     Command("status", "applied and pending migrations", commands.status, options=("json",)),
     Command("history", "the recorded runs, newest first", commands.history, options=("json",)),

@@ -43,3 +43,4 @@ class Settings:
     down: bool = False
     sequential: bool = False
     lint_all: bool = False
+    rollback_id: str | None = None  # migrate-to's rollback, which runs once

@@ -58,7 +58,9 @@ class Migrator:
     commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock
     unless ``locker`` says otherwise). ``manifest`` is a sha256sum listing of the files,
     as the image carries: when it lists exactly them, checksums come from it and a no-op
-    ``up`` can be proved from a seal without listing a file."""
+    ``up`` can be proved from a seal without listing a file. ``run_timeout`` is a budget in
+    seconds for each writing command from the moment it holds the lock: no statement runs
+    past it."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Migrator:
         env: Mapping[str, str] | None = None,
         recorder: RunRecorder | None = None,
         on_event: Callable[[Event], None] | None = None,
+        run_timeout: float | None = None,
     ):
         self.conn = conn
         self.store = Store(conn, table)
@@ -86,7 +89,7 @@ class Migrator:
         self.recorder = recorder
         self.notify = on_event or (lambda _: None)
         self._seal = Seal(conn, self.store, self.ledger, self.directory, manifest)
-        self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify)
+        self._applier = Applier(conn, self.store, self.ledger, safety or Safety(), self.notify, run_timeout=run_timeout)
 
     @cached_property
     def migrations(self) -> list[Migration]:
@@ -189,6 +192,7 @@ class Migrator:
         """The locker's lock around a writing command, and the run's record inside it."""
         run = _Run(None)
         self.locker.lock(self.conn, lock_wait)
+        self._applier.start_clock()
         try:
             if self.recorder is None:
                 yield run

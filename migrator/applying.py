@@ -3,7 +3,9 @@
 A file runs with its version row in one transaction under ``SET LOCAL`` timeouts; one
 that PostgreSQL's ``lock_timeout`` stopped is rolled back and retried with doubling
 backoff. A NO TRANSACTION file runs statement by statement, its progress recorded in the
-ledger after each one, so a run that dies part-way says how far it got.
+ledger after each one, so a run that dies part-way says how far it got. With a budget for
+the whole run (``--run-timeout``), each statement's ``statement_timeout`` is the smaller of
+its own and what is left, and no statement starts once nothing is.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from migrator.durations import MIN_SECONDS, milliseconds
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
 from migrator.ledger import Ledger, State
@@ -32,6 +36,13 @@ class _Blocked(Exception):
     def __init__(self, number: int, cause: psycopg.Error):
         self.number = number
         self.cause = cause
+
+
+class _OutOfTime(Exception):
+    """The run's budget is spent: statement ``number`` of the file must not start."""
+
+    def __init__(self, number: int):
+        self.number = number
 
 
 def _statements_that_ran(step: Step, stopped_at: int) -> str:
@@ -59,12 +70,52 @@ class Applier:
         ledger: Ledger,
         safety: Safety,
         notify: Callable[[Event], None],
+        *,
+        run_timeout: float | None = None,
     ):
         self.conn = conn
         self.store = store
         self.ledger = ledger
         self.safety = safety
         self.notify = notify
+        self.run_timeout = run_timeout
+        self.deadline: float | None = None  # time.monotonic() when the budget is spent
+        self._budget_bound = False  # the running statement's timeout is what is left of the budget
+
+    def start_clock(self) -> None:
+        """The run's budget starts now (once it holds the lock)."""
+        self.deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
+
+    def _timeouts(self, number: int) -> Safety:
+        """The timeouts statement ``number`` starts under; _OutOfTime when the budget is spent."""
+        self._budget_bound = False
+        if self.deadline is None:
+            return self.safety
+        left = self.deadline - time.monotonic()
+        if left < MIN_SECONDS:
+            raise _OutOfTime(number)
+        self._budget_bound = left < self.safety.statement_timeout
+        return replace(self.safety, statement_timeout=min(left, self.safety.statement_timeout))
+
+    def _set_statement_timeout(self, number: int, *, local: bool) -> str:
+        """Another statement's budget, sent with it: nothing without a budget."""
+        if self.deadline is None:
+            return ""
+        seconds = self._timeouts(number).statement_timeout
+        return f"SET {'LOCAL ' if local else ''}statement_timeout = '{milliseconds(seconds)}ms'"
+
+    def _reason(self, exc: psycopg.Error) -> str:
+        reason = pg_reason(exc)
+        if self._budget_bound and isinstance(exc, pg_errors.QueryCanceled):
+            reason += f" (the statement had what was left of the run's budget, --run-timeout {self.run_timeout:g}s)"
+        return reason
+
+    def _out_of_time(self, step: Step, number: int, what: str, *, rolled_back: bool = True) -> MigrationFailed:
+        reason = f"the run's budget (--run-timeout {self.run_timeout:g}s) was spent"
+        return MigrationFailed(
+            f"{step.where(number)} was not started: {reason}; {what}",
+            _failure(step, number, reason, rolled_back=rolled_back),
+        )
 
     def apply_all(self, steps: list[Step], results: list[MigrationResult]) -> None:
         """Apply the steps in order, adding each finished one to ``results`` as it finishes."""
@@ -114,7 +165,9 @@ class Applier:
                         _failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
                 self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, backoff))
-                time.sleep(backoff)
+                # No backoff past the budget: the next attempt then finds it spent.
+                left = backoff if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+                time.sleep(min(backoff, left))
                 backoff = min(backoff * 2, self.safety.max_backoff)
 
     def _attempt_in_transaction(self, step: Step) -> None:
@@ -123,13 +176,24 @@ class Applier:
         # more. A failure still names its statement: BEGIN and SET do not fail.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
-        opening = f"BEGIN; {self.safety.set_statements(local=True)}"
+        try:
+            opening = f"BEGIN; {self._timeouts(1 if step.parsed.statements else 0).set_statements(local=True)}"
+        except _OutOfTime as spent:
+            raise self._out_of_time(
+                step,
+                spent.number,
+                f"nothing of this file was applied and version {step.migration.version} was not {step.tracking}",
+            ) from None
         try:
             if not step.parsed.statements:
                 cursor.execute(opening)
             for index, statement in enumerate(step.parsed.statements, start=1):
                 number = index
-                cursor.execute(f"{opening}; {statement.sql}" if index == 1 else statement.sql)
+                if index == 1:
+                    cursor.execute(f"{opening}; {statement.sql}")
+                else:
+                    budget = self._set_statement_timeout(index, local=True)
+                    cursor.execute(f"{budget}; {statement.sql}" if budget else statement.sql)
             number = 0
             cursor.execute(sql.SQL("{}; COMMIT").format(self._tracking(step)))
         except KeyboardInterrupt:
@@ -140,26 +204,42 @@ class Applier:
                 f" and version {step.migration.version} was not {step.tracking}",
                 _failure(step, number, "interrupted", rolled_back=True),
             ) from None
+        except _OutOfTime as spent:
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            raise self._out_of_time(
+                step,
+                spent.number,
+                f"rolled back: nothing of this file was applied and version"
+                f" {step.migration.version} was not {step.tracking}",
+            ) from None
         except psycopg.Error as exc:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, pg_errors.LockNotAvailable):
                 raise _Blocked(number, exc) from None
+            reason = self._reason(exc)
             raise MigrationFailed(
-                f"{step.where(number)} failed: {pg_reason(exc)};"
+                f"{step.where(number)} failed: {reason};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
                 f" was not {step.tracking}",
-                _failure(step, number, pg_reason(exc), rolled_back=True),
+                _failure(step, number, reason, rolled_back=True),
             ) from None
 
     def _apply_without_transaction(self, step: Step) -> None:
         migration, statements = step.migration, step.parsed.statements
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
         try:
+            timeouts = self._timeouts(1 if statements else 0)
+        except _OutOfTime as spent:
+            raise self._out_of_time(
+                step, spent.number, f"nothing of this file ran and version {migration.version} was not {step.tracking}"
+            ) from None
+        try:
             ledger_entry = self.ledger.put_sql(
                 migration.version, migration.filename, step.parsed.sha256, state, len(statements)
             )
-            self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(self.safety.set_statements(local=False))))
+            self.conn.execute(sql.SQL("{}; {}").format(ledger_entry, sql.SQL(timeouts.set_statements(local=False))))
         except psycopg.Error as exc:
             raise MigrationFailed(
                 f"{migration.filename}: preparing the run failed: {pg_reason(exc)}",
@@ -168,7 +248,18 @@ class Applier:
         for number, statement in enumerate(statements, start=1):
             try:
                 self.conn.execute(statement.sql)
-                self.ledger.progress(migration.version, number)
+                # The next statement's budget travels with this one's progress, which is
+                # recorded even when the budget is spent.
+                following, stop = "", None
+                if number < len(statements):
+                    try:
+                        following = self._set_statement_timeout(number + 1, local=False)
+                    except _OutOfTime as exc:
+                        stop = exc
+                progress = self.ledger.progress_sql(migration.version, number)
+                self.conn.execute(sql.SQL("{}; {}").format(progress, sql.SQL(following)) if following else progress)
+                if stop is not None:
+                    raise stop
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"{step.where(number)} was interrupted in a NO TRANSACTION migration;"
@@ -176,12 +267,21 @@ class Applier:
                     " `status` shows it; repair by hand, then rerun",
                     _failure(step, number, "interrupted", rolled_back=number == 1),
                 ) from None
+            except _OutOfTime as out:
+                raise self._out_of_time(
+                    step,
+                    out.number,
+                    f"{_statements_that_ran(step, out.number)}; version {migration.version} was"
+                    f" not {step.tracking}. `status` shows it; rerun to finish it",
+                    rolled_back=False,
+                ) from None
             except psycopg.Error as exc:
+                reason = self._reason(exc)
                 raise MigrationFailed(
-                    f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
+                    f"{step.where(number)} failed in a NO TRANSACTION migration: {reason};"
                     f" {_statements_that_ran(step, number)}; version {migration.version} was not {step.tracking}."
                     " Repair by hand, then rerun",
-                    _failure(step, number, pg_reason(exc), rolled_back=number == 1),
+                    _failure(step, number, reason, rolled_back=number == 1),
                 ) from None
         try:
             # One simple query is one implicit transaction: both rows or neither.

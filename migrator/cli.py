@@ -105,6 +105,11 @@ def _safety(ns: argparse.Namespace, environ: Mapping[str, str]) -> Safety:
     )
 
 
+def _run_timeout(ns: argparse.Namespace, environ: Mapping[str, str]) -> float | None:
+    value = ns.run_timeout or environ.get("MIGRATOR_RUN_TIMEOUT")
+    return None if value is None else _duration("--run-timeout", value, 0)
+
+
 _ROLLBACK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -165,6 +170,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         sequential=getattr(ns, "sequential", False),
         lint_all=getattr(ns, "lint_all", False),
         rollback_id=_rollback_id(getattr(ns, "rollback_id", None)),
+        run_timeout=_run_timeout(ns, environ) if applies else None,
     )
 
 

@@ -64,12 +64,20 @@ OPTIONS: dict[str, _Option] = {
         ("--statement-timeout",),
         {"metavar": "DURATION", "help": "statement_timeout (env MIGRATOR_STATEMENT_TIMEOUT, default 3h)"},
     ),
+    "run-timeout": (
+        ("--run-timeout",),
+        {
+            "metavar": "DURATION",
+            "help": "budget of the whole run once it holds the lock: no statement runs past it"
+            " (env MIGRATOR_RUN_TIMEOUT, default none)",
+        },
+    ),
     "lock-retries": (
         ("--lock-retries",),
         {"metavar": "N", "help": "retries of a file blocked by a lock (env MIGRATOR_LOCK_RETRIES, default 5)"},
     ),
 }
-_APPLYING = ("lock-timeout", "db-lock-timeout", "statement-timeout", "lock-retries")
+_APPLYING = ("lock-timeout", "db-lock-timeout", "statement-timeout", "lock-retries", "run-timeout")
 _UP = ("allow-missing", "allow-edited", "accept-edited", *_APPLYING)
 _DOWN = ("allow-edited", "accept-edited", "allow-interrupted", *_APPLYING)
 _READ_PLAN = ("allow-missing", "allow-edited")

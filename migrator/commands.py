@@ -57,6 +57,7 @@ def _migrator(conn: psycopg.Connection, settings: Settings, *, record: bool = Fa
         safety=settings.safety,
         recorder=recorder,
         on_event=print_event,
+        run_timeout=settings.run_timeout,
     )
 
 

@@ -160,13 +160,10 @@ class Ledger:
             )
         )
 
-    def progress(self, version: int, done: int) -> None:
+    def progress_sql(self, version: int, done: int) -> sql.Composed:
         """Statements known to have run: never fewer than an earlier, interrupted run got to."""
-        self.conn.execute(
-            sql.SQL("UPDATE {} SET statements_done = greatest(statements_done, %s) WHERE version_id = %s").format(
-                self.table.identifier
-            ),
-            (done, version),
+        return sql.SQL("UPDATE {} SET statements_done = greatest(statements_done, {}) WHERE version_id = {}").format(
+            self.table.identifier, sql.Literal(done), sql.Literal(version)
         )
 
     def remove_sql(self, version: int) -> sql.Composed:

@@ -44,3 +44,4 @@ class Settings:
     sequential: bool = False
     lint_all: bool = False
     rollback_id: str | None = None  # migrate-to's rollback, which runs once
+    run_timeout: float | None = None  # a writing command's budget once it holds the lock; None: none

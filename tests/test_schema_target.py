@@ -11,8 +11,8 @@ import pytest
 from psycopg import conninfo, sql
 
 from infra import schema_target
-from infra.migration_status import READ_TIMEOUT_SECONDS
 from infra.schema_target import SchemaTargetError, check_schema_target
+from infra.verdict import READ_TIMEOUT_SECONDS
 from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.cli_runner import run_cli
@@ -54,9 +54,10 @@ def test_a_rollback_the_stack_does_not_allow_names_the_target_and_every_file(dsn
     with pytest.raises(SchemaTargetError) as caught:
         check(dsn, applied.path.parent, 1)
     assert str(caught.value) == (
-        "api-migrations:migrateTo 1 is below the database's version: the deployment would roll back"
-        " 00003_c.sql, 00002_b.sql. Set `pulumi config set allowDown true` to let it, after reading what"
-        " preview lists"
+        "api-migrations:migrateTo 1 is below the database's version 3: going down to it rolls back"
+        " 00003_c.sql, 00002_b.sql, which the stack does not allow (the db-migrator task leaves the database as it"
+        " is). Set `pulumi config set allowDown true` to let it, after reading what preview lists; or set"
+        " migrateTo to 3 or latest"
     )
 
 
@@ -115,7 +116,7 @@ def test_a_role_that_can_read_only_the_goose_table_still_sees_the_rollback(dsn: 
     reader = login_role(dsn, "reader", "reader-pw", "GRANT SELECT ON _migrations TO {}")
     role = str(conninfo.conninfo_to_dict(reader)["user"])
     try:
-        with pytest.raises(SchemaTargetError, match=r"would roll back 00003_c\.sql, 00002_b\.sql\."):
+        with pytest.raises(SchemaTargetError, match=r"rolls back 00003_c\.sql, 00002_b\.sql, which"):
             check(reader, applied.path.parent, 1)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:

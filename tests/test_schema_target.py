@@ -3,6 +3,8 @@ what preview refuses, warns and lists before a deployment rolls anything back.""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 
 import psycopg
@@ -22,13 +24,27 @@ from tests.support import Logged, MigrationDir, SessionSpy, login_role, table_fi
 UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
 
 
-def check(url: str, root: Path, migrate_to: int, allow_down: bool = False) -> None:
+def check(
+    url: str, root: Path, migrate_to: int, allow_down: bool = False, rollback: pulumi.Input[str] | None = None
+) -> None:
     files = collect(root / "migrations")
     run_declarations(
-        lambda: check_schema_target(pulumi.Output.secret(url), root, files, migrate_to, allow_down),
+        lambda: check_schema_target(
+            pulumi.Output.secret(url), root, files, migrate_to, allow_down, rollback_id=rollback
+        ),
         {},
         preview=True,
     )
+
+
+def unknown() -> pulumi.Output[str]:
+    """An output a preview does not know yet: the id of a rollback request about to be created."""
+    loop = asyncio.get_event_loop()
+    value: asyncio.Future[str] = loop.create_future()
+    value.set_result("")
+    known: asyncio.Future[bool] = loop.create_future()
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)
 
 
 @pytest.fixture
@@ -81,6 +97,31 @@ def test_an_allowed_rollback_lists_each_down_statement_and_squawks_findings_unde
     findings = [line for line in warned if line.startswith("rollback lint: ")]
     assert len(findings) == 1, findings
     assert findings[0].startswith("rollback lint: 00003_c.sql: statement 1 (line 5): warning ban-drop-column: ")
+
+
+def test_a_rollback_runs_once_and_preview_says_which_one_will(
+    dsn: str, applied: MigrationDir, warned: list[str]
+) -> None:
+    root = applied.path.parent
+    rollback = ("migrate-to", "1", "--allow-down", "--rollback-id", "done-1")
+    assert run_cli(*rollback, dsn=dsn, directory=applied.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=applied.path).returncode == 0
+    check(dsn, root, 1, allow_down=True, rollback="done-1")
+    assert len(warned) == 1
+    assert re.fullmatch(
+        r"migrateTo 1: rollback done-1 to version 1 already completed at [0-9: -]+ UTC; version\(s\) 2, 3 were"
+        r" applied since, and a rollback runs once: nothing rolled back\. To roll back to 1 again,"
+        r" `pulumi up --replace` the rollback request \(`pulumi stack --show-urns`\)",
+        warned[0],
+    ), warned[0]
+    for new_request in ("another", None):
+        warned.clear()
+        check(dsn, root, 1, allow_down=True, rollback=unknown() if new_request is None else new_request)
+        assert [w for w in warned if w.startswith("rollback: ")] == [
+            "rollback: 00003_c.sql statement 1 (line 5): ALTER TABLE a DROP COLUMN note;",
+            "rollback: 00003_c.sql statement 2 (line 6): DROP TABLE c;",
+            "rollback: 00002_b.sql statement 1 (line 4): DROP TABLE b;",
+        ], new_request
 
 
 def test_a_database_preview_cannot_reach_is_a_warning(tmp_path: Path, warned: list[str]) -> None:

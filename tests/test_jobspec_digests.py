@@ -20,39 +20,35 @@ from tests.pulumi_harness import run_program
 from tests.stack_rules import STACK_FILES, engine_config
 from tests.support import REPO
 
-# Variables whose change Nomad applies without replacing an allocation: not in a task, the
-# group's network or its meta (deployment and reschedule settings, placement, count).
-IN_PLACE = {
-    "api_count": "7",
-    "api_distinct_hosts": "flipped",
-    "canary": "3",
-    "node_pool": "elsewhere",
-    "datacenters": '["dc9"]',
-    "min_healthy_time": "11s",
-    "healthy_deadline": "9999s",
-    "progress_deadline": "19999s",
-    "reschedule_attempts": "5",
-    "reschedule_interval": "99999s",
-    "reschedule_delay": "31s",
-}
-# Variables of the API task or the group's network: Nomad replaces allocations, the migrator's
-# task stays what it was.
-API_ONLY = {
-    "api_image": "registry.example/api@sha256:" + "9" * 64,
-    "api_port": "8181",
-    "api_args": '["--port", "$${NOMAD_PORT_api}", "--debug"]',
-    "api_env": '{"EXTRA": "1"}',
-    "migrations_hash": "another-hash",
-}
-# Variables of the db-migrator task.
-MIGRATOR = {
-    "migrator_image": "registry.example/db-migrator@sha256:" + "8" * 64,
-    "migrator_args": '["migrate-to", "latest", "--lock-timeout", "60s", "--run-timeout", "60s"]',
-    "migrator_statement_timeout": "61s",
-    "migrator_db_lock_timeout": "6s",
-    "migrator_lock_retries": "4",
-    "secrets_path": "nomad/jobs/api/elsewhere",
-}
+NEITHER, SETTINGS, BOTH = "neither", "settings", "both"
+# Each variable the program passes, a value other than any stack's, and which digests it changes:
+# Nomad applies deployment and reschedule settings, placement and count without replacing an
+# allocation; it replaces them for the API task, the group's network and its meta; and the
+# db-migrator task is what the migrator's deployment is.
+CHANGES = [
+    ("api_count", "7", NEITHER),
+    ("api_distinct_hosts", "flipped", NEITHER),
+    ("canary", "3", NEITHER),
+    ("node_pool", "elsewhere", NEITHER),
+    ("datacenters", '["dc9"]', NEITHER),
+    ("min_healthy_time", "11s", NEITHER),
+    ("healthy_deadline", "9999s", NEITHER),
+    ("progress_deadline", "19999s", NEITHER),
+    ("reschedule_attempts", "5", NEITHER),
+    ("reschedule_interval", "99999s", NEITHER),
+    ("reschedule_delay", "31s", NEITHER),
+    ("api_image", "registry.example/api@sha256:" + "9" * 64, SETTINGS),
+    ("api_port", "8181", SETTINGS),
+    ("api_args", '["--port", "$${NOMAD_PORT_api}", "--debug"]', SETTINGS),
+    ("api_env", '{"EXTRA": "1"}', SETTINGS),
+    ("migrations_hash", "another-hash", SETTINGS),
+    ("migrator_image", "registry.example/db-migrator@sha256:" + "8" * 64, BOTH),
+    ("migrator_args", '["migrate-to", "latest", "--lock-timeout", "60s", "--run-timeout", "60s"]', BOTH),
+    ("migrator_statement_timeout", "61s", BOTH),
+    ("migrator_db_lock_timeout", "6s", BOTH),
+    ("migrator_lock_retries", "4", BOTH),
+    ("secrets_path", "nomad/jobs/api/elsewhere", BOTH),
+]
 
 
 @pytest.fixture(params=STACK_FILES, ids=lambda p: p.name)
@@ -78,27 +74,25 @@ def test_the_program_submits_the_digests_of_what_it_submits(variables: dict[str,
     assert variables[jobspec.SETTINGS_VARIABLE] == settings
 
 
-@pytest.mark.parametrize("name", sorted(IN_PLACE))
-def test_a_change_nomad_applies_in_place_changes_neither(variables: dict[str, str], name: str) -> None:
-    value = IN_PLACE[name] if IN_PLACE[name] != "flipped" else {"true": "false", "false": "true"}[variables[name]]
+def test_every_variable_the_program_passes_is_classified(variables: dict[str, str]) -> None:
+    digests_themselves = {jobspec.DEPLOYMENT_VARIABLE, jobspec.SETTINGS_VARIABLE}
+    assert {name for name, _, _ in CHANGES} == set(variables) - digests_themselves
+
+
+@pytest.mark.parametrize(("name", "value", "effect"), CHANGES, ids=[name for name, _, _ in CHANGES])
+def test_a_change_moves_exactly_the_digests_of_what_nomad_does_with_it(
+    variables: dict[str, str], name: str, value: str, effect: str
+) -> None:
+    if value == "flipped":
+        value = {"true": "false", "false": "true"}[variables[name]]
     assert variables[name] != value
-    assert digests({**variables, name: value}) == digests(variables)
-
-
-@pytest.mark.parametrize("name", sorted(API_ONLY))
-def test_a_change_of_the_api_alone_changes_the_settings_only(variables: dict[str, str], name: str) -> None:
-    assert variables[name] != API_ONLY[name]
-    deployment, settings = digests({**variables, name: API_ONLY[name]})
-    assert deployment == digests(variables)[0], "the migrator runs what it ran: no verdict to wait for"
-    assert settings != digests(variables)[1]
-
-
-@pytest.mark.parametrize("name", sorted(MIGRATOR))
-def test_a_change_of_the_migrators_task_changes_both(variables: dict[str, str], name: str) -> None:
-    assert variables[name] != MIGRATOR[name]
-    deployment, settings = digests({**variables, name: MIGRATOR[name]})
-    assert deployment != digests(variables)[0]
-    assert settings != digests(variables)[1]
+    deployment, settings = digests({**variables, name: value})
+    before = digests(variables)
+    assert (deployment != before[0], settings != before[1]) == {
+        NEITHER: (False, False),
+        SETTINGS: (False, True),  # the migrator runs what it ran: no verdict to wait for
+        BOTH: (True, True),
+    }[effect]
 
 
 def test_an_api_default_of_the_jobspec_changes_the_settings(variables: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ from migrator.lint import squawk_binary
 from migrator.source import collect
 from tests.cli_runner import run_cli
 from tests.pulumi_harness import run_declarations
-from tests.support import Logged, MigrationDir, SessionSpy, login_role, table_file
+from tests.support import Logged, MigrationDir, SessionSpy, login_role, rollback_done, table_file
 
 UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
 
@@ -108,12 +108,10 @@ def test_a_rollback_runs_once_and_preview_says_which_one_will(
     assert run_cli("up", dsn=dsn, directory=applied.path).returncode == 0
     check(dsn, root, 1, allow_down=True, rollback="done-1")
     assert len(warned) == 1
-    assert re.fullmatch(
-        r"migrateTo 1: rollback done-1 to version 1 already completed at [0-9: -]+ UTC; version\(s\) 2, 3 were"
-        r" applied since, and a rollback runs once: nothing rolled back\. To roll back to 1 again,"
-        r" `pulumi up --replace` the rollback request \(`pulumi stack --show-urns`\)",
-        warned[0],
-    ), warned[0]
+    again = re.escape(
+        ". To roll back to 1 again, `pulumi up --replace` the rollback request (`pulumi stack --show-urns`)"
+    )
+    assert re.fullmatch("migrateTo 1: " + rollback_done("done-1", 1, "2, 3") + again, warned[0]), warned[0]
     for new_request in ("another", None):
         warned.clear()
         check(dsn, root, 1, allow_down=True, rollback=unknown() if new_request is None else new_request)

@@ -3,6 +3,7 @@ pin each rule), and how it reads them from a real PostgreSQL (runs the real migr
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -20,6 +21,8 @@ from infra.verdict import (
     summary,
     wait_for_verdict,
 )
+from migrator.dsn import connect
+from migrator.errors import DatabaseError
 from migrator.history import Outcome, Run
 from migrator.store import TableName
 from tests.cli_runner import run_cli
@@ -70,6 +73,8 @@ def test_a_failure_nomad_did_not_retry_in_time_is_final() -> None:
     assert verdict_of(within) is None
     late = [run(1, Outcome.FAILED, ended=RETRY + timedelta(microseconds=1))]
     assert verdict_of(late) == Verdict(late[0], Outcome.FAILED)
+    after_success = [*late, run(0, Outcome.SUCCEEDED)]
+    assert verdict_of(after_success) == Verdict(late[0], Outcome.FAILED), "a success before it ends the count only"
 
 
 def test_a_retry_in_progress_is_waited_for() -> None:
@@ -137,6 +142,46 @@ def test_an_unreadable_database_gives_up_soon_and_says_why_without_its_password(
     assert not found.failed
 
 
+def test_only_reads_failing_for_the_whole_give_up_time_give_up(
+    dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that fails two reads and then answers is read: its run decides."""
+    migrations.add("00001_a.sql", table_file("a"))
+    env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": "after-a-blip", "MIGRATOR_DEPLOYMENT": MINE}
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    monkeypatch.setattr(verdict, "READ_GIVE_UP_SECONDS", 3600.0)
+    monkeypatch.setattr(verdict, "POLL_SECONDS", 0.01)
+    attempts: list[str] = []
+
+    def blip(url: str, **options: object) -> psycopg.Connection:
+        attempts.append(url)
+        if len(attempts) <= 2:
+            raise DatabaseError("cannot connect to api on 127.0.0.1:1: a blip")
+        return connect(url, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verdict, "connect", blip)
+    found = wait_for_verdict(dsn, TABLE, MINE, IMAGE, PATIENCE)
+    assert found.run is not None
+    assert (found.run.allocation, found.unreadable, len(attempts)) == ("after-a-blip", None, 3)
+
+
+def test_an_unreadable_database_is_read_again_until_the_give_up_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verdict, "READ_GIVE_UP_SECONDS", 0.3)
+    monkeypatch.setattr(verdict, "POLL_SECONDS", 0.01)
+    attempts: list[float] = []
+
+    def refused(url: str, **options: object) -> psycopg.Connection:
+        attempts.append(time.monotonic())
+        raise DatabaseError("cannot connect to api on 127.0.0.1:1: refused")
+
+    monkeypatch.setattr(verdict, "connect", refused)
+    found = wait_for_verdict(UNREACHABLE, TABLE, MINE, IMAGE, PATIENCE)
+    gave_up = time.monotonic()
+    assert found.unreadable == "cannot connect to api on 127.0.0.1:1: refused"
+    assert len(attempts) > 2
+    assert gave_up - attempts[0] >= 0.3, "it gave up once the reads had failed for that long, not before"
+
+
 def test_a_readable_database_with_no_run_says_only_that(dsn: str) -> None:
     with pytest.raises(MigrationVerdictError) as raised:
         wait_for_verdict(dsn, TABLE, MINE, IMAGE, PATIENCE)
@@ -173,12 +218,16 @@ def test_a_run_holding_the_lock_is_alive_and_one_without_it_was_killed(dsn: str)
         )
         conn.execute("INSERT INTO _migrations_runs (id, command, outcome, deployment) VALUES (1, 'up', 'running', %s)",
                      (MINE,))  # fmt: skip
+        # One attempt: a killed run is final at once, a live one is waited for.
+        once = Patience(attempts=1, first_run=0, retry=600, total=0)
         with psycopg.connect(dsn, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(4097083626)")
             with pytest.raises(MigrationVerdictError, match=r"no run of this deployment's db-migrator .* finished"):
-                wait_for_verdict(dsn, TABLE, MINE, IMAGE, PATIENCE)
-        with pytest.raises(MigrationVerdictError) as raised:
-            wait_for_verdict(dsn, TABLE, MINE, IMAGE, Patience(attempts=1, first_run=0, retry=600, total=0))
+                wait_for_verdict(dsn, TABLE, MINE, IMAGE, once)
+        with psycopg.connect(dsn, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(4097083627)")  # another key: not the migration lock
+            with pytest.raises(MigrationVerdictError) as raised:
+                wait_for_verdict(dsn, TABLE, MINE, IMAGE, once)
     assert str(raised.value).startswith("db-migrator was killed in Nomad allocation ?: ")
 
 

@@ -9,6 +9,7 @@ from infra.api_job import ApiJob, confirm_deployed
 from infra.migration_status import MigrationStatus, pending_migrations
 from infra.migrator_image import MigratorImage
 from infra.registry import Registry
+from infra.rollback_request import RollbackRequest
 from infra.schema_target import check_schema_target
 from migrator.source import collect
 
@@ -23,14 +24,22 @@ def warn_if_unread(error: str | None) -> None:
 config = stack_config.load()
 registry = Registry("registry", config.registry)
 image = MigratorImage("db-migrator", ROOT, registry)
+# Only while the stack allows going down: a new id whenever migrateTo changes, so a rollback runs once.
+rollback = RollbackRequest("rollback-request", config.job.migrate_to) if config.job.allow_down else None
+rollback_id = rollback.id if rollback else None
 job = ApiJob(
-    "api", config.job, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
+    "api",
+    config.job,
+    migrator_image=image.digest,
+    migrations_hash=image.content_hash,
+    pull_access=registry.pull_access,
+    rollback_id=rollback_id,
 )
 
 pulumi.export("migrationsHash", image.content_hash)
 pulumi.export("migratorImage", image.digest)
 pulumi.export("registryUrl", registry.url)
-pulumi.export("apiJobId", confirm_deployed(job, image.digest))
+pulumi.export("apiJobId", confirm_deployed(job))
 
 migrations = collect(ROOT / "migrations")
 # While the program runs, so that `pulumi preview` refuses an unreachable migrateTo, or lists
@@ -41,6 +50,7 @@ check_schema_target(
     migrations,
     config.job.migrate_to,
     config.job.allow_down,
+    rollback_id=rollback_id,
 )
 
 if config.report_migrations:
@@ -52,9 +62,9 @@ if config.report_migrations:
         versions=[m.version for m in migrations],
         migrations_hash=image.content_hash,
         migrator_image=image.digest,
-        job_fingerprint=job.fingerprint,
+        deployment=job.deployment,
         # Beside the job, not after it: a failed deployment must not keep it from saying why.
-        wait_seconds=config.job.deadlines.pulumi_timeout,
+        deadlines=config.job.deadlines,
     )
     status.error.apply(warn_if_unread)
     pulumi.export("appliedMigrations", pulumi.Output.unsecret(status.applied))

@@ -1,8 +1,12 @@
-"""The Nomad job ``api``: the db-migrator prestart task, then the API task ``start``."""
+"""The Nomad job ``api``: the db-migrator prestart task, then the API task ``start``.
+
+The job's settings (and a digest of each part Nomad acts on, infra/jobspec.py) go to the
+jobspec's variables; the group's meta carries the digests, so the job Nomad runs, read back
+by the refresh every ``pulumi up`` starts with, is compared with what this stack submits.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,11 +16,18 @@ from typing import Any
 import pulumi
 import pulumi_nomad as nomad
 
-from infra.deadlines import DB_LOCK_TIMEOUT, LOCK_RETRIES, Deadlines, duration
+from infra import jobspec
+from infra.deadlines import (
+    DB_LOCK_TIMEOUT,
+    LOCK_RETRIES,
+    RESCHEDULE_ATTEMPTS,
+    RESCHEDULE_DELAY_SECONDS,
+    Deadlines,
+    duration,
+)
+from infra.jobspec import DEPLOYMENT_VARIABLE, GROUP, JOB_ID, SETTINGS_VARIABLE
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
-JOB_ID = "api"
-GROUP = "api-service"
 # Without any policy, a task may read the Variables at nomad/jobs/<job>, .../<job>/<group> and
 # .../<job>/<group>/<task>: the group's path is the one both tasks can read.
 SECRETS_VARIABLE_PATH = f"nomad/jobs/{JOB_ID}/{GROUP}"
@@ -62,9 +73,12 @@ def hcl_value(value: list[str] | dict[str, str] | bool) -> str:
 
 
 def job_variables(
-    args: ApiJobArgs, migrator_image: pulumi.Input[str], migrations_hash: str
+    args: ApiJobArgs,
+    migrator_image: pulumi.Input[str],
+    migrations_hash: str,
+    rollback_id: pulumi.Input[str] | None = None,
 ) -> dict[str, pulumi.Input[str]]:
-    """Values for the jobspec's ``variable`` blocks."""
+    """Values for the jobspec's ``variable`` blocks, but the two digests (``with_digests``)."""
     waits = args.deadlines
     return {
         "api_image": args.api_image,
@@ -79,9 +93,14 @@ def job_variables(
         "min_healthy_time": duration(waits.min_healthy_time),
         "healthy_deadline": duration(waits.healthy_deadline),
         "progress_deadline": duration(waits.progress_deadline),
+        "reschedule_attempts": str(RESCHEDULE_ATTEMPTS),
+        "reschedule_interval": duration(waits.reschedule_interval),
+        "reschedule_delay": duration(RESCHEDULE_DELAY_SECONDS),
         "migrator_image": migrator_image,
         "migrations_hash": migrations_hash,
-        "migrator_args": hcl_value(migrator_args(args)),
+        "migrator_args": pulumi.Output.from_input(rollback_id).apply(
+            lambda rollback: hcl_value(migrator_args(args, rollback))
+        ),
         "migrator_statement_timeout": duration(waits.statement_timeout),
         "migrator_db_lock_timeout": DB_LOCK_TIMEOUT,
         "migrator_lock_retries": str(LOCK_RETRIES),
@@ -89,21 +108,27 @@ def job_variables(
     }
 
 
-def migrator_args(args: ApiJobArgs) -> list[str]:
-    """The db-migrator task's command: the stack's declared schema version, never further."""
-    target = "latest" if args.migrate_to is None else str(args.migrate_to)
-    allow_down = ["--allow-down"] if args.allow_down else []
-    return ["migrate-to", target, "--lock-timeout", duration(args.deadlines.lock_wait), *allow_down]
-
-
-def job_fingerprint(variables: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
-    """Changes exactly when the job Nomad runs changes, and so the migrator runs again."""
-    names = sorted(variables)
-    return pulumi.Output.all(*(variables[name] for name in names)).apply(
-        lambda values: hashlib.sha256(
-            json.dumps([JOBSPEC.read_text(), dict(zip(names, values, strict=True))]).encode()
-        ).hexdigest()
+def with_digests(variables: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    """``variables`` and the digests the jobspec records (infra/jobspec.py)."""
+    text = JOBSPEC.read_text()
+    given = pulumi.Output.all(**variables)
+    deployment = given.apply(lambda values: jobspec.migrator_deployment(text, values))
+    settings = pulumi.Output.all(given, deployment).apply(
+        lambda found: jobspec.settings_digest(text, {**found[0], DEPLOYMENT_VARIABLE: found[1]})
     )
+    return {**variables, DEPLOYMENT_VARIABLE: deployment, SETTINGS_VARIABLE: settings}
+
+
+def migrator_args(args: ApiJobArgs, rollback_id: str | None = None) -> list[str]:
+    """The db-migrator task's command: the stack's declared schema version, never further,
+    within the run's budget; going down only when the stack allows it, once per rollback."""
+    target = "latest" if args.migrate_to is None else str(args.migrate_to)
+    waits = args.deadlines
+    command = ["migrate-to", target, "--lock-timeout", duration(waits.lock_wait)]
+    command += ["--run-timeout", duration(waits.run_timeout)]
+    if args.allow_down:
+        command += ["--allow-down", *(["--rollback-id", rollback_id] if rollback_id else [])]
+    return command
 
 
 def variable_items(database_url: str, api_secrets: dict[str, Any]) -> str:
@@ -115,8 +140,10 @@ class ApiJob(pulumi.ComponentResource):
     waiting for the deployment so that a failing migration fails ``pulumi up``."""
 
     job_id: pulumi.Output[str]
-    deployed_image: pulumi.Output[str | None]
-    fingerprint: pulumi.Output[str]
+    deployed: pulumi.Output[dict[str, str] | None]  # the group's meta of the job Nomad runs
+    migrator_image: pulumi.Output[str]
+    deployment: pulumi.Output[str]  # the migrator's deployment key (MIGRATOR_DEPLOYMENT)
+    settings_digest: pulumi.Output[str]
 
     def __init__(
         self,
@@ -126,6 +153,7 @@ class ApiJob(pulumi.ComponentResource):
         migrator_image: pulumi.Input[str],
         migrations_hash: str,
         pull_access: Sequence[pulumi.Resource] = (),
+        rollback_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("api-migrations:index:ApiJob", name, None, opts)
@@ -141,12 +169,14 @@ class ApiJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         timeout = duration(args.deadlines.pulumi_timeout)
-        variables = job_variables(args, migrator_image, migrations_hash)
+        variables = with_digests(job_variables(args, migrator_image, migrations_hash, rollback_id))
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),
             hcl2=nomad.JobHcl2Args(vars=variables),
             detach=False,
+            # After `nomad job stop api`, the refresh reads the job as dead: `pulumi up` runs it again.
+            rerun_if_dead=True,
             purge_on_destroy=False,
             # The API outlives this stack: `pulumi destroy`, or `pulumi up --replace` of this
             # resource to submit it again, never stops it (`nomad job stop api` does).
@@ -159,9 +189,11 @@ class ApiJob(pulumi.ComponentResource):
             ),
         )
         self.job_id = job.id
-        self.fingerprint = job_fingerprint(variables)
+        self.migrator_image = pulumi.Output.from_input(migrator_image)
+        self.deployment = pulumi.Output.from_input(variables[DEPLOYMENT_VARIABLE])
+        self.settings_digest = pulumi.Output.from_input(variables[SETTINGS_VARIABLE])
         # What Nomad runs, as the provider last read it (refreshed before every update).
-        self.deployed_image = job.task_groups.apply(deployed_migrator_image)
+        self.deployed = job.task_groups.apply(deployed_meta)
         self.register_outputs({"jobId": self.job_id})
 
 
@@ -169,33 +201,48 @@ class DeploymentReverted(pulumi.RunError):
     """Nomad runs another version than the one this stack submitted."""
 
 
-def deployed_migrator_image(task_groups: Sequence[Any] | None) -> str | None:
-    """The migrator image recorded in the group's meta of the job Nomad runs."""
+def deployed_meta(task_groups: Sequence[Any] | None) -> dict[str, str] | None:
+    """The group's meta of the job Nomad runs (None: not read yet)."""
     for group in task_groups or []:
         name = group["name"] if isinstance(group, dict) else group.name
         meta = group["meta"] if isinstance(group, dict) else group.meta
-        if name == GROUP and meta:
-            image = meta.get("migrator_image")
-            return str(image) if image else None
+        if name == GROUP:
+            return {str(key): str(value) for key, value in (meta or {}).items()}
     return None
 
 
-def confirm_deployed(job: ApiJob, expected_image: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The job id, once Nomad is seen to run ``expected_image``.
+def reverted(deployed: dict[str, str] | None, image: str, settings: str) -> str | None:
+    """What Nomad runs that this stack did not submit, or None. A job an older program
+    deployed has no settings digest yet: its migrator image is compared alone."""
+    if not deployed:
+        return None
+    if deployed.get("migrator_image") and deployed["migrator_image"] != image:
+        return f"the db-migrator image {deployed['migrator_image']}, not {image}"
+    if deployed.get(SETTINGS_VARIABLE) and deployed[SETTINGS_VARIABLE] != settings:
+        return (
+            "other settings than this stack's (apiImage, apiArgs, apiEnv, apiPort, migrateTo or allowDown:"
+            f" settings digest {deployed[SETTINGS_VARIABLE][:12]}, not {settings[:12]})"
+        )
+    return None
+
+
+def confirm_deployed(job: ApiJob) -> pulumi.Output[str]:
+    """The job id, once Nomad is seen to run what this stack submits.
 
     After a failed deployment Nomad reverts the job, while Pulumi's state keeps the inputs it
-    submitted: the provider then sees no change and a later ``up`` would report success. The
-    refresh before every update (``options.refresh`` in Pulumi.yaml) reads the job Nomad
-    runs; if its migrator image is not this stack's, ``pulumi up`` fails saying so.
+    submitted (the provider cannot write the reverted variables back on refresh): the provider
+    then sees no change and a later ``up`` would report success. The refresh before every
+    update (``options.refresh`` in Pulumi.yaml) reads the job Nomad runs; if its group's meta
+    is not this stack's, ``pulumi up`` fails saying so (``preview`` warns).
     """
 
     def check(args: list[Any]) -> str:
-        job_id, deployed, expected = args
-        if deployed is not None and deployed != expected:
+        job_id, deployed, image, settings = args
+        found = reverted(deployed, image, settings)
+        if found is not None:
             message = (
-                f"Nomad job {job_id} runs the db-migrator image {deployed}, not {expected}: its last deployment"
-                " failed and Nomad reverted it, or the job was changed outside this stack"
-                " (`nomad job history api` shows which). Fix the cause and run"
+                f"Nomad job {job_id} runs {found}: its last deployment failed and Nomad reverted it, or the job"
+                " was changed outside this stack (`nomad job history api` shows which). Fix the cause and run"
                 " `pulumi up` with the change, or submit the same version again with"
                 " `pulumi up --replace <URN of the nomad:index/job:Job>` (`pulumi stack --show-urns`)."
             )
@@ -205,4 +252,4 @@ def confirm_deployed(job: ApiJob, expected_image: pulumi.Input[str]) -> pulumi.O
                 raise DeploymentReverted(message)
         return str(job_id)
 
-    return pulumi.Output.all(job.job_id, job.deployed_image, expected_image).apply(check)
+    return pulumi.Output.all(job.job_id, job.deployed, job.migrator_image, job.settings_digest).apply(check)

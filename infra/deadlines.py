@@ -2,14 +2,20 @@
 
 ``migrationTimeout`` is the longest migration run the team accepts. From it:
 
-- the migrator's ``statement_timeout`` (no statement may outlast the whole run) and its
-  advisory-lock wait (another migrator, or goose, may hold the lock for a whole run);
-- the canary's ``healthy_deadline``: lock wait + run + lock-retry slack + the time to pull
-  images and start the API + ``min_healthy_time``, so a long but legitimate migration is
-  never declared unhealthy and reverted mid-way;
+- the migrator's whole-run budget (``--run-timeout``: no statement runs past it, lock-retry
+  backoff included), each statement's ``statement_timeout`` (no statement may outlast the
+  run) and its advisory-lock wait (another migrator, or goose, may hold the lock for a whole
+  run);
+- the canary's ``healthy_deadline``: lock wait + run + the process's own start and end +
+  the time to pull images and start the API + ``min_healthy_time``, so a long but legitimate
+  migration is never declared unhealthy and reverted mid-way;
 - ``progress_deadline``, which Nomad requires to exceed ``healthy_deadline``;
+- the group's ``reschedule`` interval: a failed migrator is run again ``RESCHEDULE_ATTEMPTS``
+  times, every attempt counting within the interval, and then Nomad fails the deployment at
+  once and reverts it (deploymentwatcher ``shouldFailEarly``: out of reschedule attempts);
 - ``pulumi up``'s create/update timeout for the job, which must outlast the whole deployment:
-  every batch of the update may take up to ``progress_deadline``.
+  every batch of the update may take up to ``progress_deadline``;
+- the migrator's verdict: how long its first run may take to appear, and how long a retry.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from migrator.durations import milliseconds
 from migrator.safety import Safety
 
 # Per-statement lock_timeout and its retries stay the migrator's own (short) defaults; they are
-# passed explicitly so the job says what it runs with.
+# passed explicitly so the job says what it runs with. The run's budget bounds their backoff.
 _MIGRATOR = Safety()
 DB_LOCK_TIMEOUT = f"{milliseconds(_MIGRATOR.lock_timeout)}ms"
 LOCK_RETRIES = _MIGRATOR.lock_retries
-# The longest a file can spend blocked: every attempt, and every pause at its longest.
-LOCK_RETRY_SLACK_SECONDS = math.ceil(_MIGRATOR.lock_retry_seconds)
+# Beyond the run's budget: the process's start and its connection (libpq's connect_timeout is
+# 10 s), the statement cancelled at the budget's end rolling back, and recording the run.
+RUN_SLACK_SECONDS = 60
 # Pulling the API and migrator images on a cold node, then starting the API.
 STARTUP_SECONDS = 10 * 60
 MIN_HEALTHY_SECONDS = 10
@@ -35,6 +42,11 @@ PROGRESS_MARGIN_SECONDS = 10 * 60
 # Beyond the deployment: Nomad's evaluation and the provider's polling.
 PULUMI_MARGIN_SECONDS = 5 * 60
 MAX_PARALLEL = 1
+# A failed allocation (the migrator failed: it is never restarted in place) is replaced this
+# many times, after this delay each; the migrator runs at most MIGRATOR_ATTEMPTS times a deployment.
+RESCHEDULE_ATTEMPTS = 2
+RESCHEDULE_DELAY_SECONDS = 30
+MIGRATOR_ATTEMPTS = RESCHEDULE_ATTEMPTS + 1
 
 
 def duration(seconds: int) -> str:
@@ -49,6 +61,10 @@ class Deadlines:
     canary: int
 
     @property
+    def run_timeout(self) -> int:
+        return self.migration_seconds
+
+    @property
     def statement_timeout(self) -> int:
         return self.migration_seconds
 
@@ -59,7 +75,7 @@ class Deadlines:
     @property
     def migrator_worst_case(self) -> int:
         """The longest the prestart task can run before it succeeds or fails."""
-        return self.lock_wait + self.migration_seconds + LOCK_RETRY_SLACK_SECONDS
+        return self.lock_wait + self.run_timeout + RUN_SLACK_SECONDS
 
     @property
     def min_healthy_time(self) -> int:
@@ -74,6 +90,12 @@ class Deadlines:
         return self.healthy_deadline + PROGRESS_MARGIN_SECONDS
 
     @property
+    def reschedule_interval(self) -> int:
+        """Long enough to hold every attempt of one allocation: each fails at the latest at
+        healthy_deadline, and is replaced after the delay."""
+        return MIGRATOR_ATTEMPTS * (self.healthy_deadline + RESCHEDULE_DELAY_SECONDS)
+
+    @property
     def batches(self) -> int:
         """Allocations the update waits for one after another: the canaries together, then
         the rest ``MAX_PARALLEL`` at a time (all of them, without canary)."""
@@ -84,3 +106,16 @@ class Deadlines:
     @property
     def pulumi_timeout(self) -> int:
         return self.batches * self.progress_deadline + PULUMI_MARGIN_SECONDS
+
+    @property
+    def first_run(self) -> int:
+        """How long after the job was submitted its first migrator run may take to be
+        recorded: placement and image pulls, then the advisory lock (a run records itself
+        once it holds it)."""
+        return STARTUP_SECONDS + self.lock_wait + PULUMI_MARGIN_SECONDS
+
+    @property
+    def retry(self) -> int:
+        """How long after a failed run Nomad's retry of it may take to be recorded: the
+        reschedule delay, placement and pulls on another node."""
+        return RESCHEDULE_DELAY_SECONDS + STARTUP_SECONDS

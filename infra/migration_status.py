@@ -3,38 +3,53 @@
 ``MigrationStatus`` is a dynamic resource that reads the table after the job deployed, on
 every ``pulumi up`` and refresh, and reports the applied and the still pending versions: the
 outputs always describe the database as it is after the update, even when nothing else
-changed or the migrations ran out of band. ``pending_migrations`` compares ``migrations/``
-with the database while the program runs (read-only, short timeout), so ``pulumi preview``
-lists what the next ``up`` will apply. An unreachable database is a warning, never a crash.
+changed or the migrations ran out of band. When the update changes what the migrator runs
+(its deployment, ``infra/jobspec.py``), it first waits for the migrator's verdict on it
+(``infra/verdict.py``). ``pending_migrations`` plans what the db-migrator task will do with
+the database while the program runs (read-only, short timeout), so ``pulumi preview`` lists
+what the next ``up`` will apply, and refuses an image whose migrator would refuse. An
+unreachable database is a warning within seconds, never a crash and never a hang.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from infra.verdict import describe, last_run, summary, wait_for_verdict
+from infra.deadlines import MIGRATOR_ATTEMPTS, Deadlines
+from infra.verdict import (
+    READ_TIMEOUT_SECONDS,
+    Patience,
+    Verdict,
+    describe,
+    last_run,
+    summary,
+    unreadable,
+    wait_for_verdict,
+)
 from migrator.api import Migrator
-from migrator.dsn import connect, redact
+from migrator.dsn import connect
 from migrator.errors import MigratorError
-from migrator.history import Run
+from migrator.events import Ahead
+from migrator.history import Outcome
 from migrator.lint import find_config, lint, squawk_binary
-from migrator.operator_text import error_message
+from migrator.operator_text import ahead_text, error_message
 from migrator.own_transaction import note
 from migrator.parser import Direction, parse_file
-from migrator.planning import refuse_drift
 from migrator.source import Migration, collect
 from migrator.store import DEFAULT_TABLE, Store, TableName
 
-# Every read of the database from where Pulumi runs (schema_target.py too): unreachable is a
-# warning within seconds, never a hang.
-READ_TIMEOUT_SECONDS = 5
 _STATUS_ID = "migration-status"
-_INPUTS = ("database_url", "table", "versions", "migrations_hash", "migrator_image", "job_fingerprint", "wait_seconds")
+_WAITS = ("attempts", "first_run_seconds", "retry_seconds", "wait_seconds")
+_INPUTS = ("database_url", "table", "versions", "migrations_hash", "migrator_image", "deployment", *_WAITS)
+
+
+class MigratorWouldRefuse(pulumi.RunError):
+    """The db-migrator task of this image would refuse the database: the preview refuses first."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +57,8 @@ class Reading:
     applied: list[int]
     pending: list[Migration]
     error: str | None  # why the database could not be read, password removed
-    refusal: str | None = None  # why the next up would refuse to run: edited applied files
-
-
-def _unreadable(exc: Exception, database_url: str) -> str:
-    if isinstance(exc, MigratorError):
-        return redact(str(exc), database_url)
-    return redact(f"{type(exc).__name__}: {exc}", database_url)
+    refusal: str | None = None  # why the db-migrator task would refuse to run, in the migrator's words
+    ahead: list[int] = field(default_factory=list)  # applied versions newer than every file
 
 
 def applied_versions(database_url: str, table: str = DEFAULT_TABLE) -> tuple[list[int], str | None]:
@@ -58,36 +68,48 @@ def applied_versions(database_url: str, table: str = DEFAULT_TABLE) -> tuple[lis
             # goose's rule (the newest row of a version decides) lives in the migrator's Store.
             applied = Store(conn, TableName.parse(table)).applied()
     except Exception as exc:  # any driver failure must stay a warning, and stay redacted
-        return [], _unreadable(exc, database_url)
+        return [], unreadable(exc, database_url)
     return sorted(applied), None
 
 
-def read_database(database_url: str, migrations: list[Migration], table: str = DEFAULT_TABLE) -> Reading:
-    """What the next ``up`` would do with ``migrations``, and whether it would refuse."""
+def read_database(
+    database_url: str, migrations: list[Migration], table: str = DEFAULT_TABLE, migrate_to: int | None = None
+) -> Reading:
+    """What the db-migrator task (``migrate-to migrate_to``) would do with ``migrations`` going
+    forward, planned as it plans (every file it would run parsed), and why it would refuse."""
     refusal = None
     try:
         with connect(database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as conn:
-            status = Migrator(conn, migrations, TableName.parse(table)).status()
+            migrator = Migrator(conn, migrations, TableName.parse(table))
+            status = migrator.status()
             try:
-                refuse_drift(status)
+                if migrate_to is None or migrate_to > status.highest:  # else schema_target.py checks it
+                    migrator.plan_up(target=migrate_to, status=status)
             except MigratorError as exc:
                 refusal = error_message(exc)
     except Exception as exc:
-        return Reading([], [], _unreadable(exc, database_url))
+        return Reading([], [], unreadable(exc, database_url))
     applied = sorted(s.migration.version for s in status.migrations if s.applied) + status.unknown_applied
-    return Reading(sorted(applied), status.pending, None, refusal)
+    return Reading(sorted(applied), status.pending, None, refusal, status.ahead)
 
 
 class MigrationStatusProvider(ResourceProvider):
     """Inputs: database_url (secret), table, versions (those in migrations/), migrations_hash,
-    job_id. Outputs add ``applied``, ``latest`` (0 when none), ``pending`` (versions in
-    migrations/ not applied) and ``error`` (None when read)."""
+    migrator_image, deployment (the migrator's, infra/jobspec.py) and the verdict's waits in
+    seconds (attempts, first_run_seconds, retry_seconds, wait_seconds). Outputs add ``applied``,
+    ``latest`` (0 when none), ``pending`` (versions in migrations/ not applied), ``last_run``
+    (the run that decided, else the newest) and ``error`` (None when read)."""
 
-    def _outputs(self, props: dict[str, Any], verdict: Run | None = None) -> dict[str, Any]:
+    def _outputs(self, props: dict[str, Any], verdict: Verdict | None = None) -> dict[str, Any]:
         url, table = str(props["database_url"]), str(props.get("table") or DEFAULT_TABLE)
         applied, error = applied_versions(url, table)
         done = set(applied)
-        last = verdict or last_run(url, table)
+        last = verdict.run if verdict and verdict.run else last_run(url, table)
+        if verdict and verdict.unreadable:
+            error = (
+                f"{verdict.unreadable}; the migrator's verdict on this deployment was not read, and `pulumi up` did"
+                " not wait for it: Nomad's deployment decides (`nomad job status api`)"
+            )
         return {
             **props,
             "applied": applied,
@@ -97,17 +119,24 @@ class MigrationStatusProvider(ResourceProvider):
             "last_run": summary(last) if last else None,
         }
 
-    def _verdict(self, props: dict[str, Any], *, new_runs: bool) -> Run | None:
-        """The migrator's verdict on the job version this update deploys; raises when it failed."""
-        image, seconds = props.get("migrator_image"), props.get("wait_seconds") or 0
-        if not image or not seconds:
+    def _verdict(self, props: dict[str, Any]) -> Verdict | None:
+        """The migrator's verdict on the deployment; raises when it failed."""
+        deployment = props.get("deployment")
+        if not deployment or not props.get("wait_seconds"):
             return None
+        patience = Patience(
+            int(props["attempts"]),
+            float(props["first_run_seconds"]),
+            float(props["retry_seconds"]),
+            float(props["wait_seconds"]),
+        )
         table = TableName.parse(str(props.get("table") or DEFAULT_TABLE))
-        return wait_for_verdict(str(props["database_url"]), table, str(image), float(seconds), new_runs=new_runs)
+        image = str(props.get("migrator_image") or "?")
+        return wait_for_verdict(str(props["database_url"]), table, str(deployment), image, patience)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        # A job that exists already may have run this image before the status did.
-        return CreateResult(_STATUS_ID, self._outputs(props, self._verdict(props, new_runs=False)))
+        # A job that exists already may have run this deployment before the status did.
+        return CreateResult(_STATUS_ID, self._outputs(props, self._verdict(props)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, self._outputs(props))
@@ -119,15 +148,15 @@ class MigrationStatusProvider(ResourceProvider):
         return DiffResult(changes=bool(changed))  # never a replacement: this resource only reads
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        # Nomad runs the migrator only when the job changes: wait only then.
-        redeployed = any(olds.get(key) != news.get(key) for key in ("migrator_image", "job_fingerprint"))
-        return UpdateResult(self._outputs(news, self._verdict(news, new_runs=True) if redeployed else None))
+        # Nomad runs the migrator again only when what it runs changes: wait only then.
+        redeployed = olds.get("deployment") != news.get("deployment")
+        return UpdateResult(self._outputs(news, self._verdict(news) if redeployed else None))
 
 
 class MigrationStatus(pulumi.dynamic.Resource):
-    """What the database has applied after this update. When the update changes the job, it
-    first waits (at most ``wait_seconds``, the job's own deadline) for the migrator's run of
-    ``migrator_image`` and fails with the migrator's message if that run failed. It does not
+    """What the database has applied after this update. When the update changes what the
+    migrator runs (``deployment``), it first waits (within ``deadlines``) for the migrator's
+    verdict on that deployment and fails with the migrator's message if it failed. It does not
     depend on the job: a failed deployment must not keep it from reporting why."""
 
     applied: pulumi.Output[list[int]]
@@ -144,8 +173,8 @@ class MigrationStatus(pulumi.dynamic.Resource):
         versions: list[int],
         migrations_hash: pulumi.Input[str],
         migrator_image: pulumi.Input[str],
-        job_fingerprint: pulumi.Input[str],
-        wait_seconds: int,
+        deployment: pulumi.Input[str],
+        deadlines: Deadlines,
         opts: pulumi.ResourceOptions | None = None,
     ):
         props = {
@@ -154,8 +183,11 @@ class MigrationStatus(pulumi.dynamic.Resource):
             "versions": versions,
             "migrations_hash": migrations_hash,
             "migrator_image": migrator_image,
-            "job_fingerprint": job_fingerprint,
-            "wait_seconds": wait_seconds,
+            "deployment": deployment,
+            "attempts": MIGRATOR_ATTEMPTS,
+            "first_run_seconds": deadlines.first_run,
+            "retry_seconds": deadlines.retry,
+            "wait_seconds": deadlines.pulumi_timeout,
             "applied": None,
             "latest": None,
             "pending": None,
@@ -195,18 +227,25 @@ def pending_migrations(
     database_url: pulumi.Output[str], root: Path, migrate_to: int | None = None
 ) -> pulumi.Output[list[int]]:
     """Versions the next deployment will apply (up to ``migrate_to``), logged one line per
-    file, and the migrator's last run; [] if the database cannot be read."""
+    file, and the migrator's last run; [] if the database cannot be read. Raises
+    MigratorWouldRefuse when the db-migrator task would refuse to run."""
     migrations = collect(root / "migrations")
 
     def report(url: str) -> list[int]:
-        reading = read_database(url, migrations)
+        reading = read_database(url, migrations, migrate_to=migrate_to)
         if reading.error is not None:
             pulumi.log.warn(f"migration status: cannot read the database from here: {reading.error}")
             return []
         if (last := last_run(url, DEFAULT_TABLE)) is not None:
-            (pulumi.log.warn if last.outcome in ("failed", "interrupted") else pulumi.log.info)(describe(last))
+            (pulumi.log.info if last.outcome == Outcome.SUCCEEDED else pulumi.log.warn)(describe(last))
         if reading.refusal is not None:
-            pulumi.log.warn(f"the migrator will refuse to run: {reading.refusal}")
+            raise MigratorWouldRefuse(
+                f"the db-migrator task of this image would refuse to run: {reading.refusal}."
+                " Nothing is deployed until the database or migrations/ is fixed"
+            )
+        if reading.ahead:
+            newest = max((m.version for m in migrations), default=0)
+            pulumi.log.warn(f"migration status: {ahead_text(reading.ahead, newest, Ahead.NEWER_IMAGE)}")
         pending = [m for m in reading.pending if migrate_to is None or m.version <= migrate_to]
         for migration in pending:
             pulumi.log.info(f"pending migration: {migration.filename}{_how_it_runs(migration)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -21,20 +22,21 @@ from psycopg import sql
 from migrator import planning
 from migrator.applying import Applier
 from migrator.events import (
+    Ahead,
     ChecksumsAdopted,
+    DatabaseAhead,
     EditAccepted,
     Event,
     InterruptedRunFound,
     MigrationResult,
     RunResult,
 )
-from migrator.history import Recording, RunRecorder
+from migrator.history import History, Recording, RunRecorder
 from migrator.ledger import Ledger, checksums
 from migrator.lock import AdvisoryLocker, SessionLocker
 from migrator.options import Options
 from migrator.parser import Direction
 from migrator.planning import Step
-from migrator.refusals import DownRefused
 from migrator.safety import Safety
 from migrator.seal import Seal
 from migrator.server_session import writable_session
@@ -60,7 +62,9 @@ class Migrator:
     commands wait up to ``lock_wait`` seconds for the locker's lock (goose's advisory lock
     unless ``locker`` says otherwise). ``manifest`` is a sha256sum listing of the files,
     as the image carries: when it lists exactly them, checksums come from it and a no-op
-    ``up`` can be proved from a seal without listing a file."""
+    ``up`` can be proved from a seal without listing a file. ``run_timeout`` is a budget in
+    seconds for each writing command from the moment it holds the lock: no statement runs
+    past it."""
 
     def __init__(
         self,
@@ -75,6 +79,7 @@ class Migrator:
         env: Mapping[str, str] | None = None,
         recorder: RunRecorder | None = None,
         on_event: Callable[[Event], None] | None = None,
+        run_timeout: float | None = None,
     ):
         self.conn = conn
         self.directory = migrations if isinstance(migrations, Path) else None
@@ -86,6 +91,7 @@ class Migrator:
         self.env = env
         self.recorder = recorder
         self.notify = on_event or (lambda _: None)
+        self.run_timeout = run_timeout
         self._use_table(table)
 
     def _use_table(self, table: TableName) -> None:
@@ -142,27 +148,43 @@ class Migrator:
         rerun = {step.migration.version for step in steps}
         for entry in status.interrupted:
             self.notify(InterruptedRunFound(entry, entry.version in rerun))
-        result = self._execute(run, steps, adopt=status.unrecorded)
+        if status.ahead:
+            self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
+        result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)
         self._seal.reseal(self.status)
         return result
 
-    def migrate_to(self, target: int | None, *, lock_wait: float) -> RunResult:
+    def migrate_to(self, target: int | None, *, lock_wait: float, rollback_id: str | None = None) -> RunResult:
         """Move the database to exactly ``target`` (None: the newest file): ``up-to`` when the
-        database is behind it, ``down-to`` (only with ``allow_down``) when ahead, nothing when equal."""
+        database is behind it, ``down-to`` when ahead, nothing when equal. Going down needs
+        ``allow_down``, and happens once per ``rollback_id``: a rollback that completed before
+        is not run again when the database moved on since. Without going down, versions above
+        ``target`` stay applied and are reported (DatabaseAhead), as goose's up-to leaves them."""
         planning.refuse_unknown_target(target, self.migrations)
-        with self._locked(lock_wait) as run:
+        with self._locked(lock_wait, rollback_id) as run:
             if target is None:
                 return self._up(run, None)
             # The versions alone: a full status would also hash every applied file.
-            highest = max(self.store.applied(), default=0)
+            applied = self.store.applied()
+            highest = max(applied, default=0)
             if target > highest:
                 return self._up(run, target)
             if target == highest:
-                return RunResult(current_version(self.store.applied()), already_at=target)
-            steps = self.plan_down(target=target, status=self._status_for_writing(run))
+                return RunResult(current_version(applied), already_at=target)
+            above = sorted(v for v in applied if v > target)
             if not self.options.allow_down:
-                raise DownRefused(target, [step.migration for step in steps])
+                return self._stay_ahead(applied, DatabaseAhead(above, target, Ahead.DOWN_NOT_ALLOWED))
+            done = History(self.conn, self.store.table).rollback_completed(rollback_id) if rollback_id else None
+            if done is not None:
+                completed = DatabaseAhead(above, target, Ahead.ROLLBACK_DONE, rollback_id, done.finished_at)
+                return self._stay_ahead(applied, completed)
+            steps = self.plan_down(target=target, status=self._status_for_writing(run))
             return self._execute(run, steps)
+
+    def _stay_ahead(self, applied: dict[int, datetime], ahead: DatabaseAhead) -> RunResult:
+        """Nothing to do for the versions above the target, said so."""
+        self.notify(ahead)
+        return RunResult(current_version(applied), ahead=ahead.versions)
 
     def down(self, *, target: int | None = None, reset: bool = False, lock_wait: float) -> RunResult:
         """Roll back the most recently applied file, down to ``target``, or every one (``reset``)."""
@@ -178,23 +200,27 @@ class Migrator:
             return self._execute(run, down + up)
 
     @contextmanager
-    def _locked(self, lock_wait: float) -> Iterator[_Run]:
+    def _locked(self, lock_wait: float, rollback_id: str | None = None) -> Iterator[_Run]:
         """The locker's lock around a writing command, in a session of its own that may write
         (refused before anything is locked or set), and the run's record inside it. The
         session is given back as it was found."""
         session = writable_session(self.conn, self.store.table)
         self._use_table(session.table)
-        run = _Run(Applier(self.conn, self.store, self.ledger, self.safety, self.notify, session=session))
+        applier = Applier(
+            self.conn, self.store, self.ledger, self.safety, self.notify, session=session, run_timeout=self.run_timeout
+        )
+        run = _Run(applier)
         try:
             self.conn.execute(session.run_settings)
             self.locker.lock(self.conn, lock_wait)
+            applier.start_clock()
             try:
                 if self.recorder is None:
                     yield run
                     return
                 applied = lambda: [r.version for r in run.results if r.direction is Direction.UP]  # noqa: E731
                 with replace(self.recorder, table=session.table).around(
-                    self.conn, applied, changed=lambda: bool(run.results)
+                    self.conn, applied, rollback_id, changed=lambda: bool(run.results)
                 ) as recording:
                     run.recording = recording
                     yield run
@@ -221,7 +247,9 @@ class Migrator:
         found = checksums(self.migrations, {m.version for m in migrations}, self.manifest)
         self.ledger.record_applied(migrations, found)
 
-    def _execute(self, run: _Run, steps: list[Step], adopt: list[Migration] | None = None) -> RunResult:
+    def _execute(
+        self, run: _Run, steps: list[Step], adopt: list[Migration] | None = None, ahead: list[int] | None = None
+    ) -> RunResult:
         """Run planned steps; every file was parsed by the planner before this point."""
         if run.recording is not None:
             run.recording.start()
@@ -239,4 +267,4 @@ class Migrator:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
         run.applier.apply_all(steps, run.results, seen_up_to=int(newest[0]))
-        return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted)
+        return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted, ahead=ahead or [])

@@ -17,6 +17,9 @@ nobody saw happen.
 A file that ends its transaction itself (its own ``COMMIT``) runs on from there as goose runs
 it, and its version row is written in whatever transaction state the file left
 (own_transaction.py).
+
+With a budget for the whole run (``--run-timeout``), each statement's ``statement_timeout`` is
+the smaller of its own and what is left, and no statement starts once nothing is.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -31,6 +35,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from migrator.durations import MIN_SECONDS, milliseconds
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
 from migrator.index_builds import INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
@@ -65,6 +70,13 @@ class _Blocked(Exception):
     def __init__(self, number: int, cause: psycopg.Error):
         self.number = number
         self.cause = cause
+
+
+class _OutOfTime(Exception):
+    """The run's budget is spent: statement ``number`` of the file must not start."""
+
+    def __init__(self, number: int):
+        self.number = number
 
 
 def _ran(step: Step, done: int) -> str:
@@ -106,6 +118,7 @@ class Applier:
         *,
         session: RunSession,
         observe: Callable[[Step, int], None] | None = None,
+        run_timeout: float | None = None,
     ):
         self.conn = conn
         self.store = store
@@ -118,6 +131,44 @@ class Applier:
         self._table = store.table.identifier.as_string(conn)
         self._local = safety.set_statements(local=True)
         self._seen_up_to = 0
+        self.run_timeout = run_timeout
+        self.deadline: float | None = None  # time.monotonic() when the budget is spent
+        self._budget_bound = False  # the running statement's timeout is what is left of the budget
+
+    def start_clock(self) -> None:
+        """The run's budget starts now (once it holds the lock)."""
+        self.deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
+
+    def _timeouts(self, number: int) -> Safety:
+        """The timeouts statement ``number`` starts under; _OutOfTime when the budget is spent."""
+        self._budget_bound = False
+        if self.deadline is None:
+            return self.safety
+        left = self.deadline - time.monotonic()
+        if left < MIN_SECONDS:
+            raise _OutOfTime(number)
+        self._budget_bound = left < self.safety.statement_timeout
+        return replace(self.safety, statement_timeout=min(left, self.safety.statement_timeout))
+
+    def _set_statement_timeout(self, number: int, *, local: bool) -> str:
+        """Another statement's budget, sent with it: nothing without a budget."""
+        if self.deadline is None:
+            return ""
+        seconds = self._timeouts(number).statement_timeout
+        return f"SET {'LOCAL ' if local else ''}statement_timeout = '{milliseconds(seconds)}ms'"
+
+    def _reason(self, exc: psycopg.Error) -> str:
+        reason = pg_reason(exc)
+        if self._budget_bound and isinstance(exc, pg_errors.QueryCanceled):
+            reason += f" (the statement had what was left of the run's budget, --run-timeout {self.run_timeout:g}s)"
+        return reason
+
+    def _out_of_time(self, step: Step, number: int, what: str, *, rolled_back: bool = True) -> MigrationFailed:
+        reason = f"the run's budget (--run-timeout {self.run_timeout:g}s) was spent"
+        return MigrationFailed(
+            f"{step.where(number)} was not started: {reason}; {what}",
+            _failure(step, number, reason, rolled_back=rolled_back),
+        )
 
     def apply_all(self, steps: list[Step], results: list[MigrationResult], *, seen_up_to: int) -> None:
         """Apply the steps in order, adding each finished one to ``results`` as it finishes.
@@ -208,7 +259,9 @@ class Applier:
                     ) from None
                 pause = self.safety.backoff(attempt)
                 self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, pause))
-                time.sleep(pause)
+                # No pause past the budget: the next attempt then finds it spent.
+                left = pause if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+                time.sleep(min(pause, left))
 
     def _attempt_in_transaction(self, step: Step) -> None:
         # BEGIN, the timeouts and the guard travel with the first statement; the session's
@@ -217,7 +270,16 @@ class Applier:
         # and a guard that passes do not fail.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
-        opening = f"BEGIN; {self._local}; {self._guard(step)}"
+        try:
+            timeouts = self._timeouts(1 if step.parsed.statements else 0)
+        except _OutOfTime as spent:
+            raise self._out_of_time(
+                step,
+                spent.number,
+                f"nothing of this file was applied and version {step.migration.version} was not {step.tracking}",
+            ) from None
+        local = self._local if timeouts is self.safety else timeouts.set_statements(local=True)
+        opening = f"BEGIN; {local}; {self._guard(step)}"
         closing = f"{self.session.file_end}; {self._local}; {self._tracking(step).as_string(self.conn)}; COMMIT"
         split = first_split(step.parsed)
         copies = _copies_to_client(step)
@@ -226,7 +288,8 @@ class Applier:
                 cursor.execute(opening)
             for index, statement in enumerate(step.parsed.statements, start=1):
                 number = index
-                _send(cursor, statement.sql, opening if index == 1 else None, copy=index in copies)
+                budget = opening if index == 1 else self._set_statement_timeout(index, local=True)
+                _send(cursor, statement.sql, budget or None, copy=index in copies)
                 if self.observe is not None:
                     self.observe(step, index)
                 if index == split:
@@ -243,6 +306,15 @@ class Applier:
                 f" and version {step.migration.version} was not {step.tracking}",
                 _failure(step, number, "interrupted", rolled_back=True),
             ) from None
+        except _OutOfTime as spent:
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            raise self._out_of_time(
+                step,
+                spent.number,
+                f"rolled back: nothing of this file was applied and version"
+                f" {step.migration.version} was not {step.tracking}",
+            ) from None
         except psycopg.Error as exc:
             if self.conn.broken:
                 raise self._lost_in_transaction(step, number, exc) from None
@@ -250,11 +322,12 @@ class Applier:
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, pg_errors.LockNotAvailable):
                 raise _Blocked(number, exc) from None
+            reason = self._reason(exc)
             raise self._guard_failure(step, exc) or MigrationFailed(
-                f"{step.where(number)} failed: {pg_reason(exc)};"
+                f"{step.where(number)} failed: {reason};"
                 f" rolled back: nothing of this file was applied and version {step.migration.version}"
                 f" was not {step.tracking}",
-                _failure(step, number, pg_reason(exc), rolled_back=True),
+                _failure(step, number, reason, rolled_back=True),
             ) from None
         assert split is not None  # the loop ended at the file's own end of its transaction
         self._run_after_own_transaction(step, split, copies)
@@ -319,8 +392,14 @@ class Applier:
         # A concurrent index build waits for every older transaction: no lock_timeout cuts it short.
         waits = [0 if build is not None else self.safety.lock_timeout for build in builds]
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING
+        try:
+            timeouts = self._timeouts(1 if statements else 0)
+        except _OutOfTime as spent:
+            raise self._out_of_time(
+                step, spent.number, f"nothing of this file ran and version {migration.version} was not {step.tracking}"
+            ) from None
         entry = self.ledger.put_sql(migration.version, migration.filename, step.parsed.sha256, state, len(statements))
-        opening = [sql.SQL(self._guard(step)), entry, sql.SQL(self.safety.set_statements(local=False))]
+        opening = [sql.SQL(self._guard(step)), entry, sql.SQL(timeouts.set_statements(local=False))]
         try:
             self.conn.execute(sql.SQL("; ").join(opening + self._lock_timeout_change(waits, 0)))
         except psycopg.Error as exc:
@@ -334,10 +413,27 @@ class Applier:
             built = [b for b in builds[:number] if b is not None]
             self._run_statement(step, number, statement.sql, built, copy=number in copies)
             progress = [self.ledger.progress_sql(migration.version, number), *self._lock_timeout_change(waits, number)]
+            # The next statement's budget travels with this one's progress, which is recorded
+            # even when the budget is spent.
+            out_of_time = False
+            if number < len(statements):
+                try:
+                    if following := self._set_statement_timeout(number + 1, local=False):
+                        progress.append(sql.SQL(following))
+                except _OutOfTime:
+                    out_of_time = True
             try:
                 self.conn.execute(sql.SQL("; ").join(progress))
             except (psycopg.Error, KeyboardInterrupt) as exc:
                 raise self._unrecorded(step, number, exc) from None
+            if out_of_time:
+                raise self._out_of_time(
+                    step,
+                    number + 1,
+                    f"{_ran(step, number)}{self._invalid_left(built)}; version {migration.version} was not"
+                    f" {step.tracking}. `status` shows it; rerun to finish it",
+                    rolled_back=False,
+                ) from None
         built = [build for build in builds if build is not None]
         # One simple query is one implicit transaction: both rows or neither, and neither while
         # a concurrent build's INVALID index remains (looked up under the file's search_path).
@@ -397,11 +493,11 @@ class Applier:
                     " `status` shows the file as interrupted; repair by hand, then rerun",
                     _failure(step, number, pg_reason(exc), rolled_back=False),
                 ) from None
-            left = self._invalid_left(builds)
+            left, reason = self._invalid_left(builds), self._reason(exc)
             raise MigrationFailed(
-                f"{step.where(number)} failed in a NO TRANSACTION migration: {pg_reason(exc)};"
+                f"{step.where(number)} failed in a NO TRANSACTION migration: {reason};"
                 f" {_ran(step, number - 1)}{left}; version {version} was not {tracking}. Repair by hand, then rerun",
-                _failure(step, number, pg_reason(exc), rolled_back=number == 1 and not left),
+                _failure(step, number, reason, rolled_back=number == 1 and not left),
             ) from None
 
     def _invalid_left(self, builds: list[sql.Composable]) -> str:

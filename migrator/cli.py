@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,20 @@ def _safety(ns: argparse.Namespace, environ: Mapping[str, str]) -> Safety:
     )
 
 
+def _run_timeout(ns: argparse.Namespace, environ: Mapping[str, str]) -> float | None:
+    value = ns.run_timeout or environ.get("MIGRATOR_RUN_TIMEOUT")
+    return None if value is None else _duration("--run-timeout", value, 0)
+
+
+_ROLLBACK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _rollback_id(value: str | None) -> str | None:
+    if value is not None and not _ROLLBACK_ID.fullmatch(value):
+        raise UsageError(f"--rollback-id must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}")
+    return value
+
+
 _GLOBALS_WITH_VALUE = ("--dir", "--table", "--dsn")
 
 
@@ -156,6 +171,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         lint_all=getattr(ns, "lint_all", False),
         scratch_dsn=getattr(ns, "scratch_dsn", None) or environ.get(SCRATCH_DSN_ENV) or "",
         exclude_schemas=tuple(getattr(ns, "exclude_schemas", None) or ()),
+        rollback_id=_rollback_id(getattr(ns, "rollback_id", None)),
+        run_timeout=_run_timeout(ns, environ) if applies else None,
     )
 
 

@@ -41,6 +41,13 @@ OPTIONS: dict[str, _Option] = {
         ("--allow-down",),
         {"action": "store_true", "help": "roll back when VERSION is below the database's version"},
     ),
+    "rollback-id": (
+        ("--rollback-id",),
+        {
+            "metavar": "ID",
+            "help": "the rollback this run carries: once a run with ID completed, going down is not done again",
+        },
+    ),
     "lock-timeout": (
         ("--lock-timeout",),
         {
@@ -59,6 +66,14 @@ OPTIONS: dict[str, _Option] = {
     "statement-timeout": (
         ("--statement-timeout",),
         {"metavar": "DURATION", "help": "statement_timeout (env MIGRATOR_STATEMENT_TIMEOUT, default 3h)"},
+    ),
+    "run-timeout": (
+        ("--run-timeout",),
+        {
+            "metavar": "DURATION",
+            "help": "budget of the whole run once it holds the lock: no statement runs past it"
+            " (env MIGRATOR_RUN_TIMEOUT, default none)",
+        },
     ),
     "lock-retries": (
         ("--lock-retries",),
@@ -82,7 +97,7 @@ OPTIONS: dict[str, _Option] = {
         },
     ),
 }
-_APPLYING = ("lock-timeout", "db-lock-timeout", "statement-timeout", "lock-retries")
+_APPLYING = ("lock-timeout", "db-lock-timeout", "statement-timeout", "lock-retries", "run-timeout")
 _UP = ("allow-missing", "allow-edited", "accept-edited", *_APPLYING)
 _DOWN = ("allow-edited", "accept-edited", "allow-interrupted", *_APPLYING)
 _READ_PLAN = ("allow-missing", "allow-edited")
@@ -117,7 +132,7 @@ COMMANDS = (
         "move the database to exactly VERSION: up-to when behind, down-to when ahead, nothing when equal",
         commands.migrate_to,
         ("VERSION", "a version of a migration file, or latest"),
-        ("allow-down", *_UP, "allow-interrupted"),
+        ("allow-down", "rollback-id", *_UP, "allow-interrupted"),
     ),
     Command("status", "applied and pending migrations", commands.status, options=("json",)),
     Command("history", "the recorded runs, newest first", commands.history, options=("json",)),

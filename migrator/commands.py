@@ -68,6 +68,7 @@ def _migrator(conn: psycopg.Connection, settings: Settings, *, record: bool = Fa
         safety=settings.safety,
         recorder=recorder,
         on_event=print_event,
+        run_timeout=settings.run_timeout,
     )
 
 
@@ -129,7 +130,8 @@ def redo(settings: Settings) -> None:
 def migrate_to(settings: Settings) -> None:
     target = None if settings.argument == "latest" else version_argument(settings)
     with _database(settings, writes=True) as conn:
-        print_result(_migrator(conn, settings, record=True).migrate_to(target, lock_wait=settings.lock_wait))
+        migrator = _migrator(conn, settings, record=True)
+        print_result(migrator.migrate_to(target, lock_wait=settings.lock_wait, rollback_id=settings.rollback_id))
 
 
 # -- reading commands ------------------------------------------------------------------

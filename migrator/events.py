@@ -9,6 +9,8 @@ line turns both into goose's text (operator_text.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 
 from migrator.ledger import Entry
 from migrator.parser import Direction
@@ -36,6 +38,7 @@ class RunResult:
     accepted: list[Migration] = field(default_factory=list)  # edited applied files whose new checksum it recorded
     adopted: list[Migration] = field(default_factory=list)  # applied before checksums existed; now recorded
     already_at: int | None = None  # migrate_to's target, when the database was there already
+    ahead: list[int] = field(default_factory=list)  # applied versions it left above its target (DatabaseAhead)
 
 
 @dataclass(frozen=True)
@@ -76,4 +79,24 @@ class MigrationFinished:
     result: MigrationResult
 
 
-Event = EditAccepted | ChecksumsAdopted | InterruptedRunFound | LockRetry | MigrationFinished
+class Ahead(StrEnum):
+    """Why a run leaves versions applied above where it moves the database."""
+
+    NEWER_IMAGE = "newer image"  # newer than every file: a newer image applied them
+    DOWN_NOT_ALLOWED = "down not allowed"  # migrate_to's target is lower, and going down was not allowed
+    ROLLBACK_DONE = "rollback done"  # the rollback that asked for the target completed before
+
+
+@dataclass(frozen=True)
+class DatabaseAhead:
+    """The database has ``versions`` applied above ``above`` (the newest file, or migrate_to's
+    target), and this run applies and rolls back nothing for them, as goose's up does."""
+
+    versions: list[int]
+    above: int
+    why: Ahead
+    rollback_id: str | None = None  # with ROLLBACK_DONE: the rollback, and when it completed
+    completed_at: datetime | None = None
+
+
+Event = EditAccepted | ChecksumsAdopted | InterruptedRunFound | LockRetry | MigrationFinished | DatabaseAhead

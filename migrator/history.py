@@ -1,11 +1,14 @@
 """Every writing run records itself in ``<table>_runs``, beside goose's table.
 
 The record is how `pulumi up` learns the migrator's verdict without the Nomad API: which
-image ran (``MIGRATOR_IMAGE``, set by the jobspec) in which allocation (``NOMAD_ALLOC_ID``,
-set by Nomad), the command, when it started and finished, what it applied and, for a
-failure, the file, statement, line and PostgreSQL's message. Only the newest runs are
-kept. A failure is recorded on a connection of its own: the failed migration's rollback,
-or a session PostgreSQL ended, must not take the record with it.
+image ran (``MIGRATOR_IMAGE``, set by the jobspec) for which deployment (``MIGRATOR_DEPLOYMENT``,
+the digest of the task as the jobspec defines it) in which allocation (``NOMAD_ALLOC_ID``,
+set by Nomad), the command and the rollback it carries (``--rollback-id``), when it started
+and finished, what it applied and, for a failure, the file, statement, line and
+PostgreSQL's message. Only the newest runs are kept, and the run that completed each
+rollback, so that a rollback runs once. A failure is recorded on a connection of its own:
+the failed migration's rollback, or a session PostgreSQL ended, must not take the record
+with it.
 
 A successful run that applied or rolled back a file also records the digests of the schema it
 left (``schema_digests``, one per schema), so ``status`` can tell that the schema changed since
@@ -34,8 +37,12 @@ from migrator.lock import GOOSE_LOCK_ID
 from migrator.store import TableName
 
 IMAGE_ENV = "MIGRATOR_IMAGE"
+DEPLOYMENT_ENV = "MIGRATOR_DEPLOYMENT"
 ALLOCATION_ENV = "NOMAD_ALLOC_ID"
 KEEP_RUNS = 100
+# Columns added since the table was first shipped, with their types: a table an older migrator
+# created gains them, and reading one that has not gained them yet reads the Run's defaults.
+_ADDED_COLUMNS = {"deployment": "text NOT NULL DEFAULT ''", "rollback_id": "text", "backend_pid": "integer"}
 DIGESTS_COLUMN = "schema_digests"
 
 
@@ -61,6 +68,8 @@ class Run:
     failed_statement: int | None
     failed_line: int | None
     error: str | None
+    deployment: str = ""
+    rollback_id: str | None = None
     backend_pid: int | None = None  # the server session that ran it: a run whose session is gone was lost
 
     def as_dict(self) -> dict[str, object]:
@@ -74,7 +83,9 @@ _RUN_FIELDS = [field.name for field in fields(Run)]
 
 
 def _known_columns(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: row.get(name) for name in _RUN_FIELDS}
+    """A row's values of the Run's fields: a newer migrator's columns left out, and an older
+    table's missing ones left to the Run's defaults."""
+    return {name: row[name] for name in _RUN_FIELDS if name in row}
 
 
 def runs_table(table: TableName) -> TableName:
@@ -86,14 +97,17 @@ class History:
         self.conn = conn
         self.table = runs_table(table)
 
+    def _columns(self) -> set[str]:
+        """The table's column names; none when there is no table."""
+        rows = self.conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (self.table.identifier.as_string(self.conn),),
+        ).fetchall()
+        return {str(row[0]) for row in rows}
+
     def ensure(self) -> None:
-        row = self.conn.execute(
-            "SELECT to_regclass(%(table)s) IS NOT NULL, EXISTS (SELECT FROM pg_attribute"
-            " WHERE attrelid = to_regclass(%(table)s) AND attname = 'backend_pid' AND NOT attisdropped)",
-            {"table": self.table.identifier.as_string(self.conn)},
-        ).fetchone()
-        exists, recorded_pid = row or (False, False)
-        if not exists:
+        columns = self._columns()
+        if not columns:
             self.conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
@@ -105,24 +119,34 @@ class History:
                     " command text NOT NULL,"
                     " outcome text NOT NULL DEFAULT 'running',"
                     " applied bigint[] NOT NULL DEFAULT '{{}}',"
-                    " failed_file text, failed_statement integer, failed_line integer, error text,"
-                    " backend_pid integer)"
+                    " failed_file text, failed_statement integer, failed_line integer, error text)"
                 ).format(self.table.identifier)
             )
-        elif not recorded_pid:  # a table from before the server session was recorded
+        missing = [name for name in _ADDED_COLUMNS if name not in columns]
+        if missing:
             self.conn.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS backend_pid integer").format(self.table.identifier)
+                sql.SQL("ALTER TABLE {} ").format(self.table.identifier)
+                + sql.SQL(", ").join(
+                    sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
+                        sql.Identifier(name), sql.SQL(_ADDED_COLUMNS[name])
+                    )
+                    for name in missing
+                )
             )
 
-    def start(self, command: str, image: str, allocation: str) -> int:
-        """Record a run as running, with its server session; forget all but the newest runs;
-        and close as lost every other run still running whose session no longer holds goose's
-        lock (this run holds it now): it died without a word, killed or cut off."""
+    def start(self, command: str, image: str, allocation: str, deployment: str, rollback_id: str | None) -> int:
+        """Record a run as running, with its server session; forget all but the newest runs and,
+        of each rollback, the run that completed it first; and close as lost every other run
+        still running whose session no longer holds goose's lock (this run holds it now): it
+        died without a word, killed or cut off."""
         row = self.conn.execute(
             sql.SQL(
-                "WITH started AS (INSERT INTO {runs} (command, image, allocation, backend_pid)"
-                " VALUES (%(command)s, %(image)s, %(allocation)s, pg_backend_pid()) RETURNING id),"
-                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %(keep)s),"
+                "WITH started AS (INSERT INTO {runs} (command, image, allocation, deployment, rollback_id, backend_pid)"
+                " VALUES (%(command)s, %(image)s, %(allocation)s, %(deployment)s, %(rollback_id)s, pg_backend_pid())"
+                " RETURNING id),"
+                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %(keep)s AND id NOT IN"
+                " (SELECT min(id) FROM {runs} WHERE rollback_id IS NOT NULL AND outcome = 'succeeded'"
+                " GROUP BY rollback_id)),"
                 " lost AS (UPDATE {runs} r SET outcome = 'lost', finished_at = now(), error = format("
                 "'the run stopped without recording its outcome: its server session%%s no longer held the"
                 " migration lock when run %%s started. Its process was most likely killed (out of memory?) or"
@@ -138,6 +162,8 @@ class History:
                 "command": command,
                 "image": image,
                 "allocation": allocation,
+                "deployment": deployment,
+                "rollback_id": rollback_id,
                 "keep": KEEP_RUNS,
                 "high": GOOSE_LOCK_ID >> 32,
                 "low": GOOSE_LOCK_ID & 0xFFFFFFFF,
@@ -196,20 +222,43 @@ class History:
             return []
         return [Run(**_known_columns(row)) for row in rows]
 
+    def rollback_completed(self, rollback_id: str) -> Run | None:
+        """The first run that completed the rollback ``rollback_id``, or None."""
+        if "rollback_id" not in self._columns():
+            return None
+        row = (
+            self.conn.cursor(row_factory=dict_row)
+            .execute(
+                sql.SQL("SELECT * FROM {} WHERE rollback_id = %s AND outcome = %s ORDER BY id LIMIT 1").format(
+                    self.table.identifier
+                ),
+                (rollback_id, Outcome.SUCCEEDED.value),
+            )
+            .fetchone()
+        )
+        return None if row is None else Run(**_known_columns(row))
+
 
 class Recording:
     """One run's record, written when the run first changes the database."""
 
-    def __init__(self, history: History, command: str):
+    def __init__(self, history: History, command: str, rollback_id: str | None = None):
         self.history = history
         self.command = command
+        self.rollback_id = rollback_id
         self.run_id: int | None = None
 
     def start(self) -> int:
         if self.run_id is None:
             self.history.ensure()
-            image, allocation = os.environ.get(IMAGE_ENV, ""), os.environ.get(ALLOCATION_ENV, "")
-            self.run_id = self.history.start(self.command, image, allocation)
+            environ = os.environ
+            self.run_id = self.history.start(
+                self.command,
+                environ.get(IMAGE_ENV, ""),
+                environ.get(ALLOCATION_ENV, ""),
+                environ.get(DEPLOYMENT_ENV, ""),
+                self.rollback_id,
+            )
         return self.run_id
 
 
@@ -230,14 +279,15 @@ class RunRecorder:
         self,
         conn: psycopg.Connection,
         applied: Callable[[], list[int]],
+        rollback_id: str | None = None,
         *,
         changed: Callable[[], bool],
     ) -> Iterator[Recording]:
-        """Record the block's outcome. The block calls ``start()`` on what it is given before
-        its first write; a block that fails before that was refused as bad input, which
-        changes nothing, the history included. ``changed`` says whether the run applied or
-        rolled back anything."""
-        recording = Recording(History(conn, self.table), self.command)
+        """Record the block's outcome (and the rollback it carries). The block calls ``start()``
+        on what it is given before its first write; a block that fails before that was refused
+        as bad input, which changes nothing, the history included. ``changed`` says whether the
+        run applied or rolled back anything."""
+        recording = Recording(History(conn, self.table), self.command, rollback_id)
         try:
             yield recording
         except BaseException as exc:

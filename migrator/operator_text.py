@@ -7,8 +7,12 @@ refusals say what is wrong; here each gets the flag that gets past it.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from migrator.events import (
+    Ahead,
     ChecksumsAdopted,
+    DatabaseAhead,
     EditAccepted,
     Event,
     InterruptedRunFound,
@@ -17,14 +21,13 @@ from migrator.events import (
     RunResult,
 )
 from migrator.interruptions import describe_interruption
-from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 
 _FLAG_HINTS: dict[type[Exception], str] = {
     DriftRefused: ". Restore the applied file(s); or pass --allow-edited to go on this once (the edit is reported"
     " again next time), or --accept-edited to record the edited file's checksum as the applied one",
     OutOfOrderRefused: "; apply them out of order with --allow-missing",
     InterruptedRunRefused: ": finish it, or pass --allow-interrupted to roll back anyway",
-    DownRefused: "; going down needs --allow-down (the stack setting allowDown)",
 }
 
 
@@ -48,6 +51,32 @@ def event_line(event: Event) -> str:
         case InterruptedRunFound(entry, rerun):
             what = "running it again from the start" if rerun else "see status"
             return f"migrator: {describe_interruption(entry)}; {what}"
+        case DatabaseAhead(versions, above, why, rollback_id, completed_at):
+            return f"migrator: {ahead_text(versions, above, why, rollback_id, completed_at)}"
+
+
+def ahead_text(
+    versions: list[int], above: int, why: Ahead, rollback_id: str | None = None, completed_at: datetime | None = None
+) -> str:
+    """Why a run leaves ``versions`` applied above ``above``, as the operator reads it."""
+    listed = ", ".join(map(str, versions))
+    match why:
+        case Ahead.NEWER_IMAGE:
+            return (
+                f"the database is ahead of these migrations: version(s) {listed} applied beyond the newest file"
+                f" ({above}), by a newer image; nothing of them to apply or roll back"
+            )
+        case Ahead.DOWN_NOT_ALLOWED:
+            return (
+                f"the database is above version {above} (version(s) {listed} applied); going down needs"
+                " --allow-down (the stack setting allowDown): nothing rolled back"
+            )
+        case Ahead.ROLLBACK_DONE:
+            when = f" at {completed_at:%Y-%m-%d %H:%M:%S %Z}" if completed_at else ""
+            return (
+                f"rollback {rollback_id} to version {above} already completed{when}; version(s) {listed} were"
+                " applied since, and a rollback runs once: nothing rolled back"
+            )
 
 
 def result_line(result: RunResult) -> str:

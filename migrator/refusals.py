@@ -45,13 +45,3 @@ class InterruptedRunRefused(InputError):
             "; ".join(interruption_advice(e) for e in interrupted)
             + ". Rolling back other files first would leave it half done"
         )
-
-
-class DownRefused(InputError):
-    """migrate_to's target is below the database's version, and going down was not allowed."""
-
-    def __init__(self, target: int, rolled_back: list[Migration]):
-        self.target = target
-        self.rolled_back = rolled_back
-        names = ", ".join(m.filename for m in rolled_back)
-        super().__init__(f"migrate-to {target} would roll back {names or 'nothing (see status)'}")

@@ -28,8 +28,9 @@ class Safety:
     lock_timeout: float = 0.5
     # The migrator this replaces gave every statement 3 hours: a long index build must fit.
     statement_timeout: float = 3 * 3600.0
-    # At most about 71s of attempts and pauses per file (lock_retry_seconds), as the old
-    # defaults' 61s: a long transaction in the way is waited out, not failed at once.
+    # At most about 71s of attempts and pauses per file (16 x 0.5s, and pauses capped at 0.5s,
+    # 1s, 2s, 4s, then 5s), as the old defaults' 61s: a long transaction in the way is waited
+    # out, not failed at once. A deployment's run budget (--run-timeout) bounds them too.
     lock_retries: int = 15
     first_backoff: float = 0.5
     max_backoff: float = 5.0
@@ -53,9 +54,3 @@ class Safety:
     def backoff(self, retry: int) -> float:
         """The pause before retry ``retry``: anywhere up to its cap, so that waiters spread out."""
         return random.uniform(0, self.backoff_cap(retry))
-
-    @property
-    def lock_retry_seconds(self) -> float:
-        """The longest locks can hold up one file: every attempt's wait and every longest pause."""
-        pauses = sum(self.backoff_cap(retry) for retry in range(1, self.lock_retries + 1))
-        return (self.lock_retries + 1) * self.lock_timeout + pauses

@@ -58,6 +58,7 @@ class Seal:
         if found is None:
             return
         status = read_status()
-        complete = not (status.pending or status.edited or status.vanished or status.interrupted)
+        # A database ahead of these files is reported by every run, never sealed as complete.
+        complete = not (status.pending or status.edited or status.vanished or status.interrupted or status.ahead)
         sealed = found[0] if complete and status.highest == found[1] else None
         self.conn.execute(self.ledger.seal_sql(sealed))

@@ -46,3 +46,5 @@ class Settings:
     lint_all: bool = False
     scratch_dsn: str = ""  # the server rehearse and drift may create databases on
     exclude_schemas: tuple[str, ...] = ()  # left out of the drift comparison
+    rollback_id: str | None = None  # migrate-to's rollback, which runs once
+    run_timeout: float | None = None  # a writing command's budget once it holds the lock; None: none

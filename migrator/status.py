@@ -2,7 +2,8 @@
 
 goose's table says which versions are applied and in which order; the ledger beside it
 says which checksum each was applied with and which NO TRANSACTION run stopped part-way.
-Comparing both with the files finds what was edited or removed since it was applied.
+Comparing both with the files finds what was edited or removed since it was applied;
+versions newer than every file are not removed files but a newer image's (``ahead``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Status:
     migrations: list[MigrationState]
     unknown_applied: list[int]  # versions recorded in the table with no file
     edited: list[Migration] = field(default_factory=list)  # applied, and the file changed since
-    vanished: list[Entry] = field(default_factory=list)  # applied with a checksum, file gone
+    # Applied with a checksum, and its file is gone although a newer file is here.
+    vanished: list[Entry] = field(default_factory=list)
     interrupted: list[Entry] = field(default_factory=list)  # NO TRANSACTION run that died part-way
     unrecorded: list[Migration] = field(default_factory=list)  # applied before checksums existed
     applied_order: list[int] = field(default_factory=list)  # applied versions, oldest application first
@@ -41,6 +43,16 @@ class Status:
     @property
     def highest(self) -> int:
         return max(self.applied_order, default=0)
+
+    @property
+    def newest_file(self) -> int:
+        return max((s.migration.version for s in self.migrations), default=0)
+
+    @property
+    def ahead(self) -> list[int]:
+        """Applied versions newer than every file: a newer image applied them. That is no
+        drift (goose finds nothing to do there either), unlike a file gone from within the range."""
+        return sorted(v for v in self.applied_order if v > self.newest_file)
 
 
 def read_status(
@@ -62,6 +74,7 @@ def read_status(
             raise
         entries, unreadable = {}, f"{exc}: edited files and interrupted runs are not detected"
     by_version = {m.version: m for m in migrations}
+    newest = max(by_version, default=0)
     recorded = {v for v in times if v in entries and entries[v].state is State.APPLIED}
     on_disk = checksums(migrations, recorded, manifest)
     return Status(
@@ -69,7 +82,7 @@ def read_status(
         migrations=[MigrationState(m, m.version in times, times.get(m.version)) for m in migrations],
         unknown_applied=sorted(v for v in times if v not in by_version),
         edited=[by_version[v] for v in sorted(on_disk) if on_disk[v] != entries[v].sha256],
-        vanished=[entries[v] for v in sorted(recorded) if v not in by_version],
+        vanished=[entries[v] for v in sorted(recorded) if v not in by_version and v < newest],
         interrupted=[e for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
         unrecorded=[by_version[v] for v in sorted(times) if v not in entries and v in by_version]
         if unreadable is None

@@ -33,14 +33,16 @@ class Declared:
 class Recorder(Mocks):
     """Answers as the providers would, and records every resource with its options.
 
-    ``nomad_runs`` stands for the migrator image Nomad actually runs after the update (None:
-    the one submitted), as the refreshed job's group meta reports it."""
+    ``nomad_runs`` and ``nomad_runs_settings`` stand for the migrator image and the settings
+    digest Nomad actually runs after the update (None: those submitted), as the refreshed
+    job's group meta reports them."""
 
     resources: list[Declared] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     call_providers: dict[str, str] = field(default_factory=dict)  # invoke token -> the provider reference it went to
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
     nomad_runs: str | None = None
+    nomad_runs_settings: str | None = None
     access_token: str = ACCESS_TOKEN
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
@@ -49,8 +51,13 @@ class Recorder(Mocks):
             name = str(args.inputs["imageName"])
             outputs["repoDigest"] = f"{name.rsplit(':', 1)[0]}@sha256:{hashlib.sha256(name.encode()).hexdigest()}"
         if args.typ == "nomad:index/job:Job":
-            submitted = args.inputs["hcl2"]["vars"]["migrator_image"]
-            meta = {"migrator_image": self.nomad_runs or submitted}
+            submitted = args.inputs["hcl2"]["vars"]
+            meta = {
+                "migrator_image": self.nomad_runs or submitted["migrator_image"],
+                "migrations_hash": submitted["migrations_hash"],
+                "migrator_deployment": submitted["migrator_deployment"],
+                "settings_digest": self.nomad_runs_settings or submitted["settings_digest"],
+            }
             outputs["taskGroups"] = [{"name": "api-service", "count": 1, "meta": meta, "tasks": [], "volumes": []}]
         if args.typ == "pulumi-python:dynamic:Resource":
             outputs.update(applied=APPLIED, latest=APPLIED[-1], pending=[], error=None)

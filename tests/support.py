@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,15 @@ WRITING_FUNCTION = (
     " CREATE FUNCTION write_audit() RETURNS bigint LANGUAGE plpgsql VOLATILE AS"
     " $$ BEGIN INSERT INTO audit VALUES (1); RETURN 1; END $$;"
 )
+
+
+def rollback_done(rollback_id: str, target: int, applied_since: str) -> str:
+    """A pattern of what a run (or a preview) says of a rollback that already ran once."""
+    return (
+        rf"rollback {re.escape(rollback_id)} to version {target} already completed at"
+        rf" \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC; version\(s\) {re.escape(applied_since)} were applied since,"
+        r" and a rollback runs once: nothing rolled back"
+    )
 
 
 def unavailable(reason: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from infra.api_job import SECRETS_VARIABLE_PATH, ApiJob, ApiJobArgs
 from infra.build_context import CONTEXT_ROOT
-from infra.deadlines import Deadlines, duration
+from infra.deadlines import MIGRATOR_ATTEMPTS, Deadlines, duration
 from infra.image_content import content_hash
 from infra.migration_status import _INPUTS, MigrationStatus
 from infra.migrator_image import MigratorImage
@@ -80,7 +80,8 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
             migrations_hash="hash",
             opts=pulumi.ResourceOptions(protect=True),
         )
-        pulumi.export("fingerprint", job.fingerprint)
+        pulumi.export("deployment", job.deployment)
+        pulumi.export("settings", job.settings_digest)
 
     run = run_declarations(declare, {})
     assert run.recorder.one("api-migrations:index:ApiJob").options.protect is True, "the caller's options are kept"
@@ -89,7 +90,10 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     assert timeouts is not None
     assert timeouts.create == timeouts.update == duration(Deadlines(600, 3, 1).pulumi_timeout)
     variables = job.inputs["hcl2"]["vars"]
-    assert json.loads(variables["migrator_args"]) == ["migrate-to", "latest", "--lock-timeout", "600s"]
+    assert json.loads(variables["migrator_args"]) == [
+        "migrate-to", "latest", "--lock-timeout", "600s", "--run-timeout", "600s"
+    ]  # fmt: skip
+    assert job.inputs["rerunIfDead"] is True, "after `nomad job stop api`, `pulumi up` runs it again"
     assert (variables["api_count"], variables["api_port"], variables["canary"]) == ("3", "8080", "1")
     # The job stays when the stack goes: `pulumi destroy` neither stops nor purges the API.
     assert (job.inputs["purgeOnDestroy"], job.inputs["deregisterOnDestroy"], job.inputs["detach"]) == (
@@ -105,7 +109,9 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     assert PASSWORD not in run.plain_text()
     for child in (job, secrets):
         assert getattr(child.options.parent, "_name", None) == "api", f"{child.typ} is the component's child"
-    assert re.fullmatch(r"[0-9a-f]{64}", run.exports["fingerprint"])
+    assert run.exports["deployment"] == variables["migrator_deployment"]
+    assert run.exports["settings"] == variables["settings_digest"]
+    assert re.fullmatch(r"[0-9a-f]{64}", run.exports["deployment"])
     assert list(registered["ApiJob"]) == ["jobId"]
 
 
@@ -119,15 +125,18 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
             versions=[1, 2],
             migrations_hash="h",
             migrator_image=MIGRATOR_IMAGE,
-            job_fingerprint=pulumi.Output.from_input("f"),
-            wait_seconds=60,
+            deployment=pulumi.Output.from_input("d"),
+            deadlines=Deadlines(600, 3, 1),
             opts=pulumi.ResourceOptions(protect=True),
         )
 
     status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource")
     assert set(_INPUTS) <= set(status.inputs)
     assert status.inputs["table"] == "_migrations"
-    assert status.inputs["job_fingerprint"] == "f"
+    assert status.inputs["deployment"] == "d"
+    waits = Deadlines(600, 3, 1)
+    assert (status.inputs["attempts"], status.inputs["first_run_seconds"]) == (MIGRATOR_ATTEMPTS, waits.first_run)
+    assert (status.inputs["retry_seconds"], status.inputs["wait_seconds"]) == (waits.retry, waits.pulumi_timeout)
     # As the engine's dynamic provider host reads it (pulumi.dynamic.__main__.get_provider).
     serialized = status.inputs["__provider"]  # secret-wrapped here, as the inputs carry a secret
     provider = dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))

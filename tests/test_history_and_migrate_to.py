@@ -10,7 +10,7 @@ import pytest
 
 from migrator.history import KEEP_RUNS
 from tests.cli_runner import run_cli
-from tests.support import WRITING_FUNCTION, MigrationDir, query, table_file, tables, versions
+from tests.support import WRITING_FUNCTION, MigrationDir, query, rollback_done, table_file, tables, versions
 
 NOMAD = {"MIGRATOR_IMAGE": "registry.test/db-migrator@sha256:" + "ab" * 32, "NOMAD_ALLOC_ID": "alloc-1234"}
 
@@ -155,11 +155,16 @@ def test_migrate_to_goes_forward_to_exactly_the_version(dsn: str, three: Migrati
 
 
 def test_migrate_to_going_down_needs_allow_down(dsn: str, three: MigrationDir) -> None:
+    """Without it, a target below the database is left as it is, said so, and exits 0: Nomad
+    starts an older job version's `migrate-to` again by itself (auto-revert, reschedules)."""
     assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
-    refused = run_cli("migrate-to", "1", dsn=dsn, directory=three.path)
-    assert refused.returncode == 2
-    assert "would roll back 00003_c.sql, 00002_b.sql" in refused.stderr
-    assert "--allow-down" in refused.stderr
+    kept = run_cli("migrate-to", "1", dsn=dsn, directory=three.path)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.splitlines() == [
+        "migrator: the database is above version 1 (version(s) 2, 3 applied); going down needs --allow-down"
+        " (the stack setting allowDown): nothing rolled back",
+        "migrator: no migrations to run. current version: 3",
+    ]
     assert versions(dsn) == [0, 1, 2, 3]
     allowed = run_cli("migrate-to", "1", "--allow-down", dsn=dsn, directory=three.path)
     assert allowed.returncode == 0, allowed.stderr
@@ -219,3 +224,112 @@ def test_migrate_to_is_recorded_with_its_target(dsn: str, three: MigrationDir) -
     assert run_cli("migrate-to", "2", dsn=dsn, directory=three.path).returncode == 0
     [run] = runs(dsn, three)
     assert (run["command"], run["applied"]) == ("migrate-to 2", [1, 2])
+
+
+def test_a_database_ahead_of_the_directory_is_reported_and_left_as_it_is(dsn: str, three: MigrationDir) -> None:
+    """An older image (fewer files) on a database a newer one migrated: nothing to do, as goose's up,
+    whatever the newer files were; a file gone from within the directory's range is still refused."""
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
+    (three.path / "00003_c.sql").unlink()
+    for command in (("up",), ("migrate-to", "latest")):
+        result = run_cli(*command, dsn=dsn, directory=three.path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [
+            "migrator: the database is ahead of these migrations: version(s) 3 applied beyond the newest file (2),"
+            " by a newer image; nothing of them to apply or roll back",
+            "migrator: no migrations to run. current version: 3",
+        ]
+    assert versions(dsn) == [0, 1, 2, 3]
+    assert [run["outcome"] for run in runs(dsn, three)[:2]] == ["succeeded", "succeeded"]
+    (three.path / "00001_a.sql").unlink()
+    refused = run_cli("up", dsn=dsn, directory=three.path)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        "migrator: error: 00001_a.sql (version 1) was applied but its file is gone. Restore the applied file(s)"
+    )
+
+
+def test_a_rollback_runs_once_per_rollback_id(dsn: str, three: MigrationDir) -> None:
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
+    rollback = ("migrate-to", "1", "--allow-down", "--rollback-id", "rb-1")
+    assert run_cli(*rollback, dsn=dsn, directory=three.path).returncode == 0
+    assert versions(dsn) == [0, 1]
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0  # a later forward deployment
+    again = run_cli(*rollback, dsn=dsn, directory=three.path)
+    assert again.returncode == 0, again.stderr
+    [notice, final] = again.stdout.splitlines()
+    assert re.fullmatch("migrator: " + rollback_done("rb-1", 1, "2, 3"), notice), notice
+    assert final == "migrator: no migrations to run. current version: 3"
+    assert versions(dsn) == [0, 1, 2, 3]
+    assert {"b", "c"} <= tables(dsn)
+    another = run_cli("migrate-to", "1", "--allow-down", "--rollback-id", "rb-2", dsn=dsn, directory=three.path)
+    assert another.returncode == 0, another.stderr
+    assert not {"b", "c"} & tables(dsn), "a new rollback id is a new rollback"
+    recorded = [(run["command"], run["rollback_id"], run["outcome"]) for run in runs(dsn, three)]
+    assert recorded == [
+        ("migrate-to 1", "rb-2", "succeeded"),
+        ("migrate-to 1", "rb-1", "succeeded"),
+        ("up", None, "succeeded"),
+        ("migrate-to 1", "rb-1", "succeeded"),
+        ("up", None, "succeeded"),
+    ]
+
+
+def test_a_failed_rollback_is_not_completed_and_runs_again(dsn: str, three: MigrationDir) -> None:
+    """Nomad retries the allocation of the deployment that asked for it: that is the same rollback."""
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
+    broken = three.path / "00002_b.sql"
+    broken.write_text("-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nSELECT 1 / 0;\n")
+    rollback = ("migrate-to", "1", "--allow-down", "--accept-edited", "--rollback-id", "rb-1")
+    assert run_cli(*rollback, dsn=dsn, directory=three.path).returncode == 1
+    assert versions(dsn) == [0, 1, 2]
+    broken.write_text(table_file("b"))
+    assert run_cli(*rollback, dsn=dsn, directory=three.path).returncode == 0
+    assert versions(dsn) == [0, 1]
+
+
+@pytest.mark.parametrize("value", ["", "has space", "x" * 65, "semi;colon"])
+def test_a_rollback_id_is_letters_digits_and_a_few_signs(dsn: str, three: MigrationDir, value: str) -> None:
+    result = run_cli("migrate-to", "1", "--allow-down", "--rollback-id", value, dsn=dsn, directory=three.path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"migrator: error: --rollback-id must be 1 to 64 letters, digits, '.', '_' or '-', got {value!r}"
+    )
+    assert tables(dsn) == set()
+
+
+def test_the_deployment_is_recorded_and_an_older_runs_table_gains_its_columns(dsn: str, three: MigrationDir) -> None:
+    query(
+        dsn,
+        "CREATE TABLE _migrations_runs (id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
+        " started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, image text NOT NULL DEFAULT '',"
+        " allocation text NOT NULL DEFAULT '', command text NOT NULL, outcome text NOT NULL DEFAULT 'running',"
+        " applied bigint[] NOT NULL DEFAULT '{}', failed_file text, failed_statement integer, failed_line integer,"
+        " error text); INSERT INTO _migrations_runs (command, outcome) VALUES ('up', 'succeeded')",
+    )
+    [old] = runs(dsn, three)
+    assert (old["deployment"], old["rollback_id"]) == ("", None), "an older table reads with the defaults"
+    env = {**NOMAD, "MIGRATOR_DEPLOYMENT": "deploy-7f3a"}
+    assert run_cli("migrate-to", "latest", dsn=dsn, directory=three.path, env=env).returncode == 0
+    new, old = runs(dsn, three)
+    assert (new["deployment"], new["rollback_id"], new["image"]) == ("deploy-7f3a", None, NOMAD["MIGRATOR_IMAGE"])
+    assert (old["deployment"], old["rollback_id"]) == ("", None)
+
+
+def test_pruning_keeps_the_run_that_completed_each_rollback(dsn: str, three: MigrationDir) -> None:
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
+    rollback = ("migrate-to", "1", "--allow-down", "--rollback-id", "rb-kept")
+    assert run_cli(*rollback, dsn=dsn, directory=three.path).returncode == 0
+    assert run_cli(*rollback, dsn=dsn, directory=three.path).returncode == 0  # already there: completes it again
+    query(
+        dsn,
+        "INSERT INTO _migrations_runs (command, outcome) SELECT 'up', 'succeeded' FROM generate_series(1, %s)",
+        (KEEP_RUNS + 5,),
+    )
+    assert run_cli("up", dsn=dsn, directory=three.path).returncode == 0
+    kept = query(dsn, "SELECT id FROM _migrations_runs WHERE rollback_id IS NOT NULL")
+    assert kept == [(2,)], "the first run that completed it, only"
+    assert query(dsn, "SELECT count(*) FROM _migrations_runs") == [(KEEP_RUNS + 1,)]
+    again = run_cli(*rollback, dsn=dsn, directory=three.path)
+    assert "rollback rb-kept to version 1 already completed" in again.stdout
+    assert versions(dsn)[-1] == 3

@@ -12,11 +12,11 @@ import pytest
 from migrator import Migrator, Options, TableName
 from migrator.dsn import describe
 from migrator.errors import Failure, MigrationFailed, ParseError
-from migrator.events import Event, MigrationFinished
+from migrator.events import Ahead, DatabaseAhead, Event, MigrationFinished
 from migrator.interruptions import interruption_advice
 from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
-from migrator.refusals import DownRefused, DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.safety import Safety
 from tests.support import (
     MigrationDir,
@@ -160,19 +160,20 @@ def test_status_refuses_a_ledger_it_may_not_read_unless_told_to_tolerate_it(
     )
 
 
-def test_going_down_without_leave_is_refused_with_what_it_would_roll_back(
+def test_a_target_below_the_database_without_leave_to_go_down_leaves_it_ahead(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:
+    """An older job version's `migrate-to V` that Nomad starts again (auto-revert, a reschedule)
+    must not fail its allocation: like goose's up-to, it leaves what is above V applied."""
     for version, name in ((1, "a"), (2, "b"), (3, "c")):
         migrations.add(f"0000{version}_{name}.sql", table_file(name))
     Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
 
-    with pytest.raises(DownRefused) as refused:
-        Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(1, lock_wait=10)
-    assert refused.value.target == 1
-    assert [m.version for m in refused.value.rolled_back] == [3, 2]
-    assert str(refused.value) == "migrate-to 1 would roll back 00003_c.sql, 00002_b.sql"
-    assert versions(dsn) == [0, 1, 2, 3], "a refusal changes nothing"
+    events: list[Event] = []
+    result = Migrator(conn, migrations.path, GOOSE_TABLE, on_event=events.append).migrate_to(1, lock_wait=10)
+    assert (result.current, result.migrations, result.ahead, result.already_at) == (3, [], [2, 3], None)
+    assert events == [DatabaseAhead([2, 3], 1, Ahead.DOWN_NOT_ALLOWED)]
+    assert versions(dsn) == [0, 1, 2, 3]
 
     allowed = Migrator(conn, migrations.path, GOOSE_TABLE, options=Options(allow_down=True))
     assert allowed.migrate_to(1, lock_wait=10).current == 1
@@ -247,8 +248,8 @@ def test_rolling_back_past_an_interrupted_file_is_refused_with_its_entry(
     assert versions(dsn) == [0, 1]
 
 
-def test_a_target_below_the_highest_with_nothing_to_roll_back_says_so(
-    conn: psycopg.Connection, migrations: MigrationDir
+def test_a_target_below_the_highest_with_nothing_to_roll_back_rolls_back_nothing(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:
     """Applied 1, 3, then 2 (out of order): goose's down-to 2 walks back by id and stops at 2."""
     migrations.add("00001_a.sql", table_file("a"))
@@ -257,10 +258,12 @@ def test_a_target_below_the_highest_with_nothing_to_roll_back_says_so(
     migrations.add("00002_b.sql", table_file("b"))
     Migrator(conn, migrations.path, GOOSE_TABLE, options=Options(allow_missing=True)).up(lock_wait=10)
 
-    with pytest.raises(DownRefused) as refused:
-        Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
-    assert refused.value.rolled_back == []
-    assert str(refused.value) == "migrate-to 2 would roll back nothing (see status)"
+    kept = Migrator(conn, migrations.path, GOOSE_TABLE).migrate_to(2, lock_wait=10)
+    assert (kept.current, kept.migrations, kept.ahead) == (2, [], [3])
+    allowed = Migrator(conn, migrations.path, GOOSE_TABLE, options=Options(allow_down=True))
+    result = allowed.migrate_to(2, lock_wait=10)
+    assert (result.current, result.migrations, result.ahead) == (2, [], [])
+    assert versions(dsn) == [0, 1, 3, 2]
 
 
 def test_an_interrupted_run_refusal_gives_the_advice_for_every_file() -> None:

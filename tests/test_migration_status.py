@@ -13,14 +13,14 @@ from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from infra import migration_status, verdict
 from infra.migration_status import (
-    READ_TIMEOUT_SECONDS,
     MigrationStatusProvider,
+    MigratorWouldRefuse,
     applied_versions,
     lint_warnings,
     pending_migrations,
     read_database,
 )
-from infra.verdict import MigrationVerdictError
+from infra.verdict import READ_TIMEOUT_SECONDS, MigrationVerdictError
 from migrator.errors import InputError
 from migrator.source import collect
 from tests.cli_runner import run_cli
@@ -200,24 +200,72 @@ def test_preview_stops_at_migrate_to_inclusive(dsn: str, tmp_path: Path, monkeyp
     assert linted == {"00001_m1.sql", "00002_m2.sql"}, "squawk reads exactly the files the next run applies"
 
 
-def test_preview_warns_of_a_failed_run_a_refusal_and_lint(
-    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_preview_warns_of_a_failed_run_and_lint(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "migrations"
     directory.mkdir()
     (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
-    assert run_cli("up", dsn=dsn, directory=directory).returncode == 0
-    (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"] + "-- edited\n")
     (directory / "00002_risky.sql").write_text("-- +goose Up\nALTER TABLE m1 ADD COLUMN email text NOT NULL;\n")
     (directory / "00003_broken.sql").write_text("-- +goose Up\nSELECT 1 / 0;\n")
-    assert run_cli("up", "--allow-edited", dsn=dsn, directory=directory).returncode == 1
+    assert run_cli("up", dsn=dsn, directory=directory).returncode == 1
     logged = Logged(monkeypatch)
 
     assert preview_pending(dsn, tmp_path) == [3]
     assert logged.warn[0].startswith("last migrator run ")
     assert ": failed (up, image ?): 00003_broken.sql (up): statement 1 (line 2) failed" in logged.warn[0]
-    assert logged.warn[1].startswith("the migrator will refuse to run: 00001_m1.sql was edited after it was applied")
     assert logged.info == ["pending migration: 00003_broken.sql"]
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ("edit", "00002_m2.sql was edited after it was applied. Restore the applied file(s)"),
+        ("remove", "00002_m2.sql (version 2) was applied but its file is gone. Restore the applied file(s)"),
+        ("older", "1 pending migration(s) older than the highest applied version 3: 00001_m1.sql; apply them"),
+        ("unparsable", "00005_bad.sql:1: SQL before the '-- +goose Up' annotation"),
+    ],
+)
+def test_preview_refuses_an_image_whose_migrator_would_refuse(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, refusal: str
+) -> None:
+    """Item 4: refused, not warned about: its db-migrator task would fail every allocation."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for name in ("00002_m2.sql", "00003_m3.sql"):
+        (directory / name).write_text(THREE[name])
+    assert run_cli("up", dsn=dsn, directory=directory).returncode == 0
+    (directory / "00004_m4.sql").write_text("-- +goose Up\nCREATE TABLE m4 (id int);\n")
+    if change == "edit":
+        (directory / "00002_m2.sql").write_text(THREE["00002_m2.sql"] + "-- edited\n")
+    elif change == "remove":
+        (directory / "00002_m2.sql").unlink()
+    elif change == "older":
+        (directory / "00001_m1.sql").write_text(THREE["00001_m1.sql"])
+    else:
+        (directory / "00005_bad.sql").write_text("SELECT 1;\n")
+    Logged(monkeypatch)
+    with pytest.raises(MigratorWouldRefuse) as refused:
+        preview_pending(dsn, tmp_path)
+    message = str(refused.value)
+    assert message.startswith(f"the db-migrator task of this image would refuse to run: {refusal}"), message
+    assert message.endswith(". Nothing is deployed until the database or migrations/ is fixed")
+    assert run_cli("migrate-to", "latest", dsn=dsn, directory=directory).returncode == 2, "as the migrator does"
+
+
+def test_preview_of_an_image_behind_the_database_warns_and_applies_nothing(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    for name, body in THREE.items():
+        (directory / name).write_text(body)
+    assert run_cli("up", dsn=dsn, directory=directory).returncode == 0
+    (directory / "00003_m3.sql").unlink()  # an older image: a newer one applied version 3
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == []
+    assert logged.warn == [
+        "migration status: the database is ahead of these migrations: version(s) 3 applied beyond the newest file"
+        " (2), by a newer image; nothing of them to apply or roll back"
+    ]
 
 
 def test_preview_warns_when_the_database_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,19 +283,25 @@ IMAGE = "registry.test/db-migrator@sha256:" + "ab" * 32
 UNREACHABLE = "postgresql://u:Sup3rS3cret@127.0.0.1:1/x"
 
 
+DEPLOYMENT = "deployment-1"
+
+
 def deployment(
-    dsn: str, image: str | None = IMAGE, wait_seconds: int = 0, table: str = "_migrations"
+    dsn: str, key: str | None = DEPLOYMENT, wait_seconds: int = 0, table: str = "_migrations", attempts: int = 3
 ) -> dict[str, Any]:
     return {
         **props(dsn, table=table),
-        "migrator_image": image,
-        "job_fingerprint": "job-1",
+        "migrator_image": IMAGE,
+        "deployment": key,
+        "attempts": attempts,
+        "first_run_seconds": wait_seconds,
+        "retry_seconds": 600,
         "wait_seconds": wait_seconds,
     }
 
 
 def run_image(dsn: str, migrations: MigrationDir, allocation: str, *args: str) -> int:
-    env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": allocation}
+    env = {"MIGRATOR_IMAGE": IMAGE, "NOMAD_ALLOC_ID": allocation, "MIGRATOR_DEPLOYMENT": DEPLOYMENT}
     return run_cli(*args, "up", dsn=dsn, directory=migrations.path, env=env).returncode
 
 
@@ -276,31 +330,28 @@ def test_the_provider_reads_the_stacks_table_in_short_read_only_sessions(
     assert {s["read_only"] for s in verdict_reads.sessions} == {"on"}
 
 
-def test_a_new_status_fails_when_its_images_run_failed(dsn: str, migrations: MigrationDir) -> None:
+def test_a_new_status_fails_when_its_deployments_run_failed(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
     assert run_image(dsn, migrations, "alloc-1") == 1
     with pytest.raises(MigrationVerdictError, match=r"db-migrator failed in Nomad allocation alloc-1: 00001_bad\.sql"):
-        MigrationStatusProvider().create(deployment(dsn, wait_seconds=2))
+        MigrationStatusProvider().create(deployment(dsn, wait_seconds=2, attempts=1))
 
 
-def test_an_update_waits_for_a_new_run_exactly_when_the_job_changes(dsn: str, migrations: MigrationDir) -> None:
+def test_an_update_waits_for_a_run_exactly_when_the_deployment_changes(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
     assert run_image(dsn, migrations, "earlier") == 0
-    query(dsn, "UPDATE _migrations_runs SET started_at = started_at - interval '10 minutes'")
     provider = MigrationStatusProvider()
     olds = deployment(dsn, wait_seconds=1)
     unchanged = outs(provider.update("migration-status", olds, dict(olds)))
     assert unchanged["last_run"]["allocation"] == "earlier"
-    # A new job version with the same image: Nomad runs the migrator again, and only that run counts.
-    with pytest.raises(
-        MigrationVerdictError, match=re.escape(f"no run of the db-migrator image {IMAGE} reached the database")
-    ):
-        provider.update("migration-status", olds, {**olds, "job_fingerprint": "job-2"})
+    # What the migrator runs changed: Nomad runs it again, and only a run of that deployment counts.
+    with pytest.raises(MigrationVerdictError, match=re.escape("no run of this deployment's db-migrator")):
+        provider.update("migration-status", olds, {**olds, "deployment": "deployment-2"})
 
 
-@pytest.mark.parametrize(("image", "wait_seconds"), [(None, 30), (IMAGE, 0)], ids=["no image", "no deadline"])
-def test_no_wait_without_an_image_and_a_deadline(dsn: str, image: str | None, wait_seconds: int) -> None:
-    got = outs(MigrationStatusProvider().create(deployment(dsn, image, wait_seconds)))
+@pytest.mark.parametrize(("key", "wait_seconds"), [(None, 30), (DEPLOYMENT, 0)], ids=["no deployment", "no deadline"])
+def test_no_wait_without_a_deployment_and_a_deadline(dsn: str, key: str | None, wait_seconds: int) -> None:
+    got = outs(MigrationStatusProvider().create(deployment(dsn, key, wait_seconds)))
     assert (got["applied"], got["last_run"], got["error"]) == ([], None, None)
 
 

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import conninfo, sql
 
+from infra.deadlines import MIGRATOR_ATTEMPTS
 from tests.engine import PROJECT, STAND_IN_DIGEST, LocalStack, Result, copy_project, pulumi_cli
 from tests.migrator_process import run_migrator
 from tests.support import unavailable, versions
@@ -98,20 +99,36 @@ class Deployed:
     pending: Path  # a migration of the test's own beyond migrateTo, which stays pending
 
 
+def deployment_of(stack: LocalStack) -> str:
+    """The migrator's deployment the next `up` submits, as the status resource's input shows it."""
+    steps = stack.operation("preview", "--json").json()["steps"]
+    [status] = [s for s in steps if s["urn"].endswith("::migration-status") and s["op"] != "refresh"]
+    return str(status["newState"]["inputs"]["deployment"])
+
+
 def up_beside_prestart(stack: LocalStack, database_url: str, target: str) -> tuple[Result, CompletedProcess[str]]:
     """`pulumi up` while a stand-in for Nomad's prestart task runs the migrator as the job
-    would (`migrate-to <migrateTo>`, with the image and an allocation in its environment):
-    the status resource waits for that run's verdict."""
+    would (`migrate-to <migrateTo>`, with the image, the deployment and an allocation in its
+    environment), and, when it fails, as Nomad's reschedules would, until its last attempt:
+    the status resource waits for that deployment's verdict."""
+    deployment = deployment_of(stack)
     results: list[Result] = []
     upper = threading.Thread(target=lambda: results.append(stack.operation("up", "--yes", check=False)))
     upper.start()
-    prestart = run_migrator(
-        "migrate-to",
-        target,
-        dsn=database_url,
-        directory=stack.checkout / "migrations",
-        env={"MIGRATOR_IMAGE": STAND_IN_DIGEST, "NOMAD_ALLOC_ID": "engine-test-alloc"},
-    )
+    for attempt in range(1, MIGRATOR_ATTEMPTS + 1):
+        prestart = run_migrator(
+            "migrate-to",
+            target,
+            dsn=database_url,
+            directory=stack.checkout / "migrations",
+            env={
+                "MIGRATOR_IMAGE": STAND_IN_DIGEST,
+                "MIGRATOR_DEPLOYMENT": deployment,
+                "NOMAD_ALLOC_ID": f"engine-test-alloc-{attempt}",
+            },
+        )
+        if prestart.returncode == 0:
+            break
     upper.join()
     [result] = results
     return result, prestart
@@ -300,7 +317,7 @@ def test_one_changed_byte_changes_the_hash_and_reverting_restores_it(deployed: D
 def test_up_waited_for_the_prestart_runs_verdict(deployed: Deployed) -> None:
     outputs = deployed.stack.outputs()
     last = outputs["lastMigratorRun"]
-    assert (last["outcome"], last["image"], last["allocation"]) == ("succeeded", STAND_IN_DIGEST, "engine-test-alloc")
+    assert (last["outcome"], last["image"], last["allocation"]) == ("succeeded", STAND_IN_DIGEST, "engine-test-alloc-1")
     assert last["command"] == f"migrate-to {deployed.target}"
     applied = sorted(v for v in versions(deployed.database_url) if v != 0)
     assert outputs["appliedMigrations"] == applied
@@ -315,8 +332,10 @@ def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed:
     assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
     applied = sorted(v for v in versions(deployed.database_url) if v != 0)
 
+    before = stack.outputs()["appliedMigrations"]
     stack.operation("refresh", "--yes")
     assert status_of(stack)["outputs"]["applied"] == applied
+    assert stack.outputs()["appliedMigrations"] == before != applied, "refresh does not export outputs: up does"
     stack.operation("up", "--yes")  # the job does not change: no wait
     outputs = stack.outputs()
     assert outputs["appliedMigrations"] == applied
@@ -341,6 +360,28 @@ def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stack
     failure = [line for line in error_lines(result.output) if "db-migrator failed" in line]
     assert failure, result.output
     # The dynamic provider host puts "Exception calling application: " before it.
-    assert "db-migrator failed in Nomad allocation engine-test-alloc: " in failure[0]
+    assert f"db-migrator failed in Nomad allocation engine-test-alloc-{MIGRATOR_ATTEMPTS}: " in failure[0]
     assert f"{broken} (up): statement 2 (line 3) failed: ERROR: division by zero" in failure[0]
     print(result.output)  # what `pulumi up` prints, for the record (pytest -rP)
+
+
+def test_a_database_only_the_nomad_clients_reach_is_a_warning_and_up_succeeds(stacks: Stacks) -> None:
+    """Item 1: the README's own example is a private address; here a closed port on loopback.
+    The first `up` of a new stack finishes, within the verdict's short give-up, and says why."""
+    stack = stacks.new("unreachable", database_url="postgresql://api:Never-Shown-pw@127.0.0.1:1/api")
+    stack.record_unrun_resources()
+    result = stack.operation("up", "--yes")
+    warnings = [line.strip() for line in result.output.splitlines() if "warning: migration status: " in line]
+    assert any(
+        line.startswith("warning: migration status: cannot connect to api on 127.0.0.1:1: ")
+        and line.endswith(
+            "; the migrator's verdict on this deployment was not read, and `pulumi up` did not wait for it:"
+            " Nomad's deployment decides (`nomad job status api`)"
+        )
+        for line in warnings
+    ), result.output
+    assert "Never-Shown-pw" not in result.output
+    outputs = stack.outputs()
+    assert (outputs["appliedMigrations"], outputs["pendingMigrations"]) == ([], [])
+    assert "lastMigratorRun" not in outputs, "None: no run was read"
+    stack.operation("preview", "--expect-no-changes")

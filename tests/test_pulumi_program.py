@@ -559,18 +559,20 @@ def test_a_migrate_to_the_image_cannot_reach_is_refused() -> None:
         staging({"api-migrations:migrateTo": "1"})
 
 
-def test_the_migrator_task_moves_the_database_to_migrate_to() -> None:
+def test_the_migrator_task_moves_the_database_to_migrate_to_within_its_budget() -> None:
     latest = json.loads(job_vars(staging())["migrator_args"])
-    assert latest[:2] == ["migrate-to", "latest"]
-    assert "--allow-down" not in latest
+    assert latest == ["migrate-to", "latest", "--lock-timeout", "3600s", "--run-timeout", "3600s"]
     version = sorted(int(p.name.split("_", 1)[0]) for p in (REPO / "migrations").glob("*.sql"))[0]
-    pinned = json.loads(
-        job_vars(staging({"api-migrations:migrateTo": str(version), "api-migrations:allowDown": "true"}))[
-            "migrator_args"
-        ]
-    )
-    assert pinned[:2] == ["migrate-to", str(version)]
-    assert pinned[-1] == "--allow-down"
+    run = staging({"api-migrations:migrateTo": str(version), "api-migrations:allowDown": "true"})
+    pinned = json.loads(job_vars(run)["migrator_args"])
+    request = run.recorder.one("pulumi-python:dynamic:Resource")
+    assert request.name == "rollback-request"
+    assert request.inputs["migrate_to"] == str(version)
+    assert pinned == [
+        "migrate-to", str(version), "--lock-timeout", "3600s", "--run-timeout", "3600s",
+        "--allow-down", "--rollback-id", "rollback-request-id",
+    ]  # fmt: skip
+    assert not staging().recorder.of_type("pulumi-python:dynamic:Resource"), "no rollback asked for: no request"
 
 
 def shipped_down_statements() -> tuple[int, list[str]]:
@@ -585,7 +587,7 @@ def test_going_below_the_database_without_allow_down_fails_the_preview(dsn: str)
     the stack did not allow, before anything is deployed."""
     assert run_cli("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
     stack = {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": dsn}
-    with pytest.raises(SchemaTargetError, match="is below the database's version: the deployment would roll back"):
+    with pytest.raises(SchemaTargetError, match=r"is below the database's version \d+: going down to it rolls back "):
         staging({**stack, "api-migrations:migrateTo": "0"}, preview=True)
 
 

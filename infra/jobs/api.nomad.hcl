@@ -101,7 +101,32 @@ variable "migrations_hash" {
 
 variable "migrator_args" {
   type        = list(string)
-  description = "The migrator's command: migrate-to the stack's migrateTo, with its advisory-lock wait (and --allow-down when the stack allows it)."
+  description = "The migrator's command: migrate-to the stack's migrateTo, with its advisory-lock wait and whole-run budget (and --allow-down with the rollback's id when the stack allows it)."
+}
+
+variable "migrator_deployment" {
+  type        = string
+  description = "Digest of the db-migrator task below as Nomad runs it (this variable left out): every run records it (MIGRATOR_DEPLOYMENT), and pulumi up's verdict is keyed to it."
+}
+
+variable "settings_digest" {
+  type        = string
+  description = "Digest of every part of the group Nomad replaces allocations for (the tasks, the network, this meta but itself): a refresh reads it back, so a reverted deployment is seen."
+}
+
+variable "reschedule_attempts" {
+  type        = number
+  description = "Replacements of a failed allocation within reschedule_interval; then Nomad fails the deployment and reverts it."
+}
+
+variable "reschedule_interval" {
+  type        = string
+  description = "Long enough to hold every attempt of one allocation."
+}
+
+variable "reschedule_delay" {
+  type        = string
+  description = "Wait before a failed allocation is replaced."
 }
 
 variable "migrator_statement_timeout" {
@@ -133,9 +158,12 @@ job "api" {
   group "api-service" {
     count = var.api_count
 
+    # Read back on every refresh: what Nomad runs, whatever Pulumi's state says was submitted.
     meta {
-      migrator_image  = var.migrator_image
-      migrations_hash = var.migrations_hash
+      migrator_image      = var.migrator_image
+      migrations_hash     = var.migrations_hash
+      migrator_deployment = var.migrator_deployment
+      settings_digest     = var.settings_digest
     }
 
     network {
@@ -165,23 +193,25 @@ job "api" {
       progress_deadline = var.progress_deadline
     }
 
-    # A crashed API allocation is replaced, as Nomad does for any service: capacity never
-    # silently drops. A failing migration cannot loop for ever: within a deployment it is
-    # retried only until progress_deadline, then the deployment fails and auto_revert puts
-    # back the stable version, whose image has nothing new to apply.
+    # Only a failed migrator fails an allocation (the API task restarts in place, below): it is
+    # replaced reschedule_attempts times, then Nomad fails the deployment at once and
+    # auto_revert puts back the stable version, whose migrator finds the database ahead of its
+    # files and applies nothing. A lost node's allocations are replaced whatever this says.
     reschedule {
-      unlimited      = true
-      delay          = "30s"
-      delay_function = "exponential"
-      max_delay      = "1h"
+      unlimited      = false
+      attempts       = var.reschedule_attempts
+      interval       = var.reschedule_interval
+      delay          = var.reschedule_delay
+      delay_function = "constant"
     }
 
-    # The API task restarts in place a few times before its allocation fails and is rescheduled.
+    # The API task restarts in place for ever, at most 3 times in 5 minutes: a crashed API is
+    # replaced where it runs, and never spends the migrator's few reschedules.
     restart {
       attempts = 3
       interval = "5m"
       delay    = "15s"
-      mode     = "fail"
+      mode     = "delay"
     }
 
     task "db-migrator" {
@@ -199,7 +229,8 @@ job "api" {
       }
 
       env {
-        # Recorded with each run (NOMAD_ALLOC_ID too): `pulumi up` reads its verdict by this image.
+        # Recorded with each run (NOMAD_ALLOC_ID too): `pulumi up` reads its verdict by the deployment.
+        MIGRATOR_DEPLOYMENT        = var.migrator_deployment
         MIGRATOR_IMAGE             = var.migrator_image
         MIGRATOR_STATEMENT_TIMEOUT = var.migrator_statement_timeout
         MIGRATOR_DB_LOCK_TIMEOUT   = var.migrator_db_lock_timeout

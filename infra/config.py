@@ -28,6 +28,8 @@ _REGISTRY_HOST = re.compile(
 )
 _REPOSITORY_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A reference Docker resolves to one manifest: name[:tag]@sha256:<64 lower-case hex digits>.
+_DIGEST_REFERENCE = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
 MIN_MIGRATION_SECONDS = 60
 MAX_MIGRATION_SECONDS = 24 * 3600
 
@@ -163,17 +165,20 @@ def _migrate_to(reader: _Reader) -> int | None:
     return int(text)
 
 
-def _warn_on_mutable_image(image: str) -> None:
-    """Nomad redeploys only when the job changes: a new image under the same tag never ships."""
-    if "@sha256:" in image:
+def _check_api_image(image: str, allow_mutable: bool) -> None:
+    """Nomad deploys only when the job changes: a new image pushed under the same tag never ships."""
+    if _DIGEST_REFERENCE.fullmatch(image):
         return
-    last = image.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else None
-    if tag is None or tag == "latest":
-        pulumi.log.warn(
-            f"{_key('apiImage')} {image!r} uses the mutable tag 'latest': a new API image pushed under it"
-            " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
+    if not allow_mutable:
+        raise ConfigError(
+            f"{_key('apiImage')} {image!r} is not pinned by digest: Nomad deploys only when the job changes,"
+            " so an image pushed again under the same tag is never deployed. Set it to the image's digest"
+            f" reference (name@sha256:...), or set {_key('allowMutableApiImage')} to true to deploy a tag anyway"
         )
+    pulumi.log.warn(
+        f"{_key('apiImage')} {image!r} is not pinned by digest: an image pushed again under the same tag"
+        f" is never deployed ({_key('allowMutableApiImage')} is true)"
+    )
 
 
 def load() -> StackConfig:
@@ -192,7 +197,7 @@ def load() -> StackConfig:
     api_image = reader.raw("apiImage")
     if not api_image:
         raise ConfigError(f"{_key('apiImage')} is required: the API's container image")
-    _warn_on_mutable_image(api_image)
+    _check_api_image(api_image, reader.boolean("allowMutableApiImage"))
     if reader.raw("databaseUrl") is None:
         raise ConfigError(
             f"{_key('databaseUrl')} is required: set it with `pulumi config set --secret databaseUrl <url>`"

@@ -52,6 +52,7 @@ STAGING = {
 DEV = {
     "api-migrations:registry": "localhost:5000",
     "api-migrations:apiImage": "localhost:5000/api:dev-1",
+    "api-migrations:allowMutableApiImage": "true",  # as Pulumi.dev.yaml
     "api-migrations:canary": "0",
     "api-migrations:databaseUrl": DATABASE_URL,
     "api-migrations:reportMigrations": "false",
@@ -359,29 +360,63 @@ def test_job_waits_for_the_variable_its_tasks_read() -> None:
     assert run.recorder.one("nomad:index/variable:Variable").name in depends
 
 
-@pytest.mark.parametrize(
-    ("image", "warned"),
-    [
-        ("registry.example/api:latest", True),
-        ("api:latest", True),
-        ("registry.example:5000/api", True),
-        ("registry.example:5000/team/api", True),
-        ("registry.example/api:1.4.2", False),
-        ("registry.example:5000/api:latest-1", False),
-        (API_DIGEST, False),
-        ("registry.example/api:latest@sha256:" + "ab" * 32, False),
-    ],
-)
-def test_a_latest_api_image_is_warned_about(monkeypatch: pytest.MonkeyPatch, image: str, warned: bool) -> None:
-    """Item 13: a new image under a mutable tag never redeploys."""
+NOT_A_DIGEST = [
+    "registry.example/api:latest",
+    "api:latest",
+    "registry.example:5000/api",
+    "registry.example:5000/team/api",
+    "registry.example/api:1.4.2",
+    "registry.example:5000/api:main",
+    "registry.example/api@sha256:" + "ab" * 31,  # a digest is 64 hexadecimal digits
+    "registry.example/api@sha256:" + "AB" * 32,
+    "registry.example/api@sha512:" + "ab" * 64,
+]
+
+
+@pytest.mark.parametrize("image", NOT_A_DIGEST)
+def test_an_api_image_not_pinned_by_digest_is_refused(image: str) -> None:
+    """Item 14: Nomad redeploys only when the job changes, so a new image pushed under any tag
+    (not only latest) never ships."""
+    with pytest.raises(ConfigError) as caught:
+        staging({"api-migrations:apiImage": image})
+    assert str(caught.value) == (
+        f"api-migrations:apiImage {image!r} is not pinned by digest: Nomad deploys only when the job"
+        " changes, so an image pushed again under the same tag is never deployed. Set it to the"
+        " image's digest reference (name@sha256:...), or set api-migrations:allowMutableApiImage"
+        " to true to deploy a tag anyway"
+    )
+
+
+@pytest.mark.parametrize("image", NOT_A_DIGEST)
+def test_a_stack_that_allows_mutable_api_images_is_warned(monkeypatch: pytest.MonkeyPatch, image: str) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
-    staging({"api-migrations:apiImage": image})
-    expected = (
-        f"api-migrations:apiImage {image!r} uses the mutable tag 'latest': a new API image pushed under it"
-        " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
-    )
-    assert warnings == ([expected] if warned else [])
+    run = staging({"api-migrations:apiImage": image, "api-migrations:allowMutableApiImage": "true"})
+    assert job_vars(run)["api_image"] == image
+    assert warnings == [
+        f"api-migrations:apiImage {image!r} is not pinned by digest: an image pushed again under the same"
+        " tag is never deployed (api-migrations:allowMutableApiImage is true)"
+    ]
+
+
+@pytest.mark.parametrize("image", [API_DIGEST, "registry.example:5000/api:1.4.2@sha256:" + "0123456789" * 6 + "abcd"])
+def test_an_api_image_pinned_by_digest_is_deployed_without_a_word(monkeypatch: pytest.MonkeyPatch, image: str) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    for allowed in ("false", "true"):
+        run = staging({"api-migrations:apiImage": image, "api-migrations:allowMutableApiImage": allowed})
+        assert job_vars(run)["api_image"] == image
+    assert warnings == []
+
+
+def test_only_the_dev_stack_file_allows_mutable_api_images() -> None:
+    """The dev stack keeps working with a tag set by hand; staging and prod pin by digest."""
+    allowed = {
+        path.name: yaml.safe_load(path.read_text())["config"].get("api-migrations:allowMutableApiImage", False)
+        for path in sorted(REPO.glob("Pulumi.*.yaml"))
+    }
+    assert allowed == {"Pulumi.dev.yaml": True, "Pulumi.prod.yaml": False, "Pulumi.staging.yaml": False}
+    assert default("allowMutableApiImage") is False
 
 
 def test_status_outputs_come_from_the_status_resource() -> None:

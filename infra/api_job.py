@@ -138,7 +138,8 @@ class ApiJob(pulumi.ComponentResource):
             # Both inputs are secrets, so the JSON is one too.
             items_wo=pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v)),
             items_wo_version=args.database_url_version,
-            opts=pulumi.ResourceOptions(parent=self),
+            # The running job reads it at every start: `pulumi destroy` leaves it in place.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         timeout = duration(args.deadlines.pulumi_timeout)
         variables = job_variables(args, migrator_image, migrations_hash)
@@ -156,6 +157,8 @@ class ApiJob(pulumi.ComponentResource):
                 # The first allocation pulls from the registry: its read access must exist first.
                 depends_on=[secrets, *pull_access],
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                # The engine never even asks the provider (whose delete is a no-op without deregistration).
+                retain_on_delete=True,
             ),
         )
         self.job_id = job.id

@@ -55,7 +55,9 @@ class MigratorImage(pulumi.ComponentResource):
             ),
             registry=credentials,
             build_on_preview=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            # Past job versions run it: `pulumi destroy` leaves it in the registry (pulumi-docker's
+            # delete does nothing either; the engine does not even ask).
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         self.digest = image.repo_digest
         self.register_outputs({"digest": self.digest, "contentHash": self.content_hash})

@@ -118,7 +118,8 @@ class Registry(pulumi.ComponentResource):
                     repository=repository.name,
                     role="roles/artifactregistry.reader",
                     member=f"serviceAccount:{args.registry_reader}",
-                    opts=pulumi.ResourceOptions(parent=self),
+                    # The running job pulls with it: `pulumi destroy` leaves it in place.
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
                 )
             )
         return repository

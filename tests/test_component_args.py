@@ -105,6 +105,7 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     assert PASSWORD not in run.plain_text()
     for child in (job, secrets):
         assert getattr(child.options.parent, "_name", None) == "api", f"{child.typ} is the component's child"
+        assert child.options.retain_on_delete is True, f"`pulumi destroy` leaves the {child.typ} in place"
     assert re.fullmatch(r"[0-9a-f]{64}", run.exports["fingerprint"])
     assert list(registered["ApiJob"]) == ["jobId"]
 
@@ -155,6 +156,7 @@ def test_the_image_is_declared_from_its_content_hash_alone(
     assert component.options.protect is True, "the caller's options are kept"
     image = run.recorder.one("docker:index/image:Image")
     assert getattr(image.options.parent, "_name", None) == "db-migrator", "the component's child"
+    assert image.options.retain_on_delete is True, "`pulumi destroy` leaves the pushed image alone"
     tag = content_hash(tmp_path)
     latest = max((m.version for m in collect(tmp_path / "migrations")), default=0)
     assert latest or not shipped
@@ -190,6 +192,7 @@ def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the
     assert repository.options.retain_on_delete is True
     reader = recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
     assert (reader.inputs["project"], reader.inputs["location"]) == ("p", "r"), "the repository's own"
+    assert reader.options.retain_on_delete is True, "the running job pulls with it after `pulumi destroy`"
     for child in (repository, reader):
         assert getattr(child.options.parent, "_name", None) == "registry", f"{child.typ} is the component's child"
 

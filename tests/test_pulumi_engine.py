@@ -344,3 +344,24 @@ def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stack
     assert "db-migrator failed in Nomad allocation engine-test-alloc: " in failure[0]
     assert f"{broken} (up): statement 2 (line 3) failed: ERROR: division by zero" in failure[0]
     print(result.output)  # what `pulumi up` prints, for the record (pytest -rP)
+
+
+# -- pulumi destroy -------------------------------------------------------------------------------
+
+
+def test_destroy_never_asks_nomad_or_docker_to_delete_anything(stacks: Stacks) -> None:
+    """Item 10: the job keeps running after ``pulumi destroy``, so what it needs stays: the
+    Variable with the database URL, and the image its versions run. The engine skips the
+    provider of a resource kept on delete (step.go DeleteStep.Apply); the placeholder providers
+    here refuse every call, so a single delete asked of them would fail this destroy."""
+    stack = stacks.new("destroy")
+    stack.set_config("reportMigrations", "false")
+    unrun = stack.record_unrun_resources()
+    kept = {r["type"]: r.get("retainOnDelete") for r in stack.resources() if r["urn"] in unrun}
+    unrun_types = ["docker:index/image:Image", "nomad:index/job:Job", "nomad:index/variable:Variable"]
+    assert kept == dict.fromkeys(unrun_types, True)
+
+    result = stack.run("destroy", "--yes", "--refresh=false")
+    assert "refused, the plugin is not built here" not in result.output
+    assert stack.resources() == [], "the stack forgot them all"
+    print(result.output)  # what `pulumi destroy` prints, for the record (pytest -rP)

@@ -61,6 +61,7 @@ JOB = "nomad:index/job:Job"
 IMAGE = "docker:index/image:Image"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 READER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+VARIABLE = "nomad:index/variable:Variable"
 
 
 def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
@@ -221,6 +222,21 @@ def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_imag
     assert deletes
     assert all(p["condition"]["tagState"] == "UNTAGGED" for p in deletes)
     assert repository.inputs["cleanupPolicyDryRun"] is False
+
+
+def test_destroy_deletes_nothing_the_running_job_depends_on() -> None:
+    """Item 10: the engine deletes a stack's resources dependents first and stops at a protected
+    one only when it reaches it (pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply), so
+    the Variable and the read binding were deleted under a job that keeps running. Every resource
+    the job needs, and the job itself, is kept by the engine (retain_on_delete: no provider call),
+    and the repository stays protected."""
+    run = staging()
+    kept = {r.typ: r.options for r in run.recorder.resources if not r.typ.startswith(("api-migrations:", "pulumi"))}
+    assert set(kept) == {JOB, IMAGE, REPOSITORY, READER, VARIABLE}
+    assert {typ: options.retain_on_delete for typ, options in kept.items()} == dict.fromkeys(kept, True)
+    protected = {typ for typ, options in kept.items() if options.protect}
+    assert protected == {REPOSITORY}
+    assert run.recorder.one(JOB).inputs["deregisterOnDestroy"] is False
 
 
 def test_an_existing_repository_is_only_looked_up() -> None:

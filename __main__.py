@@ -7,7 +7,7 @@ import pulumi
 from infra import config as stack_config
 from infra.api_job import ApiJob, confirm_deployed
 from infra.migration_status import MigrationStatus, pending_migrations
-from infra.migrator_image import MigratorImage
+from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry
 from infra.schema_target import check_schema_target
 from migrator.source import collect
@@ -22,9 +22,17 @@ def warn_if_unread(error: str | None) -> None:
 
 config = stack_config.load()
 registry = Registry("registry", config.registry)
-image = MigratorImage("db-migrator", ROOT, registry)
+image = (
+    PromotedImage("db-migrator", ROOT, config.promote_from, config.registry)
+    if config.promote_from
+    else MigratorImage("db-migrator", ROOT, registry)
+)
 job = ApiJob(
-    "api", config.job, migrator_image=image.digest, migrations_hash=image.content_hash, pull_access=registry.pull_access
+    "api",
+    config.job,
+    migrator_image=image.digest,
+    migrations_hash=image.content_hash,
+    pull_access=[*registry.pull_access, *image.pull_access],
 )
 
 pulumi.export("migrationsHash", image.content_hash)

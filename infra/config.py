@@ -18,7 +18,7 @@ import pulumi
 import yaml
 
 from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
-from infra.registry import ARTIFACT_REGISTRY, RegistryArgs
+from infra.registry import ARTIFACT_REGISTRY, DIGEST_REFERENCE, RegistryArgs
 from migrator.durations import parse_duration
 
 PROJECT = "api-migrations"
@@ -28,8 +28,8 @@ _REGISTRY_HOST = re.compile(
 )
 _REPOSITORY_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A reference Docker resolves to one manifest: name[:tag]@sha256:<64 lower-case hex digits>.
-_DIGEST_REFERENCE = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
+# A stack reference: [organization/][project/]stack.
+_STACK_REFERENCE = re.compile(r"(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+")
 MIN_MIGRATION_SECONDS = 60
 MAX_MIGRATION_SECONDS = 24 * 3600
 
@@ -45,6 +45,7 @@ class StackConfig:
     registry: RegistryArgs
     job: ApiJobArgs
     report_migrations: bool  # read the database during preview/up and report what it applied
+    promote_from: str | None  # the stack whose db-migrator image this one deploys, instead of building one
 
 
 def _key(name: str) -> str:
@@ -167,7 +168,7 @@ def _migrate_to(reader: _Reader) -> int | None:
 
 def _check_api_image(image: str, allow_mutable: bool) -> None:
     """Nomad deploys only when the job changes: a new image pushed under the same tag never ships."""
-    if _DIGEST_REFERENCE.fullmatch(image):
+    if DIGEST_REFERENCE.fullmatch(image):
         return
     if not allow_mutable:
         raise ConfigError(
@@ -179,6 +180,20 @@ def _check_api_image(image: str, allow_mutable: bool) -> None:
         f"{_key('apiImage')} {image!r} is not pinned by digest: an image pushed again under the same tag"
         f" is never deployed ({_key('allowMutableApiImage')} is true)"
     )
+
+
+def _promote_from(reader: _Reader) -> str | None:
+    name = reader.string("promoteFrom").strip()
+    if not name:
+        return None
+    if not _STACK_REFERENCE.fullmatch(name):
+        raise ConfigError(
+            f"{_key('promoteFrom')} must name a stack, like staging or my-org/{PROJECT}/staging, got {name!r}"
+        )
+    parts = name.split("/")
+    if parts[-1] == pulumi.get_stack() and (len(parts) == 1 or parts[-2] == PROJECT):
+        raise ConfigError(f"{_key('promoteFrom')} {name!r} is this stack: name the stack whose image it deploys")
+    return name
 
 
 def load() -> StackConfig:
@@ -232,4 +247,9 @@ def load() -> StackConfig:
         database_url=reader.config.require_secret("databaseUrl"),
         database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
     )
-    return StackConfig(registry=registry_args, job=job, report_migrations=reader.boolean("reportMigrations"))
+    return StackConfig(
+        registry=registry_args,
+        job=job,
+        report_migrations=reader.boolean("reportMigrations"),
+        promote_from=_promote_from(reader),
+    )

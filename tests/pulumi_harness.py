@@ -42,6 +42,7 @@ class Recorder(Mocks):
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
     nomad_runs: str | None = None
     access_token: str = ACCESS_TOKEN
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # other stacks' outputs, by name
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         outputs = dict(args.inputs)
@@ -52,6 +53,9 @@ class Recorder(Mocks):
             submitted = args.inputs["hcl2"]["vars"]["migrator_image"]
             meta = {"migrator_image": self.nomad_runs or submitted}
             outputs["taskGroups"] = [{"name": "api-service", "count": 1, "meta": meta, "tasks": [], "volumes": []}]
+        if args.typ == "pulumi:pulumi:StackReference":
+            # The engine reads the stack named by the id (pulumi/stack_reference.py).
+            outputs.update(outputs=self.stack_outputs.get(str(args.resource_id), {}), secretOutputNames=[])
         if args.typ == "pulumi-python:dynamic:Resource":
             outputs.update(applied=APPLIED, latest=APPLIED[-1], pending=[], error=None)
         options = self.options.get((args.typ, args.name), pulumi.ResourceOptions())

@@ -18,11 +18,11 @@ from infra.build_context import CONTEXT_ROOT
 from infra.deadlines import Deadlines, duration
 from infra.image_content import content_hash
 from infra.migration_status import _INPUTS, MigrationStatus
-from infra.migrator_image import MigratorImage
+from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry, RegistryArgs
 from migrator.source import collect
-from tests.pulumi_harness import run_declarations
-from tests.support import copy_project
+from tests.pulumi_harness import Recorder, run_declarations
+from tests.support import REPO, copy_project
 
 PASSWORD = "pW-component-secret"
 MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
@@ -214,3 +214,33 @@ def test_the_registrys_lookups_go_to_the_provider_it_was_given(registered: dict[
     for token, provider in recorder.call_providers.items():
         assert "::explicit-gcp::" in provider, f"{token} went to {provider}"
     assert list(registered["Registry"]) == ["url"]
+
+
+def test_a_promoted_image_is_declared_from_its_source_stack_alone(registered: dict[str, Any]) -> None:
+    source = "us-central1-docker.pkg.dev/p/db-migrator/db-migrator@sha256:" + "12" * 32
+
+    def declare() -> None:
+        args = RegistryArgs("artifact-registry", "db-migrator", None, "nomad@q.iam.gserviceaccount.com", "q", "r")
+        image = PromotedImage(
+            "db-migrator", REPO, "org/api-migrations/staging", args, pulumi.ResourceOptions(protect=True)
+        )
+        pulumi.export("digest", image.digest)
+
+    recorder = Recorder(
+        stack_outputs={"org/api-migrations/staging": {"migrationsHash": content_hash(REPO), "migratorImage": source}}
+    )
+    run = run_declarations(declare, {}, recorder=recorder)
+    assert run.exports == {"digest": source}
+    assert run.recorder.one("api-migrations:index:PromotedImage").options.protect is True, (
+        "the caller's options are kept"
+    )
+    reader = run.recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert (reader.inputs["project"], reader.inputs["location"], reader.inputs["repository"]) == (
+        "p",
+        "us-central1",
+        "db-migrator",
+    )
+    for child in (reader, run.recorder.one("pulumi:pulumi:StackReference")):
+        assert getattr(child.options.parent, "_name", None) == "db-migrator", f"{child.typ} is the component's child"
+    assert set(registered["PromotedImage"]) == {"digest", "contentHash"}
+    assert not run.recorder.of_type("docker:index/image:Image")

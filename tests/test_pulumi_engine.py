@@ -346,6 +346,45 @@ def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stack
     print(result.output)  # what `pulumi up` prints, for the record (pytest -rP)
 
 
+# -- promotion ------------------------------------------------------------------------------------
+
+
+def test_a_stack_deploys_the_image_another_stack_ran_and_only_that(stacks: Stacks, tmp_path: Path) -> None:
+    """Item 11: ``promoteFrom`` read through the engine's own StackReference on the same backend:
+    the other stack's digest is deployed and no image is declared, and a checkout whose content
+    differs is refused before anything changes."""
+    source = stacks.new("source")
+    source.set_config("reportMigrations", "false")
+    source.record_unrun_resources()
+    source.operation("up", "--yes")
+    ran = source.outputs()
+    assert ran["migratorImage"] == STAND_IN_DIGEST
+
+    promoted = LocalStack(source.cli, copy_project(tmp_path / "checkout"), source.backend, source.home, "promoted")
+    promoted.config_file.write_text(source.config_file.read_text())
+    promoted.run("stack", "init", "promoted")
+    promoted.set_config("databaseUrl", "postgresql://unused@127.0.0.1:1/unused", secret=True)
+    promoted.set_config("promoteFrom", f"organization/{PROJECT}/source")
+    steps = promoted.operation("preview", "--json").json()["steps"]
+    types = {step["newState"]["type"] for step in steps if step.get("newState")}
+    assert "pulumi:pulumi:StackReference" in types
+    assert "docker:index/image:Image" not in types, "nothing is built"
+    promoted.record_unrun_resources()
+    promoted.operation("up", "--yes")
+    outputs = promoted.outputs()
+    assert (outputs["migratorImage"], outputs["migrationsHash"]) == (ran["migratorImage"], ran["migrationsHash"])
+
+    migration = next(iter(sorted((promoted.checkout / "migrations").glob("*.sql"))))
+    migration.write_bytes(migration.read_bytes() + b"\n")
+    refused = promoted.operation("preview", check=False)
+    assert refused.returncode != 0
+    assert any(
+        f"api-migrations:promoteFrom 'organization/{PROJECT}/source' runs the db-migrator image of content"
+        f" {ran['migrationsHash']}" in line
+        for line in error_lines(refused.output)
+    ), refused.output
+
+
 # -- pulumi destroy -------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from infra.build_context import CONTEXT_ROOT
 from infra.config import ConfigError, default
 from infra.deadlines import Deadlines
 from infra.image_content import IMAGE_FILES, content_hash, image_files
+from infra.migrator_image import PromotionRefused
 from infra.schema_target import SchemaTargetError
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
@@ -209,6 +211,167 @@ def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
     assert sorted(allowed) == sorted(IMAGE_FILES)
     assert "migrator/Dockerfile" in image_files(REPO)
     assert "migrator/cli.py" in image_files(REPO)
+
+
+def dockerfile_base(dockerfile: Path) -> str:
+    """What the Dockerfile builds on when no build argument overrides it."""
+    lines = dockerfile.read_text().splitlines()
+    assert [line for line in lines if line.startswith("FROM ")] == ["FROM ${BASE_IMAGE}"]
+    [base] = [line.removeprefix("ARG BASE_IMAGE=") for line in lines if line.startswith("ARG BASE_IMAGE=")]
+    return base
+
+
+def test_the_base_image_is_pinned_by_digest_and_part_of_the_tag(tmp_path: Path) -> None:
+    """Item 11: a tag for a base would let two builds of one content hash differ. The base is a
+    digest in the Dockerfile, which the content hash covers, and Pulumi builds on it."""
+    base = dockerfile_base(REPO / "migrator" / "Dockerfile")
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+    image = staging().recorder.one(IMAGE).inputs
+    assert "BASE_IMAGE" not in image["build"]["args"], "no build argument overrides the pinned base"
+    assert dockerfile_base(REPO / image["build"]["dockerfile"]) == base
+
+    program = copy_project(tmp_path / "a")
+    dockerfile = tmp_path / "a" / "migrator" / "Dockerfile"
+    other_base = base.replace(base[-64:], "0" * 64)
+    dockerfile.write_text(dockerfile.read_text().replace(base, other_base))
+    moved = staging(program=program).recorder.one(IMAGE).inputs
+    assert moved["imageName"] == f"{image['imageName'].rsplit(':', 1)[0]}:{content_hash(tmp_path / 'a')}"
+    assert moved["imageName"] != image["imageName"], "another base is another image, under another tag"
+
+
+STAGING_STACK = "my-org/api-migrations/staging"
+STAGING_IMAGE = "us-central1-docker.pkg.dev/e2b-staging/db-migrator/db-migrator@sha256:" + "5a" * 32
+PROD = {
+    **STAGING,
+    "gcp:project": "e2b-prod",
+    "api-migrations:registryReaderServiceAccount": "nomad@e2b-prod.iam.gserviceaccount.com",
+    "api-migrations:promoteFrom": STAGING_STACK,
+}
+
+
+def promote(
+    outputs: dict[str, Any], overrides: Mapping[str, str | None] | None = None, **kw: Any
+) -> tuple[Run, Recorder]:
+    recorder = Recorder(stack_outputs={STAGING_STACK: outputs})
+    config = {k: v for k, v in {**PROD, **(overrides or {})}.items() if v is not None}
+    return run_program(REPO / "__main__.py", config, stack="prod", recorder=recorder, **kw), recorder
+
+
+def test_prod_deploys_the_digest_staging_ran_without_building_it() -> None:
+    """Item 11: promotion. The job runs exactly staging's digest, nothing is built or pushed,
+    and the prod clients' account may read staging's repository before the job deploys."""
+    run, recorder = promote({"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE})
+    assert not recorder.of_type(IMAGE), "nothing is built"
+    source = recorder.one("pulumi:pulumi:StackReference")
+    assert source.inputs["name"] == STAGING_STACK
+    assert job_vars(run)["migrator_image"] == run.exports["migratorImage"] == STAGING_IMAGE
+    assert job_vars(run)["migrations_hash"] == run.exports["migrationsHash"] == content_hash(REPO)
+    readers = {r.inputs["project"]: r for r in recorder.of_type(READER)}
+    assert set(readers) == {"e2b-prod", "e2b-staging"}, "its own repository's, and staging's"
+    granted = readers["e2b-staging"]
+    assert (granted.inputs["location"], granted.inputs["repository"]) == ("us-central1", "db-migrator")
+    assert granted.inputs["role"] == "roles/artifactregistry.reader"
+    assert granted.inputs["member"] == "serviceAccount:nomad@e2b-prod.iam.gserviceaccount.com"
+    assert granted.options.retain_on_delete is True
+    depends = {getattr(d, "_name", None) for d in recorder.one(JOB).options.depends_on or []}  # type: ignore[union-attr]
+    assert granted.name in depends
+
+
+def test_promotion_needs_no_reader_account() -> None:
+    run, recorder = promote(
+        {"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE},
+        {"api-migrations:registryReaderServiceAccount": None},
+    )
+    assert not recorder.of_type(READER)
+    assert job_vars(run)["migrator_image"] == STAGING_IMAGE
+
+
+OTHER_HASH = "f" * 64
+PROMOTION_REFUSALS = [
+    (
+        {"migrationsHash": OTHER_HASH, "migratorImage": STAGING_IMAGE},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} runs the db-migrator image of content {OTHER_HASH}, and"
+        f" this checkout's content is {content_hash(REPO)}: promote from a checkout of the commit that stack"
+        " deployed, or deploy this commit there first",
+    ),
+    (
+        {},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} has no migrationsHash and migratorImage outputs:"
+        " run `pulumi up` on that stack first",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO)},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} has no migrationsHash and migratorImage outputs:"
+        " run `pulumi up` on that stack first",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO), "migratorImage": "registry.example/db-migrator:latest"},
+        f"api-migrations:promoteFrom {STAGING_STACK!r}: its migratorImage"
+        " 'registry.example/db-migrator:latest' is not a digest reference",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO), "migratorImage": "localhost:5000/db-migrator@sha256:" + "0" * 64},
+        f"api-migrations:promoteFrom {STAGING_STACK!r}: its image localhost:5000/db-migrator@sha256:{'0' * 64}"
+        " is not in an Artifact Registry repository, so api-migrations:registryReaderServiceAccount cannot be"
+        " granted read access to it; leave that setting empty and give the Nomad clients access to it yourself",
+    ),
+]
+
+
+@pytest.mark.parametrize(("outputs", "message"), PROMOTION_REFUSALS)
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "up"])
+def test_promotion_of_another_image_is_refused(outputs: dict[str, Any], message: str, preview: bool) -> None:
+    with pytest.raises(PromotionRefused) as caught:
+        promote(outputs, preview=preview)
+    assert str(caught.value) == message
+
+
+def test_a_promoting_dev_stack_grants_nothing_in_gcp() -> None:
+    image = "localhost:5000/db-migrator@sha256:" + "0" * 64
+    recorder = Recorder(stack_outputs={"dev": {"migrationsHash": content_hash(REPO), "migratorImage": image}})
+    config = {**DEV, "api-migrations:promoteFrom": "dev", "api-migrations:registryReaderServiceAccount": "r@x.iam"}
+    run = run_program(REPO / "__main__.py", config, stack="laptop", recorder=recorder)
+    assert not [r for r in recorder.resources if r.typ.startswith("gcp:")]
+    assert job_vars(run)["migrator_image"] == image
+
+
+@pytest.mark.parametrize(
+    ("stack", "name", "message"),
+    [
+        ("prod", "prod", "api-migrations:promoteFrom 'prod' is this stack: name the stack whose image it deploys"),
+        (
+            "prod",
+            "my-org/api-migrations/prod",
+            "api-migrations:promoteFrom 'my-org/api-migrations/prod' is this stack: name the stack whose image it"
+            " deploys",
+        ),
+        (
+            "prod",
+            "stag ing",
+            "api-migrations:promoteFrom must name a stack, like staging or my-org/api-migrations/staging,"
+            " got 'stag ing'",
+        ),
+        (
+            "prod",
+            "a/b/c/d",
+            "api-migrations:promoteFrom must name a stack, like staging or my-org/api-migrations/staging,"
+            " got 'a/b/c/d'",
+        ),
+    ],
+)
+def test_promote_from_must_name_another_stack(stack: str, name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_program(REPO / "__main__.py", {**PROD, "api-migrations:promoteFrom": name}, stack=stack)
+    assert str(caught.value) == message
+
+
+def test_promote_from_the_same_stack_name_of_another_project_is_allowed() -> None:
+    other = "my-org/other-project/prod"
+    recorder = Recorder(stack_outputs={other: {"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE}})
+    run = run_program(
+        REPO / "__main__.py", {**PROD, "api-migrations:promoteFrom": other}, stack="prod", recorder=recorder
+    )
+    assert job_vars(run)["migrator_image"] == STAGING_IMAGE
 
 
 def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_image() -> None:

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_nomad as nomad
 
 from infra.deadlines import DB_LOCK_TIMEOUT_SECONDS, LOCK_RETRIES, Deadlines, duration
+from infra.variable_version import VersionKey, keyed_version
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
 JOB_ID = "api"
@@ -44,7 +45,6 @@ class ApiJobArgs:
     migrate_to: int | None  # None: the newest migration in the image
     allow_down: bool
     database_url: pulumi.Output[str]  # always secret
-    database_url_version: int
 
     @property
     def deadlines(self) -> Deadlines:
@@ -62,7 +62,7 @@ def hcl_value(value: list[str] | dict[str, str] | bool) -> str:
 
 
 def job_variables(
-    args: ApiJobArgs, migrator_image: pulumi.Input[str], migrations_hash: str
+    args: ApiJobArgs, migrator_image: pulumi.Input[str], migrations_hash: str, secrets_version: pulumi.Input[str]
 ) -> dict[str, pulumi.Input[str]]:
     """Values for the jobspec's ``variable`` blocks."""
     waits = args.deadlines
@@ -86,6 +86,7 @@ def job_variables(
         "migrator_db_lock_timeout": duration(DB_LOCK_TIMEOUT_SECONDS),
         "migrator_lock_retries": str(LOCK_RETRIES),
         "secrets_path": SECRETS_VARIABLE_PATH,
+        "secrets_version": secrets_version,
     }
 
 
@@ -129,20 +130,26 @@ class ApiJob(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("api-migrations:index:ApiJob", name, None, opts)
+        # Both inputs are secrets, so the JSON is one too.
+        items = pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v))
+        key = VersionKey(f"{name}-secrets-version-key", opts=pulumi.ResourceOptions(parent=self))
+        # Keyed, so plain: it tells nothing about the secrets without the key (infra/variable_version.py).
+        version = pulumi.Output.unsecret(pulumi.Output.all(key.key, items).apply(lambda v: keyed_version(*v)))
         # Write-only: the provider sends it to Nomad and keeps no copy in its state;
         # Pulumi keeps the input only encrypted, as a secret.
         secrets = nomad.Variable(
             f"{name}-secrets",
             path=SECRETS_VARIABLE_PATH,
             namespace="default",
-            # Both inputs are secrets, so the JSON is one too.
-            items_wo=pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v)),
-            items_wo_version=args.database_url_version,
+            items_wo=items,
+            # Written again exactly when the content changes.
+            items_wo_version=version,
             # The running job reads it at every start: `pulumi destroy` leaves it in place.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         timeout = duration(args.deadlines.pulumi_timeout)
-        variables = job_variables(args, migrator_image, migrations_hash)
+        # In the group's meta: a new secret replaces the allocations one by one, under the update block.
+        variables = job_variables(args, migrator_image, migrations_hash, version.apply(str))
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),

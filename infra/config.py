@@ -245,8 +245,13 @@ def load() -> StackConfig:
         migrate_to=_migrate_to(reader),
         allow_down=reader.boolean("allowDown"),
         database_url=reader.config.require_secret("databaseUrl"),
-        database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
     )
+    if reader.raw("databaseUrlVersion") is not None:
+        # Set by stacks made before the version followed the content; the engine ignores undeclared keys.
+        pulumi.log.warn(
+            f"{_key('databaseUrlVersion')} is no longer read: the Nomad Variable is written again whenever its"
+            " content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+        )
     return StackConfig(
         registry=registry_args,
         job=job,

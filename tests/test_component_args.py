@@ -20,6 +20,7 @@ from infra.image_content import content_hash
 from infra.migration_status import _INPUTS, MigrationStatus
 from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry, RegistryArgs
+from infra.variable_version import keyed_version
 from migrator.source import collect
 from tests.pulumi_harness import Recorder, run_declarations
 from tests.support import REPO, copy_project
@@ -71,7 +72,6 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
             migrate_to=None,
             allow_down=False,
             database_url=pulumi.Output.secret(f"postgresql://api:{PASSWORD}@127.0.0.1/api"),
-            database_url_version=2,
         )
         job = ApiJob(
             "api",
@@ -100,7 +100,8 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     secrets = run.recorder.one("nomad:index/variable:Variable")
     variable = secrets.inputs
     assert (variable["path"], variable["namespace"]) == (SECRETS_VARIABLE_PATH, "default")
-    assert variable["itemsWoVersion"] == 2
+    assert variable["itemsWoVersion"] == keyed_version("00" * 32, variable["itemsWo"]["value"])
+    assert variables["secrets_version"] == str(int(variable["itemsWoVersion"]))
     assert PASSWORD in variable["itemsWo"]["value"]
     assert PASSWORD not in run.plain_text()
     for child in (job, secrets):
@@ -125,7 +126,7 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
             opts=pulumi.ResourceOptions(protect=True),
         )
 
-    status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource")
+    status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource", "status")
     assert set(_INPUTS) <= set(status.inputs)
     assert status.inputs["table"] == "_migrations"
     assert status.inputs["job_fingerprint"] == "f"

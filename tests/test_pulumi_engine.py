@@ -7,6 +7,7 @@ the real PostgreSQL of tests/conftest.py. Every test works on a copy of the proj
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -154,7 +155,7 @@ def step_ops(preview: dict[str, Any]) -> dict[str, str]:
 
 
 def status_of(stack: LocalStack) -> dict[str, Any]:
-    found = [r for r in stack.resources() if r["type"] == STATUS_TYPE]
+    found = [r for r in stack.resources() if r["type"] == STATUS_TYPE and r["urn"].endswith("::migration-status")]
     assert len(found) == 1, found
     return found[0]
 
@@ -324,6 +325,53 @@ def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed:
     assert deployed.target in outputs["pendingMigrations"]
     restored = run_migrator("up-to", str(deployed.target), dsn=deployed.database_url, directory=migrations)
     assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # the engine's mark of a secret value in the state
+
+
+def test_the_variables_version_key_is_made_once_and_kept_encrypted(deployed: Deployed) -> None:
+    """Item 9: the key of the Variable's keyed version is made by its dynamic provider on the
+    first `up`, stored only as a ciphertext, and kept by every later `up`; nothing in the state
+    is a plain digest of the database URL or its password."""
+    stack, url = deployed.stack, deployed.database_url
+
+    def key_in_state() -> tuple[dict[str, Any], str]:
+        [stored] = [r for r in stack.resources() if r["urn"].endswith("::api-secrets-version-key")]
+        resources = stack.run("stack", "export", "--show-secrets").json()["deployment"]["resources"]
+        [shown] = [r for r in resources if r["urn"] == stored["urn"]]
+        decrypted = shown["outputs"]["key"]  # still marked secret, with its plaintext as JSON
+        assert set(decrypted) == {SECRET_SIG, "plaintext"}
+        return stored, str(json.loads(decrypted["plaintext"]))
+
+    stored, key = key_in_state()
+    assert set(stored["outputs"]["key"]) == {SECRET_SIG, "ciphertext"}
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    stack.operation("up", "--yes")
+    assert key_in_state()[1] == key, "made once"
+
+    exported = json.dumps(stack.export())
+    assert key not in exported
+    password = conninfo.conninfo_to_dict(url)["password"]
+    assert isinstance(password, str)
+    for secret in (url, password):
+        for algorithm in sorted(hashlib.algorithms_guaranteed - {"shake_128", "shake_256"}):
+            assert hashlib.new(algorithm, secret.encode()).hexdigest() not in exported, algorithm
+
+
+def test_a_stack_that_still_sets_database_url_version_keeps_working(deployed: Deployed) -> None:
+    """The setting is gone from Pulumi.yaml; the engine passes an undeclared key through, and
+    the program says to remove it."""
+    stack = deployed.stack
+    stack.set_config("databaseUrlVersion", "3")
+    try:
+        result = stack.operation("preview", "--expect-no-changes")
+    finally:
+        stack.run("config", "rm", "databaseUrlVersion")
+    assert (
+        "warning: api-migrations:databaseUrlVersion is no longer read: the Nomad Variable is written again"
+        " whenever its content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+    ) in [line.strip() for line in result.output.splitlines()], result.output
 
 
 def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stacks, databases: Database) -> None:

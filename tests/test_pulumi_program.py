@@ -8,6 +8,7 @@ timeouts and the engine's handling of resource options.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -147,7 +148,7 @@ def test_staging_declares_repository_image_and_job() -> None:
     assert job_vars(run)["datacenters"] == '["us-central1-a"]'
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert variable["path"] == SECRETS_VARIABLE_PATH
-    assert variable["itemsWoVersion"] == 1
+    assert job_vars(run)["secrets_version"] == str(int(variable["itemsWoVersion"])), "the group's meta carries it"
 
     assert run.exports["migrationsHash"] == tag
     assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/db-migrator"
@@ -461,6 +462,71 @@ def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
     assert "s3cr3t-jwt" not in repr(variables)
 
 
+VERSION_KEY = "0f" * 32
+
+
+def written_version(key: str, items: str) -> int:
+    """items_wo_version: HMAC-SHA-256 of the Variable's JSON under the stack's key (hexadecimal),
+    its first 6 bytes big-endian, plus one."""
+    return int.from_bytes(hmac.new(bytes.fromhex(key), items.encode(), hashlib.sha256).digest()[:6], "big") + 1
+
+
+def variable_version(overrides: Mapping[str, str | None] | None = None, key: str = VERSION_KEY) -> int:
+    run = staging(
+        overrides,
+        secret_keys=("api-migrations:databaseUrl", "api-migrations:apiSecrets"),
+        recorder=Recorder(version_key=key),
+    )
+    variable = run.recorder.one(VARIABLE).inputs
+    version = variable["itemsWoVersion"]
+    assert isinstance(version, float), "plain: a number (the engine's float64), not a secret"
+    assert written_version(key, variable["itemsWo"]["value"]) == version
+    assert job_vars(run)["secrets_version"] == str(int(version)), "the group's meta carries it"
+    return int(version)
+
+
+def test_the_variable_is_written_again_exactly_when_its_content_changes() -> None:
+    """Item 9: the provider sends items_wo only when items_wo_version changes, so the version is
+    the content's: a rotated password or API secret is written in the same `up` that reads
+    with it, and nothing else rewrites the Variable."""
+    first = variable_version()
+    assert variable_version() == first, "the same content, the same version: no write, no rollout"
+    rotated = variable_version({"api-migrations:databaseUrl": DATABASE_URL.replace(PASSWORD, "pW-rotated")})
+    secret = variable_version({"api-migrations:apiSecrets": '{"SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}'})
+    other_key = variable_version(key="a1" * 32)
+    assert len({first, rotated, secret, other_key}) == 4
+
+
+def test_no_digest_of_a_secret_is_in_plain_state() -> None:
+    """A plain digest of the database URL (or of the Variable's JSON) could be matched against
+    guessed passwords; the key that makes the version is the stack's secret."""
+    run = staging(recorder=Recorder(version_key=VERSION_KEY))
+    items = run.recorder.one(VARIABLE).inputs["itemsWo"]["value"]
+    key = run.recorder.one("pulumi-python:dynamic:Resource", "api-secrets-version-key")
+    assert key.options.additional_secret_outputs == ["key"], "the engine stores the key encrypted"
+    run.recorder.resources.remove(key)  # its output is secret in the engine's state, not in the mocks'
+    plain = run.plain_text() + repr(run.exports)
+    assert VERSION_KEY not in plain
+    for secret in (DATABASE_URL, PASSWORD, items):
+        for algorithm in sorted(hashlib.algorithms_guaranteed - {"shake_128", "shake_256"}):
+            digest = hashlib.new(algorithm, secret.encode()).digest()
+            assert digest.hex() not in plain, algorithm
+            assert str(int.from_bytes(digest[:6], "big") + 1) not in plain, algorithm
+
+
+def test_a_stack_that_still_sets_database_url_version_works_and_is_told_to_drop_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    run = staging({"api-migrations:databaseUrlVersion": "7"})
+    assert run.recorder.one(VARIABLE).inputs["itemsWoVersion"] != 7
+    assert warnings == [
+        "api-migrations:databaseUrlVersion is no longer read: the Nomad Variable is written again whenever"
+        " its content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+    ]
+
+
 def test_plain_api_secrets_are_refused() -> None:
     with pytest.raises(ConfigError, match="apiSecrets is stored in plain text"):
         staging({"api-migrations:apiSecrets": '{"TOKEN": "x"}'})
@@ -602,7 +668,7 @@ def test_status_outputs_come_from_the_status_resource() -> None:
     run = staging(
         {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": "postgresql://x@127.0.0.1:1/x"}
     )
-    status = run.recorder.one("pulumi-python:dynamic:Resource")
+    status = run.recorder.one("pulumi-python:dynamic:Resource", "migration-status")
     assert status.inputs["migrations_hash"] == content_hash(REPO)
     assert status.inputs["migrator_image"] == run.exports["migratorImage"], "it waits for this image's run"
     assert status.inputs["wait_seconds"] == Deadlines(3600, 2, 1).pulumi_timeout
@@ -656,10 +722,6 @@ BAD_CONFIG: list[tuple[dict[str, str | None], str]] = [
         "api-migrations:apiDistinctHosts must be true or false, got 'maybe'",
     ),
     ({"api-migrations:allowDown": "1"}, "api-migrations:allowDown must be true or false, got '1'"),
-    (
-        {"api-migrations:databaseUrlVersion": "0"},
-        "api-migrations:databaseUrlVersion must be between 1 and 2147483647, got 0",
-    ),
     ({"gcp:region": None}, "gcp:project and gcp:region are required when api-migrations:registry is artifact-registry"),
     (
         {"gcp:project": None},
@@ -754,7 +816,8 @@ def test_an_unset_boolean_takes_the_project_default() -> None:
     """reportMigrations decides whether the program declares the status resource."""
     for value, reads in (("true", True), ("false", False), (None, bool(default("reportMigrations")))):
         run = staging({"api-migrations:reportMigrations": value})
-        assert bool(run.recorder.of_type("pulumi-python:dynamic:Resource")) is reads, value
+        statuses = [r for r in run.recorder.of_type("pulumi-python:dynamic:Resource") if r.name == "migration-status"]
+        assert bool(statuses) is reads, value
 
 
 def test_dev_stack_creates_no_gcp_resource() -> None:

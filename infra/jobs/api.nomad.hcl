@@ -124,6 +124,11 @@ variable "secrets_path" {
   description = "Nomad Variable with database_url and the API's secrets. The group's path: both tasks may read it without any policy."
 }
 
+variable "secrets_version" {
+  type        = string
+  description = "Version of that Variable's content, a keyed hash (infra/variable_version.py): it changes exactly when a secret does."
+}
+
 job "api" {
   type        = "service"
   datacenters = var.datacenters
@@ -136,6 +141,9 @@ job "api" {
     meta {
       migrator_image  = var.migrator_image
       migrations_hash = var.migrations_hash
+      # A change of meta replaces every allocation (Nomad's scheduler tasksUpdated compares it),
+      # one at a time under the update block: how a new database URL or secret reaches the API.
+      secrets_version = var.secrets_version
     }
 
     network {
@@ -255,11 +263,13 @@ job "api" {
       env = var.api_env
 
       # The database URL (written once, for both tasks) and the API's secrets. Only the
-      # prestart task reports a missing variable; start never runs without it.
+      # prestart task reports a missing variable; start never runs without it. A new value never
+      # restarts a running allocation: "restart" would restart every one of them within the
+      # splay (5 s), a full outage. The rolling deployment of secrets_version brings it instead.
       template {
         destination = "secrets/api.env"
         env         = true
-        change_mode = "restart"
+        change_mode = "noop"
         data        = <<-EOT
         {{- if nomadVarExists "${var.secrets_path}" -}}
         {{- with nomadVar "${var.secrets_path}" -}}

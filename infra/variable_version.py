@@ -38,7 +38,7 @@ class _KeyProvider(ResourceProvider):
     for nothing (the same content) and roll every allocation."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(_KEY_ID, {"bytes": props["bytes"], "key": secrets.token_hex(int(props["bytes"]))})
+        return CreateResult(_KEY_ID, {"key": secrets.token_hex(int(props["bytes"]))})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return DiffResult(changes=False)

@@ -30,5 +30,9 @@ def test_the_key_is_random_and_no_diff_ever_changes_it() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{64}", key) for key in keys), keys
     assert keys[0] != keys[1], "random bytes"
     assert [result.id for result in made] == ["variable-version-key"] * 2
+    assert [made[0].outs] == [{"key": keys[0]}], "the key alone"
+    shorter = provider.create({"bytes": 16, "key": None}).outs
+    assert shorter is not None
+    assert re.fullmatch(r"[0-9a-f]{32}", str(shorter["key"])), "as many bytes as the resource asks for"
     olds = {"bytes": KEY_BYTES, "key": keys[0]}
     assert provider.diff("variable-version-key", olds, {"bytes": KEY_BYTES, "key": None}).changes is False

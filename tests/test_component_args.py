@@ -43,6 +43,13 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return outputs
 
 
+def provider_of(inputs: dict[str, Any]) -> object:
+    """A dynamic resource's provider, as the engine's provider host reads it
+    (pulumi.dynamic.__main__.get_provider); secret-wrapped when the inputs carry a secret."""
+    serialized = inputs["__provider"]
+    return dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))
+
+
 def test_a_registry_host_is_only_an_address(registered: dict[str, Any]) -> None:
     def declare() -> None:
         args = RegistryArgs("localhost:5000", "db-migrator", None, "reader@example.iam", None, None)
@@ -107,6 +114,9 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     for child in (job, secrets):
         assert getattr(child.options.parent, "_name", None) == "api", f"{child.typ} is the component's child"
         assert child.options.retain_on_delete is True, f"`pulumi destroy` leaves the {child.typ} in place"
+    key = run.recorder.one("pulumi-python:dynamic:Resource", "api-secrets-version-key")
+    assert getattr(key.options.parent, "_name", None) == "api", "the version key is the component's child"
+    assert type(provider_of(key.inputs)).__name__ == "_KeyProvider"
     assert re.fullmatch(r"[0-9a-f]{64}", run.exports["fingerprint"])
     assert list(registered["ApiJob"]) == ["jobId"]
 
@@ -130,10 +140,7 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
     assert set(_INPUTS) <= set(status.inputs)
     assert status.inputs["table"] == "_migrations"
     assert status.inputs["job_fingerprint"] == "f"
-    # As the engine's dynamic provider host reads it (pulumi.dynamic.__main__.get_provider).
-    serialized = status.inputs["__provider"]  # secret-wrapped here, as the inputs carry a secret
-    provider = dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))
-    assert type(provider).__name__ == "MigrationStatusProvider"
+    assert type(provider_of(status.inputs)).__name__ == "MigrationStatusProvider"
     assert status.options.protect is True, "the caller's options are kept"
     assert status.options.additional_secret_outputs == ["database_url"]
 

@@ -7,7 +7,7 @@ import pulumi
 from infra import config as stack_config
 from infra.api_job import ApiJob, confirm_deployed
 from infra.migration_status import MigrationStatus, pending_migrations
-from infra.migrator_image import MigratorImage
+from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry
 from infra.rollback_request import RollbackRequest
 from infra.schema_target import check_schema_target
@@ -23,7 +23,11 @@ def warn_if_unread(error: str | None) -> None:
 
 config = stack_config.load()
 registry = Registry("registry", config.registry)
-image = MigratorImage("db-migrator", ROOT, registry)
+image = (
+    PromotedImage("db-migrator", ROOT, config.promote_from, config.registry)
+    if config.promote_from
+    else MigratorImage("db-migrator", ROOT, registry)
+)
 # Only while the stack allows going down: a new id whenever migrateTo changes, so a rollback runs once.
 rollback = RollbackRequest("rollback-request", config.job.migrate_to) if config.job.allow_down else None
 rollback_id = rollback.id if rollback else None
@@ -32,7 +36,7 @@ job = ApiJob(
     config.job,
     migrator_image=image.digest,
     migrations_hash=image.content_hash,
-    pull_access=registry.pull_access,
+    pull_access=[*registry.pull_access, *image.pull_access],
     rollback_id=rollback_id,
 )
 

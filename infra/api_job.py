@@ -26,6 +26,7 @@ from infra.deadlines import (
     duration,
 )
 from infra.jobspec import DEPLOYMENT_VARIABLE, GROUP, JOB_ID, SETTINGS_VARIABLE
+from infra.variable_version import VersionKey, keyed_version
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
 # Without any policy, a task may read the Variables at nomad/jobs/<job>, .../<job>/<group> and
@@ -55,7 +56,6 @@ class ApiJobArgs:
     migrate_to: int | None  # None: the newest migration in the image
     allow_down: bool
     database_url: pulumi.Output[str]  # always secret
-    database_url_version: int
 
     @property
     def deadlines(self) -> Deadlines:
@@ -76,6 +76,7 @@ def job_variables(
     args: ApiJobArgs,
     migrator_image: pulumi.Input[str],
     migrations_hash: str,
+    secrets_version: pulumi.Input[str],
     rollback_id: pulumi.Input[str] | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     """Values for the jobspec's ``variable`` blocks, but the two digests (``with_digests``)."""
@@ -105,6 +106,7 @@ def job_variables(
         "migrator_db_lock_timeout": DB_LOCK_TIMEOUT,
         "migrator_lock_retries": str(LOCK_RETRIES),
         "secrets_path": SECRETS_VARIABLE_PATH,
+        "secrets_version": secrets_version,
     }
 
 
@@ -157,19 +159,25 @@ class ApiJob(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("api-migrations:index:ApiJob", name, None, opts)
+        # Both inputs are secrets, so the JSON is one too.
+        items = pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v))
+        key = VersionKey(f"{name}-secrets-version-key", opts=pulumi.ResourceOptions(parent=self))
+        # Keyed, so plain: it tells nothing about the secrets without the key (infra/variable_version.py).
+        version = pulumi.Output.unsecret(pulumi.Output.all(key.key, items).apply(lambda v: keyed_version(*v)))
         # Write-only: the provider sends it to Nomad and keeps no copy in its state;
         # Pulumi keeps the input only encrypted, as a secret.
         secrets = nomad.Variable(
             f"{name}-secrets",
             path=SECRETS_VARIABLE_PATH,
             namespace="default",
-            # Both inputs are secrets, so the JSON is one too.
-            items_wo=pulumi.Output.all(args.database_url, args.api_secrets).apply(lambda v: variable_items(*v)),
-            items_wo_version=args.database_url_version,
-            opts=pulumi.ResourceOptions(parent=self),
+            items_wo=items,
+            # Written again exactly when the content changes.
+            items_wo_version=version,
+            # The running job reads it at every start: `pulumi destroy` leaves it in place.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         timeout = duration(args.deadlines.pulumi_timeout)
-        variables = with_digests(job_variables(args, migrator_image, migrations_hash, rollback_id))
+        variables = with_digests(job_variables(args, migrator_image, migrations_hash, version.apply(str), rollback_id))
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),
@@ -186,6 +194,8 @@ class ApiJob(pulumi.ComponentResource):
                 # The first allocation pulls from the registry: its read access must exist first.
                 depends_on=[secrets, *pull_access],
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                # The engine never even asks the provider (whose delete is a no-op without deregistration).
+                retain_on_delete=True,
             ),
         )
         self.job_id = job.id

@@ -18,7 +18,7 @@ import pulumi
 import yaml
 
 from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
-from infra.registry import ARTIFACT_REGISTRY, RegistryArgs
+from infra.registry import ARTIFACT_REGISTRY, DIGEST_REFERENCE, RegistryArgs
 from migrator.durations import parse_duration
 
 PROJECT = "api-migrations"
@@ -28,6 +28,8 @@ _REGISTRY_HOST = re.compile(
 )
 _REPOSITORY_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A stack reference: [organization/][project/]stack.
+_STACK_REFERENCE = re.compile(r"(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+")
 MIN_MIGRATION_SECONDS = 60
 MAX_MIGRATION_SECONDS = 24 * 3600
 
@@ -43,6 +45,7 @@ class StackConfig:
     registry: RegistryArgs
     job: ApiJobArgs
     report_migrations: bool  # read the database during preview/up and report what it applied
+    promote_from: str | None  # the stack whose db-migrator image this one deploys, instead of building one
 
 
 def _key(name: str) -> str:
@@ -163,17 +166,34 @@ def _migrate_to(reader: _Reader) -> int | None:
     return int(text)
 
 
-def _warn_on_mutable_image(image: str) -> None:
-    """Nomad redeploys only when the job changes: a new image under the same tag never ships."""
-    if "@sha256:" in image:
+def _check_api_image(image: str, allow_mutable: bool) -> None:
+    """Nomad deploys only when the job changes: a new image pushed under the same tag never ships."""
+    if DIGEST_REFERENCE.fullmatch(image):
         return
-    last = image.rsplit("/", 1)[-1]
-    tag = last.split(":", 1)[1] if ":" in last else None
-    if tag is None or tag == "latest":
-        pulumi.log.warn(
-            f"{_key('apiImage')} {image!r} uses the mutable tag 'latest': a new API image pushed under it"
-            " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
+    if not allow_mutable:
+        raise ConfigError(
+            f"{_key('apiImage')} {image!r} is not pinned by digest: Nomad deploys only when the job changes,"
+            " so an image pushed again under the same tag is never deployed. Set it to the image's digest"
+            f" reference (name@sha256:...), or set {_key('allowMutableApiImage')} to true to deploy a tag anyway"
         )
+    pulumi.log.warn(
+        f"{_key('apiImage')} {image!r} is not pinned by digest: an image pushed again under the same tag"
+        f" is never deployed ({_key('allowMutableApiImage')} is true)"
+    )
+
+
+def _promote_from(reader: _Reader) -> str | None:
+    name = reader.string("promoteFrom").strip()
+    if not name:
+        return None
+    if not _STACK_REFERENCE.fullmatch(name):
+        raise ConfigError(
+            f"{_key('promoteFrom')} must name a stack, like staging or my-org/{PROJECT}/staging, got {name!r}"
+        )
+    parts = name.split("/")
+    if parts[-1] == pulumi.get_stack() and (len(parts) == 1 or parts[-2] == PROJECT):
+        raise ConfigError(f"{_key('promoteFrom')} {name!r} is this stack: name the stack whose image it deploys")
+    return name
 
 
 def load() -> StackConfig:
@@ -192,7 +212,7 @@ def load() -> StackConfig:
     api_image = reader.raw("apiImage")
     if not api_image:
         raise ConfigError(f"{_key('apiImage')} is required: the API's container image")
-    _warn_on_mutable_image(api_image)
+    _check_api_image(api_image, reader.boolean("allowMutableApiImage"))
     if reader.raw("databaseUrl") is None:
         raise ConfigError(
             f"{_key('databaseUrl')} is required: set it with `pulumi config set --secret databaseUrl <url>`"
@@ -225,6 +245,16 @@ def load() -> StackConfig:
         migrate_to=_migrate_to(reader),
         allow_down=reader.boolean("allowDown"),
         database_url=reader.config.require_secret("databaseUrl"),
-        database_url_version=reader.integer("databaseUrlVersion", minimum=1, maximum=2**31 - 1),
     )
-    return StackConfig(registry=registry_args, job=job, report_migrations=reader.boolean("reportMigrations"))
+    if reader.raw("databaseUrlVersion") is not None:
+        # Set by stacks made before the version followed the content; the engine ignores undeclared keys.
+        pulumi.log.warn(
+            f"{_key('databaseUrlVersion')} is no longer read: the Nomad Variable is written again whenever its"
+            " content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+        )
+    return StackConfig(
+        registry=registry_args,
+        job=job,
+        report_migrations=reader.boolean("reportMigrations"),
+        promote_from=_promote_from(reader),
+    )

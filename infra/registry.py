@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -13,6 +14,14 @@ ARTIFACT_REGISTRY = "artifact-registry"
 # history (6 by default), so every image a live or rollback-able job version runs is kept.
 KEEP_RECENT_VERSIONS = 20
 UNTAGGED_AFTER = f"{7 * 24 * 3600}s"
+# What the Nomad clients' account is granted on a repository they pull the migrator image from.
+READER_ROLE = "roles/artifactregistry.reader"
+# A reference Docker resolves to one manifest: name[:tag]@sha256:<64 lower-case hex digits>.
+DIGEST_REFERENCE = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
+# An image of an Artifact Registry repository (the `url` below, then the image's name), by digest.
+ARTIFACT_REGISTRY_IMAGE = re.compile(
+    r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[^/]+)/(?P<repository>[^/]+)/[^@/]+@sha256:[0-9a-f]{64}"
+)
 
 
 def cleanup_policies() -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgs]:
@@ -116,9 +125,10 @@ class Registry(pulumi.ComponentResource):
                     project=repository.project,
                     location=repository.location,
                     repository=repository.name,
-                    role="roles/artifactregistry.reader",
+                    role=READER_ROLE,
                     member=f"serviceAccount:{args.registry_reader}",
-                    opts=pulumi.ResourceOptions(parent=self),
+                    # The running job pulls with it: `pulumi destroy` leaves it in place.
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
                 )
             )
         return repository

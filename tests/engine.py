@@ -200,6 +200,8 @@ class LocalStack:
                     "provider": f"{provider_urn}::{known[provider_urn]['id']}",
                     "dependencies": new.get("dependencies", []),
                     "propertyDependencies": new.get("propertyDependencies", {}),
+                    # The options the engine records with a created resource, for what destroy does.
+                    **{option: new[option] for option in ("protect", "retainOnDelete") if option in new},
                 }
             )
             added.append(step["urn"])

@@ -44,6 +44,8 @@ class Recorder(Mocks):
     nomad_runs: str | None = None
     nomad_runs_settings: str | None = None
     access_token: str = ACCESS_TOKEN
+    stack_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # other stacks' outputs, by name
+    version_key: str = "00" * 32  # what infra.variable_version.VersionKey creates
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         outputs = dict(args.inputs)
@@ -59,7 +61,13 @@ class Recorder(Mocks):
                 "settings_digest": self.nomad_runs_settings or submitted["settings_digest"],
             }
             outputs["taskGroups"] = [{"name": "api-service", "count": 1, "meta": meta, "tasks": [], "volumes": []}]
-        if args.typ == "pulumi-python:dynamic:Resource":
+        if args.typ == "pulumi:pulumi:StackReference":
+            # The engine reads the stack named by the id (pulumi/stack_reference.py).
+            outputs.update(outputs=self.stack_outputs.get(str(args.resource_id), {}), secretOutputNames=[])
+        if args.typ == "pulumi-python:dynamic:Resource" and "bytes" in args.inputs:
+            # Not secret here: mocks do not apply additional_secret_outputs, the engine does.
+            outputs.update(key=self.version_key)
+        elif args.typ == "pulumi-python:dynamic:Resource":
             outputs.update(applied=APPLIED, latest=APPLIED[-1], pending=[], error=None)
         options = self.options.get((args.typ, args.name), pulumi.ResourceOptions())
         self.resources.append(Declared(args.typ, args.name, dict(args.inputs), outputs, options))
@@ -81,9 +89,9 @@ class Recorder(Mocks):
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.typ == typ]
 
-    def one(self, typ: str) -> Declared:
-        found = self.of_type(typ)
-        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+    def one(self, typ: str, name: str | None = None) -> Declared:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {typ} {name or ''}, got {[r.name for r in found]}"
         return found[0]
 
 

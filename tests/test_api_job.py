@@ -275,6 +275,20 @@ def test_the_group_records_what_it_runs() -> None:
     assert tasks()["db-migrator"]["config"][0]["image"] == "${var.migrator_image}"
 
 
+def test_a_new_secret_reaches_the_api_by_a_rolling_deployment(variables: dict[str, str]) -> None:
+    """Item 9: on a new value, Nomad restarts a task whose template says change_mode "restart"
+    after a random wait within the splay (5 s by default), in every allocation at once (client
+    taskrunner/template ``onTemplateRendered``); "noop" only renders the file. The Variable's
+    version in the db-migrator task's env changes the job instead, and a change of any task
+    replaces the whole allocation (scheduler ``tasksUpdated`` compares each task's env) one at
+    a time under the update block."""
+    for name in ("db-migrator", "start"):
+        assert tasks()[name]["template"][0]["change_mode"] == "noop", name
+    assert tasks()["db-migrator"]["env"][0]["MIGRATOR_SECRETS_VERSION"] == "${var.secrets_version}"
+    assert variables["secrets_version"].isdigit()
+    assert int(group()["update"][0]["max_parallel"]) == 1
+
+
 def test_expression_values_escape_both_kinds_of_template() -> None:
     assert hcl_value(["--port", "${NOMAD_PORT_api}", "%{ if x }"]) == '["--port", "$${NOMAD_PORT_api}", "%%{ if x }"]'
     assert hcl_value({"A": "1"}) == '{"A": "1"}'

@@ -18,11 +18,12 @@ from infra.build_context import CONTEXT_ROOT
 from infra.deadlines import MIGRATOR_ATTEMPTS, Deadlines, duration
 from infra.image_content import content_hash
 from infra.migration_status import _INPUTS, MigrationStatus
-from infra.migrator_image import MigratorImage
+from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry, RegistryArgs
+from infra.variable_version import keyed_version
 from migrator.source import collect
-from tests.pulumi_harness import run_declarations
-from tests.support import copy_project
+from tests.pulumi_harness import Recorder, run_declarations
+from tests.support import REPO, copy_project
 
 PASSWORD = "pW-component-secret"
 MIGRATOR_IMAGE = "localhost:5000/db-migrator@sha256:" + "cd" * 32
@@ -40,6 +41,13 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(pulumi.ComponentResource, "register_outputs", register)
     return outputs
+
+
+def provider_of(inputs: dict[str, Any]) -> object:
+    """A dynamic resource's provider, as the engine's provider host reads it
+    (pulumi.dynamic.__main__.get_provider); secret-wrapped when the inputs carry a secret."""
+    serialized = inputs["__provider"]
+    return dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))
 
 
 def test_a_registry_host_is_only_an_address(registered: dict[str, Any]) -> None:
@@ -71,7 +79,6 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
             migrate_to=None,
             allow_down=False,
             database_url=pulumi.Output.secret(f"postgresql://api:{PASSWORD}@127.0.0.1/api"),
-            database_url_version=2,
         )
         job = ApiJob(
             "api",
@@ -104,7 +111,8 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     secrets = run.recorder.one("nomad:index/variable:Variable")
     variable = secrets.inputs
     assert (variable["path"], variable["namespace"]) == (SECRETS_VARIABLE_PATH, "default")
-    assert variable["itemsWoVersion"] == 2
+    assert variable["itemsWoVersion"] == keyed_version("00" * 32, variable["itemsWo"]["value"])
+    assert variables["secrets_version"] == str(int(variable["itemsWoVersion"]))
     assert PASSWORD in variable["itemsWo"]["value"]
     assert PASSWORD not in run.plain_text()
     for child in (job, secrets):
@@ -112,6 +120,11 @@ def test_the_job_takes_its_deadlines_and_secrets_from_its_args(registered: dict[
     assert run.exports["deployment"] == variables["migrator_deployment"]
     assert run.exports["settings"] == variables["settings_digest"]
     assert re.fullmatch(r"[0-9a-f]{64}", run.exports["deployment"])
+    for child in (job, secrets):
+        assert child.options.retain_on_delete is True, f"`pulumi destroy` leaves the {child.typ} in place"
+    key = run.recorder.one("pulumi-python:dynamic:Resource", "api-secrets-version-key")
+    assert getattr(key.options.parent, "_name", None) == "api", "the version key is the component's child"
+    assert type(provider_of(key.inputs)).__name__ == "_KeyProvider"
     assert list(registered["ApiJob"]) == ["jobId"]
 
 
@@ -130,17 +143,14 @@ def test_the_status_resource_declares_what_its_provider_reads() -> None:
             opts=pulumi.ResourceOptions(protect=True),
         )
 
-    status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource")
+    status = run_declarations(declare, {}).recorder.one("pulumi-python:dynamic:Resource", "status")
     assert set(_INPUTS) <= set(status.inputs)
     assert status.inputs["table"] == "_migrations"
     assert status.inputs["deployment"] == "d"
     waits = Deadlines(600, 3, 1)
     assert (status.inputs["attempts"], status.inputs["first_run_seconds"]) == (MIGRATOR_ATTEMPTS, waits.first_run)
     assert (status.inputs["retry_seconds"], status.inputs["wait_seconds"]) == (waits.retry, waits.pulumi_timeout)
-    # As the engine's dynamic provider host reads it (pulumi.dynamic.__main__.get_provider).
-    serialized = status.inputs["__provider"]  # secret-wrapped here, as the inputs carry a secret
-    provider = dill.loads(base64.b64decode(serialized["value"] if isinstance(serialized, dict) else serialized))
-    assert type(provider).__name__ == "MigrationStatusProvider"
+    assert type(provider_of(status.inputs)).__name__ == "MigrationStatusProvider"
     assert status.options.protect is True, "the caller's options are kept"
     assert status.options.additional_secret_outputs == ["database_url"]
 
@@ -164,6 +174,7 @@ def test_the_image_is_declared_from_its_content_hash_alone(
     assert component.options.protect is True, "the caller's options are kept"
     image = run.recorder.one("docker:index/image:Image")
     assert getattr(image.options.parent, "_name", None) == "db-migrator", "the component's child"
+    assert image.options.retain_on_delete is True, "`pulumi destroy` leaves the pushed image alone"
     tag = content_hash(tmp_path)
     latest = max((m.version for m in collect(tmp_path / "migrations")), default=0)
     assert latest or not shipped
@@ -199,6 +210,7 @@ def test_an_owned_repository_lives_under_the_registry_component_and_outlives_the
     assert repository.options.retain_on_delete is True
     reader = recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
     assert (reader.inputs["project"], reader.inputs["location"]) == ("p", "r"), "the repository's own"
+    assert reader.options.retain_on_delete is True, "the running job pulls with it after `pulumi destroy`"
     for child in (repository, reader):
         assert getattr(child.options.parent, "_name", None) == "registry", f"{child.typ} is the component's child"
 
@@ -220,3 +232,33 @@ def test_the_registrys_lookups_go_to_the_provider_it_was_given(registered: dict[
     for token, provider in recorder.call_providers.items():
         assert "::explicit-gcp::" in provider, f"{token} went to {provider}"
     assert list(registered["Registry"]) == ["url"]
+
+
+def test_a_promoted_image_is_declared_from_its_source_stack_alone(registered: dict[str, Any]) -> None:
+    source = "us-central1-docker.pkg.dev/p/db-migrator/db-migrator@sha256:" + "12" * 32
+
+    def declare() -> None:
+        args = RegistryArgs("artifact-registry", "db-migrator", None, "nomad@q.iam.gserviceaccount.com", "q", "r")
+        image = PromotedImage(
+            "db-migrator", REPO, "org/api-migrations/staging", args, pulumi.ResourceOptions(protect=True)
+        )
+        pulumi.export("digest", image.digest)
+
+    recorder = Recorder(
+        stack_outputs={"org/api-migrations/staging": {"migrationsHash": content_hash(REPO), "migratorImage": source}}
+    )
+    run = run_declarations(declare, {}, recorder=recorder)
+    assert run.exports == {"digest": source}
+    assert run.recorder.one("api-migrations:index:PromotedImage").options.protect is True, (
+        "the caller's options are kept"
+    )
+    reader = run.recorder.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert (reader.inputs["project"], reader.inputs["location"], reader.inputs["repository"]) == (
+        "p",
+        "us-central1",
+        "db-migrator",
+    )
+    for child in (reader, run.recorder.one("pulumi:pulumi:StackReference")):
+        assert getattr(child.options.parent, "_name", None) == "db-migrator", f"{child.typ} is the component's child"
+    assert set(registered["PromotedImage"]) == {"digest", "contentHash"}
+    assert not run.recorder.of_type("docker:index/image:Image")

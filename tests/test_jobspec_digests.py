@@ -48,6 +48,7 @@ CHANGES = [
     ("migrator_db_lock_timeout", "6s", BOTH),
     ("migrator_lock_retries", "4", BOTH),
     ("secrets_path", "nomad/jobs/api/elsewhere", BOTH),
+    ("secrets_version", "12345", BOTH),
 ]
 
 

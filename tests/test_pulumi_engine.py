@@ -7,6 +7,7 @@ the real PostgreSQL of tests/conftest.py. Every test works on a copy of the proj
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -171,7 +172,7 @@ def step_ops(preview: dict[str, Any]) -> dict[str, str]:
 
 
 def status_of(stack: LocalStack) -> dict[str, Any]:
-    found = [r for r in stack.resources() if r["type"] == STATUS_TYPE]
+    found = [r for r in stack.resources() if r["type"] == STATUS_TYPE and r["urn"].endswith("::migration-status")]
     assert len(found) == 1, found
     return found[0]
 
@@ -345,6 +346,53 @@ def test_refresh_and_up_report_the_migrations_the_database_has_applied(deployed:
     assert restored.returncode == 0, restored.stdout + restored.stderr
 
 
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # the engine's mark of a secret value in the state
+
+
+def test_the_variables_version_key_is_made_once_and_kept_encrypted(deployed: Deployed) -> None:
+    """Item 9: the key of the Variable's keyed version is made by its dynamic provider on the
+    first `up`, stored only as a ciphertext, and kept by every later `up`; nothing in the state
+    is a plain digest of the database URL or its password."""
+    stack, url = deployed.stack, deployed.database_url
+
+    def key_in_state() -> tuple[dict[str, Any], str]:
+        [stored] = [r for r in stack.resources() if r["urn"].endswith("::api-secrets-version-key")]
+        resources = stack.run("stack", "export", "--show-secrets").json()["deployment"]["resources"]
+        [shown] = [r for r in resources if r["urn"] == stored["urn"]]
+        decrypted = shown["outputs"]["key"]  # still marked secret, with its plaintext as JSON
+        assert set(decrypted) == {SECRET_SIG, "plaintext"}
+        return stored, str(json.loads(decrypted["plaintext"]))
+
+    stored, key = key_in_state()
+    assert set(stored["outputs"]["key"]) == {SECRET_SIG, "ciphertext"}
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    stack.operation("up", "--yes")
+    assert key_in_state()[1] == key, "made once"
+
+    exported = json.dumps(stack.export())
+    assert key not in exported
+    password = conninfo.conninfo_to_dict(url)["password"]
+    assert isinstance(password, str)
+    for secret in (url, password):
+        for algorithm in sorted(hashlib.algorithms_guaranteed - {"shake_128", "shake_256"}):
+            assert hashlib.new(algorithm, secret.encode()).hexdigest() not in exported, algorithm
+
+
+def test_a_stack_that_still_sets_database_url_version_keeps_working(deployed: Deployed) -> None:
+    """The setting is gone from Pulumi.yaml; the engine passes an undeclared key through, and
+    the program says to remove it."""
+    stack = deployed.stack
+    stack.set_config("databaseUrlVersion", "3")
+    try:
+        result = stack.operation("preview", "--expect-no-changes")
+    finally:
+        stack.run("config", "rm", "databaseUrlVersion")
+    assert (
+        "warning: api-migrations:databaseUrlVersion is no longer read: the Nomad Variable is written again"
+        " whenever its content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+    ) in [line.strip() for line in result.output.splitlines()], result.output
+
+
 def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stacks, databases: Database) -> None:
     database_url = databases.create()
     stack = stacks.new("failing", database_url=database_url)
@@ -385,3 +433,63 @@ def test_a_database_only_the_nomad_clients_reach_is_a_warning_and_up_succeeds(st
     assert (outputs["appliedMigrations"], outputs["pendingMigrations"]) == ([], [])
     assert "lastMigratorRun" not in outputs, "None: no run was read"
     stack.operation("preview", "--expect-no-changes")
+
+
+# -- promotion ------------------------------------------------------------------------------------
+
+
+def test_a_stack_deploys_the_image_another_stack_ran_and_only_that(stacks: Stacks, tmp_path: Path) -> None:
+    """Item 11: ``promoteFrom`` read through the engine's own StackReference on the same backend:
+    the other stack's digest is deployed and no image is declared, and a checkout whose content
+    differs is refused before anything changes."""
+    source = stacks.new("source")
+    source.set_config("reportMigrations", "false")
+    source.record_unrun_resources()
+    source.operation("up", "--yes")
+    ran = source.outputs()
+    assert ran["migratorImage"] == STAND_IN_DIGEST
+
+    promoted = LocalStack(source.cli, copy_project(tmp_path / "checkout"), source.backend, source.home, "promoted")
+    promoted.config_file.write_text(source.config_file.read_text())
+    promoted.run("stack", "init", "promoted")
+    promoted.set_config("databaseUrl", "postgresql://unused@127.0.0.1:1/unused", secret=True)
+    promoted.set_config("promoteFrom", f"organization/{PROJECT}/source")
+    steps = promoted.operation("preview", "--json").json()["steps"]
+    types = {step["newState"]["type"] for step in steps if step.get("newState")}
+    assert "pulumi:pulumi:StackReference" in types
+    assert "docker:index/image:Image" not in types, "nothing is built"
+    promoted.record_unrun_resources()
+    promoted.operation("up", "--yes")
+    outputs = promoted.outputs()
+    assert (outputs["migratorImage"], outputs["migrationsHash"]) == (ran["migratorImage"], ran["migrationsHash"])
+
+    migration = next(iter(sorted((promoted.checkout / "migrations").glob("*.sql"))))
+    migration.write_bytes(migration.read_bytes() + b"\n")
+    refused = promoted.operation("preview", check=False)
+    assert refused.returncode != 0
+    assert any(
+        f"api-migrations:promoteFrom 'organization/{PROJECT}/source' runs the db-migrator image of content"
+        f" {ran['migrationsHash']}" in line
+        for line in error_lines(refused.output)
+    ), refused.output
+
+
+# -- pulumi destroy -------------------------------------------------------------------------------
+
+
+def test_destroy_never_asks_nomad_or_docker_to_delete_anything(stacks: Stacks) -> None:
+    """Item 10: the job keeps running after ``pulumi destroy``, so what it needs stays: the
+    Variable with the database URL, and the image its versions run. The engine skips the
+    provider of a resource kept on delete (step.go DeleteStep.Apply); the placeholder providers
+    here refuse every call, so a single delete asked of them would fail this destroy."""
+    stack = stacks.new("destroy")
+    stack.set_config("reportMigrations", "false")
+    unrun = stack.record_unrun_resources()
+    kept = {r["type"]: r.get("retainOnDelete") for r in stack.resources() if r["urn"] in unrun}
+    unrun_types = ["docker:index/image:Image", "nomad:index/job:Job", "nomad:index/variable:Variable"]
+    assert kept == dict.fromkeys(unrun_types, True)
+
+    result = stack.run("destroy", "--yes", "--refresh=false")
+    assert "refused, the plugin is not built here" not in result.output
+    assert stack.resources() == [], "the stack forgot them all"
+    print(result.output)  # what `pulumi destroy` prints, for the record (pytest -rP)

@@ -8,8 +8,10 @@ timeouts and the engine's handling of resource options.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Mapping
@@ -25,6 +27,7 @@ from infra.build_context import CONTEXT_ROOT
 from infra.config import ConfigError, default
 from infra.deadlines import Deadlines
 from infra.image_content import IMAGE_FILES, content_hash, image_files
+from infra.migrator_image import PromotionRefused
 from infra.schema_target import SchemaTargetError
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
@@ -52,6 +55,7 @@ STAGING = {
 DEV = {
     "api-migrations:registry": "localhost:5000",
     "api-migrations:apiImage": "localhost:5000/api:dev-1",
+    "api-migrations:allowMutableApiImage": "true",  # as Pulumi.dev.yaml
     "api-migrations:canary": "0",
     "api-migrations:databaseUrl": DATABASE_URL,
     "api-migrations:reportMigrations": "false",
@@ -60,6 +64,7 @@ JOB = "nomad:index/job:Job"
 IMAGE = "docker:index/image:Image"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 READER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+VARIABLE = "nomad:index/variable:Variable"
 
 
 def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
@@ -143,7 +148,7 @@ def test_staging_declares_repository_image_and_job() -> None:
     assert job_vars(run)["datacenters"] == '["us-central1-a"]'
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert variable["path"] == SECRETS_VARIABLE_PATH
-    assert variable["itemsWoVersion"] == 1
+    assert job_vars(run)["secrets_version"] == str(int(variable["itemsWoVersion"])), "the db-migrator task's env carries it"
 
     assert run.exports["migrationsHash"] == tag
     assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/db-migrator"
@@ -209,6 +214,167 @@ def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
     assert "migrator/cli.py" in image_files(REPO)
 
 
+def dockerfile_base(dockerfile: Path) -> str:
+    """What the Dockerfile builds on when no build argument overrides it."""
+    lines = dockerfile.read_text().splitlines()
+    assert [line for line in lines if line.startswith("FROM ")] == ["FROM ${BASE_IMAGE}"]
+    [base] = [line.removeprefix("ARG BASE_IMAGE=") for line in lines if line.startswith("ARG BASE_IMAGE=")]
+    return base
+
+
+def test_the_base_image_is_pinned_by_digest_and_part_of_the_tag(tmp_path: Path) -> None:
+    """Item 11: a tag for a base would let two builds of one content hash differ. The base is a
+    digest in the Dockerfile, which the content hash covers, and Pulumi builds on it."""
+    base = dockerfile_base(REPO / "migrator" / "Dockerfile")
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+    image = staging().recorder.one(IMAGE).inputs
+    assert "BASE_IMAGE" not in image["build"]["args"], "no build argument overrides the pinned base"
+    assert dockerfile_base(REPO / image["build"]["dockerfile"]) == base
+
+    program = copy_project(tmp_path / "a")
+    dockerfile = tmp_path / "a" / "migrator" / "Dockerfile"
+    other_base = base.replace(base[-64:], "0" * 64)
+    dockerfile.write_text(dockerfile.read_text().replace(base, other_base))
+    moved = staging(program=program).recorder.one(IMAGE).inputs
+    assert moved["imageName"] == f"{image['imageName'].rsplit(':', 1)[0]}:{content_hash(tmp_path / 'a')}"
+    assert moved["imageName"] != image["imageName"], "another base is another image, under another tag"
+
+
+STAGING_STACK = "my-org/api-migrations/staging"
+STAGING_IMAGE = "us-central1-docker.pkg.dev/e2b-staging/db-migrator/db-migrator@sha256:" + "5a" * 32
+PROD = {
+    **STAGING,
+    "gcp:project": "e2b-prod",
+    "api-migrations:registryReaderServiceAccount": "nomad@e2b-prod.iam.gserviceaccount.com",
+    "api-migrations:promoteFrom": STAGING_STACK,
+}
+
+
+def promote(
+    outputs: dict[str, Any], overrides: Mapping[str, str | None] | None = None, **kw: Any
+) -> tuple[Run, Recorder]:
+    recorder = Recorder(stack_outputs={STAGING_STACK: outputs})
+    config = {k: v for k, v in {**PROD, **(overrides or {})}.items() if v is not None}
+    return run_program(REPO / "__main__.py", config, stack="prod", recorder=recorder, **kw), recorder
+
+
+def test_prod_deploys_the_digest_staging_ran_without_building_it() -> None:
+    """Item 11: promotion. The job runs exactly staging's digest, nothing is built or pushed,
+    and the prod clients' account may read staging's repository before the job deploys."""
+    run, recorder = promote({"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE})
+    assert not recorder.of_type(IMAGE), "nothing is built"
+    source = recorder.one("pulumi:pulumi:StackReference")
+    assert source.inputs["name"] == STAGING_STACK
+    assert job_vars(run)["migrator_image"] == run.exports["migratorImage"] == STAGING_IMAGE
+    assert job_vars(run)["migrations_hash"] == run.exports["migrationsHash"] == content_hash(REPO)
+    readers = {r.inputs["project"]: r for r in recorder.of_type(READER)}
+    assert set(readers) == {"e2b-prod", "e2b-staging"}, "its own repository's, and staging's"
+    granted = readers["e2b-staging"]
+    assert (granted.inputs["location"], granted.inputs["repository"]) == ("us-central1", "db-migrator")
+    assert granted.inputs["role"] == "roles/artifactregistry.reader"
+    assert granted.inputs["member"] == "serviceAccount:nomad@e2b-prod.iam.gserviceaccount.com"
+    assert granted.options.retain_on_delete is True
+    depends = {getattr(d, "_name", None) for d in recorder.one(JOB).options.depends_on or []}  # type: ignore[union-attr]
+    assert granted.name in depends
+
+
+def test_promotion_needs_no_reader_account() -> None:
+    run, recorder = promote(
+        {"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE},
+        {"api-migrations:registryReaderServiceAccount": None},
+    )
+    assert not recorder.of_type(READER)
+    assert job_vars(run)["migrator_image"] == STAGING_IMAGE
+
+
+OTHER_HASH = "f" * 64
+PROMOTION_REFUSALS = [
+    (
+        {"migrationsHash": OTHER_HASH, "migratorImage": STAGING_IMAGE},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} runs the db-migrator image of content {OTHER_HASH}, and"
+        f" this checkout's content is {content_hash(REPO)}: promote from a checkout of the commit that stack"
+        " deployed, or deploy this commit there first",
+    ),
+    (
+        {},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} has no migrationsHash and migratorImage outputs:"
+        " run `pulumi up` on that stack first",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO)},
+        f"api-migrations:promoteFrom {STAGING_STACK!r} has no migrationsHash and migratorImage outputs:"
+        " run `pulumi up` on that stack first",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO), "migratorImage": "registry.example/db-migrator:latest"},
+        f"api-migrations:promoteFrom {STAGING_STACK!r}: its migratorImage"
+        " 'registry.example/db-migrator:latest' is not a digest reference",
+    ),
+    (
+        {"migrationsHash": content_hash(REPO), "migratorImage": "localhost:5000/db-migrator@sha256:" + "0" * 64},
+        f"api-migrations:promoteFrom {STAGING_STACK!r}: its image localhost:5000/db-migrator@sha256:{'0' * 64}"
+        " is not in an Artifact Registry repository, so api-migrations:registryReaderServiceAccount cannot be"
+        " granted read access to it; leave that setting empty and give the Nomad clients access to it yourself",
+    ),
+]
+
+
+@pytest.mark.parametrize(("outputs", "message"), PROMOTION_REFUSALS)
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "up"])
+def test_promotion_of_another_image_is_refused(outputs: dict[str, Any], message: str, preview: bool) -> None:
+    with pytest.raises(PromotionRefused) as caught:
+        promote(outputs, preview=preview)
+    assert str(caught.value) == message
+
+
+def test_a_promoting_dev_stack_grants_nothing_in_gcp() -> None:
+    image = "localhost:5000/db-migrator@sha256:" + "0" * 64
+    recorder = Recorder(stack_outputs={"dev": {"migrationsHash": content_hash(REPO), "migratorImage": image}})
+    config = {**DEV, "api-migrations:promoteFrom": "dev", "api-migrations:registryReaderServiceAccount": "r@x.iam"}
+    run = run_program(REPO / "__main__.py", config, stack="laptop", recorder=recorder)
+    assert not [r for r in recorder.resources if r.typ.startswith("gcp:")]
+    assert job_vars(run)["migrator_image"] == image
+
+
+@pytest.mark.parametrize(
+    ("stack", "name", "message"),
+    [
+        ("prod", "prod", "api-migrations:promoteFrom 'prod' is this stack: name the stack whose image it deploys"),
+        (
+            "prod",
+            "my-org/api-migrations/prod",
+            "api-migrations:promoteFrom 'my-org/api-migrations/prod' is this stack: name the stack whose image it"
+            " deploys",
+        ),
+        (
+            "prod",
+            "stag ing",
+            "api-migrations:promoteFrom must name a stack, like staging or my-org/api-migrations/staging,"
+            " got 'stag ing'",
+        ),
+        (
+            "prod",
+            "a/b/c/d",
+            "api-migrations:promoteFrom must name a stack, like staging or my-org/api-migrations/staging,"
+            " got 'a/b/c/d'",
+        ),
+    ],
+)
+def test_promote_from_must_name_another_stack(stack: str, name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        run_program(REPO / "__main__.py", {**PROD, "api-migrations:promoteFrom": name}, stack=stack)
+    assert str(caught.value) == message
+
+
+def test_promote_from_the_same_stack_name_of_another_project_is_allowed() -> None:
+    other = "my-org/other-project/prod"
+    recorder = Recorder(stack_outputs={other: {"migrationsHash": content_hash(REPO), "migratorImage": STAGING_IMAGE}})
+    run = run_program(
+        REPO / "__main__.py", {**PROD, "api-migrations:promoteFrom": other}, stack="prod", recorder=recorder
+    )
+    assert job_vars(run)["migrator_image"] == STAGING_IMAGE
+
+
 def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_image() -> None:
     """Item 3: the stack's own repository, kept on destroy; cleanup deletes only untagged data."""
     repository = staging().recorder.one(REPOSITORY)
@@ -220,6 +386,21 @@ def test_owned_repository_is_dedicated_protected_and_never_deletes_a_tagged_imag
     assert deletes
     assert all(p["condition"]["tagState"] == "UNTAGGED" for p in deletes)
     assert repository.inputs["cleanupPolicyDryRun"] is False
+
+
+def test_destroy_deletes_nothing_the_running_job_depends_on() -> None:
+    """Item 10: the engine deletes a stack's resources dependents first and stops at a protected
+    one only when it reaches it (pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply), so
+    the Variable and the read binding were deleted under a job that keeps running. Every resource
+    the job needs, and the job itself, is kept by the engine (retain_on_delete: no provider call),
+    and the repository stays protected."""
+    run = staging()
+    kept = {r.typ: r.options for r in run.recorder.resources if not r.typ.startswith(("api-migrations:", "pulumi"))}
+    assert set(kept) == {JOB, IMAGE, REPOSITORY, READER, VARIABLE}
+    assert {typ: options.retain_on_delete for typ, options in kept.items()} == dict.fromkeys(kept, True)
+    protected = {typ for typ, options in kept.items() if options.protect}
+    assert protected == {REPOSITORY}
+    assert run.recorder.one(JOB).inputs["deregisterOnDestroy"] is False
 
 
 def test_an_existing_repository_is_only_looked_up() -> None:
@@ -279,6 +460,71 @@ def test_api_task_gets_args_env_and_secrets_through_the_variable() -> None:
     assert items["value"] == '{"database_url": "' + DATABASE_URL + '", "SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}'
     assert "s3cr3t-jwt" not in run.plain_text()
     assert "s3cr3t-jwt" not in repr(variables)
+
+
+VERSION_KEY = "0f" * 32
+
+
+def written_version(key: str, items: str) -> int:
+    """items_wo_version: HMAC-SHA-256 of the Variable's JSON under the stack's key (hexadecimal),
+    its first 6 bytes big-endian, plus one."""
+    return int.from_bytes(hmac.new(bytes.fromhex(key), items.encode(), hashlib.sha256).digest()[:6], "big") + 1
+
+
+def variable_version(overrides: Mapping[str, str | None] | None = None, key: str = VERSION_KEY) -> int:
+    run = staging(
+        overrides,
+        secret_keys=("api-migrations:databaseUrl", "api-migrations:apiSecrets"),
+        recorder=Recorder(version_key=key),
+    )
+    variable = run.recorder.one(VARIABLE).inputs
+    version = variable["itemsWoVersion"]
+    assert isinstance(version, float), "plain: a number (the engine's float64), not a secret"
+    assert written_version(key, variable["itemsWo"]["value"]) == version
+    assert job_vars(run)["secrets_version"] == str(int(version)), "the db-migrator task's env carries it"
+    return int(version)
+
+
+def test_the_variable_is_written_again_exactly_when_its_content_changes() -> None:
+    """Item 9: the provider sends items_wo only when items_wo_version changes, so the version is
+    the content's: a rotated password or API secret is written in the same `up` that reads
+    with it, and nothing else rewrites the Variable."""
+    first = variable_version()
+    assert variable_version() == first, "the same content, the same version: no write, no rollout"
+    rotated = variable_version({"api-migrations:databaseUrl": DATABASE_URL.replace(PASSWORD, "pW-rotated")})
+    secret = variable_version({"api-migrations:apiSecrets": '{"SUPABASE_JWT_SECRETS": "s3cr3t-jwt"}'})
+    other_key = variable_version(key="a1" * 32)
+    assert len({first, rotated, secret, other_key}) == 4
+
+
+def test_no_digest_of_a_secret_is_in_plain_state() -> None:
+    """A plain digest of the database URL (or of the Variable's JSON) could be matched against
+    guessed passwords; the key that makes the version is the stack's secret."""
+    run = staging(recorder=Recorder(version_key=VERSION_KEY))
+    items = run.recorder.one(VARIABLE).inputs["itemsWo"]["value"]
+    key = run.recorder.one("pulumi-python:dynamic:Resource", "api-secrets-version-key")
+    assert key.options.additional_secret_outputs == ["key"], "the engine stores the key encrypted"
+    run.recorder.resources.remove(key)  # its output is secret in the engine's state, not in the mocks'
+    plain = run.plain_text() + repr(run.exports)
+    assert VERSION_KEY not in plain
+    for secret in (DATABASE_URL, PASSWORD, items):
+        for algorithm in sorted(hashlib.algorithms_guaranteed - {"shake_128", "shake_256"}):
+            digest = hashlib.new(algorithm, secret.encode()).digest()
+            assert digest.hex() not in plain, algorithm
+            assert str(int.from_bytes(digest[:6], "big") + 1) not in plain, algorithm
+
+
+def test_a_stack_that_still_sets_database_url_version_works_and_is_told_to_drop_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    run = staging({"api-migrations:databaseUrlVersion": "7"})
+    assert run.recorder.one(VARIABLE).inputs["itemsWoVersion"] != 7
+    assert warnings == [
+        "api-migrations:databaseUrlVersion is no longer read: the Nomad Variable is written again whenever"
+        " its content changes. Remove it with `pulumi config rm databaseUrlVersion`"
+    ]
 
 
 def test_plain_api_secrets_are_refused() -> None:
@@ -359,36 +605,70 @@ def test_job_waits_for_the_variable_its_tasks_read() -> None:
     assert run.recorder.one("nomad:index/variable:Variable").name in depends
 
 
-@pytest.mark.parametrize(
-    ("image", "warned"),
-    [
-        ("registry.example/api:latest", True),
-        ("api:latest", True),
-        ("registry.example:5000/api", True),
-        ("registry.example:5000/team/api", True),
-        ("registry.example/api:1.4.2", False),
-        ("registry.example:5000/api:latest-1", False),
-        (API_DIGEST, False),
-        ("registry.example/api:latest@sha256:" + "ab" * 32, False),
-    ],
-)
-def test_a_latest_api_image_is_warned_about(monkeypatch: pytest.MonkeyPatch, image: str, warned: bool) -> None:
-    """Item 13: a new image under a mutable tag never redeploys."""
+NOT_A_DIGEST = [
+    "registry.example/api:latest",
+    "api:latest",
+    "registry.example:5000/api",
+    "registry.example:5000/team/api",
+    "registry.example/api:1.4.2",
+    "registry.example:5000/api:main",
+    "registry.example/api@sha256:" + "ab" * 31,  # a digest is 64 hexadecimal digits
+    "registry.example/api@sha256:" + "AB" * 32,
+    "registry.example/api@sha512:" + "ab" * 64,
+]
+
+
+@pytest.mark.parametrize("image", NOT_A_DIGEST)
+def test_an_api_image_not_pinned_by_digest_is_refused(image: str) -> None:
+    """Item 14: Nomad redeploys only when the job changes, so a new image pushed under any tag
+    (not only latest) never ships."""
+    with pytest.raises(ConfigError) as caught:
+        staging({"api-migrations:apiImage": image})
+    assert str(caught.value) == (
+        f"api-migrations:apiImage {image!r} is not pinned by digest: Nomad deploys only when the job"
+        " changes, so an image pushed again under the same tag is never deployed. Set it to the"
+        " image's digest reference (name@sha256:...), or set api-migrations:allowMutableApiImage"
+        " to true to deploy a tag anyway"
+    )
+
+
+@pytest.mark.parametrize("image", NOT_A_DIGEST)
+def test_a_stack_that_allows_mutable_api_images_is_warned(monkeypatch: pytest.MonkeyPatch, image: str) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
-    staging({"api-migrations:apiImage": image})
-    expected = (
-        f"api-migrations:apiImage {image!r} uses the mutable tag 'latest': a new API image pushed under it"
-        " is never deployed. Use a digest (name@sha256:...) or an immutable tag."
-    )
-    assert warnings == ([expected] if warned else [])
+    run = staging({"api-migrations:apiImage": image, "api-migrations:allowMutableApiImage": "true"})
+    assert job_vars(run)["api_image"] == image
+    assert warnings == [
+        f"api-migrations:apiImage {image!r} is not pinned by digest: an image pushed again under the same"
+        " tag is never deployed (api-migrations:allowMutableApiImage is true)"
+    ]
+
+
+@pytest.mark.parametrize("image", [API_DIGEST, "registry.example:5000/api:1.4.2@sha256:" + "0123456789" * 6 + "abcd"])
+def test_an_api_image_pinned_by_digest_is_deployed_without_a_word(monkeypatch: pytest.MonkeyPatch, image: str) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    for allowed in ("false", "true"):
+        run = staging({"api-migrations:apiImage": image, "api-migrations:allowMutableApiImage": allowed})
+        assert job_vars(run)["api_image"] == image
+    assert warnings == []
+
+
+def test_only_the_dev_stack_file_allows_mutable_api_images() -> None:
+    """The dev stack keeps working with a tag set by hand; staging and prod pin by digest."""
+    allowed = {
+        path.name: yaml.safe_load(path.read_text())["config"].get("api-migrations:allowMutableApiImage", False)
+        for path in sorted(REPO.glob("Pulumi.*.yaml"))
+    }
+    assert allowed == {"Pulumi.dev.yaml": True, "Pulumi.prod.yaml": False, "Pulumi.staging.yaml": False}
+    assert default("allowMutableApiImage") is False
 
 
 def test_status_outputs_come_from_the_status_resource() -> None:
     run = staging(
         {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": "postgresql://x@127.0.0.1:1/x"}
     )
-    status = run.recorder.one("pulumi-python:dynamic:Resource")
+    status = run.recorder.one("pulumi-python:dynamic:Resource", "migration-status")
     assert status.inputs["migrations_hash"] == content_hash(REPO)
     assert status.inputs["migrator_image"] == run.exports["migratorImage"], "it waits for this image's run"
     assert status.inputs["wait_seconds"] == Deadlines(3600, 2, 1).pulumi_timeout
@@ -442,10 +722,6 @@ BAD_CONFIG: list[tuple[dict[str, str | None], str]] = [
         "api-migrations:apiDistinctHosts must be true or false, got 'maybe'",
     ),
     ({"api-migrations:allowDown": "1"}, "api-migrations:allowDown must be true or false, got '1'"),
-    (
-        {"api-migrations:databaseUrlVersion": "0"},
-        "api-migrations:databaseUrlVersion must be between 1 and 2147483647, got 0",
-    ),
     ({"gcp:region": None}, "gcp:project and gcp:region are required when api-migrations:registry is artifact-registry"),
     (
         {"gcp:project": None},
@@ -540,7 +816,8 @@ def test_an_unset_boolean_takes_the_project_default() -> None:
     """reportMigrations decides whether the program declares the status resource."""
     for value, reads in (("true", True), ("false", False), (None, bool(default("reportMigrations")))):
         run = staging({"api-migrations:reportMigrations": value})
-        assert bool(run.recorder.of_type("pulumi-python:dynamic:Resource")) is reads, value
+        statuses = [r for r in run.recorder.of_type("pulumi-python:dynamic:Resource") if r.name == "migration-status"]
+        assert bool(statuses) is reads, value
 
 
 def test_dev_stack_creates_no_gcp_resource() -> None:

@@ -149,6 +149,11 @@ variable "secrets_path" {
   description = "Nomad Variable with database_url and the API's secrets. The group's path: both tasks may read it without any policy."
 }
 
+variable "secrets_version" {
+  type        = string
+  description = "Version of that Variable's content, a keyed hash (infra/variable_version.py): it changes exactly when a secret does."
+}
+
 job "api" {
   type        = "service"
   datacenters = var.datacenters
@@ -235,6 +240,10 @@ job "api" {
         MIGRATOR_STATEMENT_TIMEOUT = var.migrator_statement_timeout
         MIGRATOR_DB_LOCK_TIMEOUT   = var.migrator_db_lock_timeout
         MIGRATOR_LOCK_RETRIES      = var.migrator_lock_retries
+        # The Variable's version: a new database URL or secret changes this task, so Nomad
+        # replaces every allocation (the API's task with it, one at a time under the update
+        # block: scheduler tasksUpdated), and the verdict waits for the migrator's run with it.
+        MIGRATOR_SECRETS_VERSION   = var.secrets_version
       }
 
       # Never retried in place: a failed run fails the allocation (the migrator rolled the
@@ -286,11 +295,13 @@ job "api" {
       env = var.api_env
 
       # The database URL (written once, for both tasks) and the API's secrets. Only the
-      # prestart task reports a missing variable; start never runs without it.
+      # prestart task reports a missing variable; start never runs without it. A new value never
+      # restarts a running allocation: "restart" would restart every one of them within the
+      # splay (5 s), a full outage. MIGRATOR_SECRETS_VERSION replaces the allocations instead, one by one.
       template {
         destination = "secrets/api.env"
         env         = true
-        change_mode = "restart"
+        change_mode = "noop"
         data        = <<-EOT
         {{- if nomadVarExists "${var.secrets_path}" -}}
         {{- with nomadVar "${var.secrets_path}" -}}

@@ -172,7 +172,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         scratch_dsn=getattr(ns, "scratch_dsn", None) or environ.get(SCRATCH_DSN_ENV) or "",
         exclude_schemas=tuple(getattr(ns, "exclude_schemas", None) or ()),
         rollback_id=_rollback_id(getattr(ns, "rollback_id", None)),
-        run_timeout=_run_timeout(ns, environ) if applies else None,
+        run_timeout=_run_timeout(ns, environ) if "run-timeout" in command.options else None,
     )
 
 

@@ -222,6 +222,7 @@ def test_the_migrator_runs_with_the_derived_waits(variables: dict[str, str]) -> 
         "MIGRATOR_STATEMENT_TIMEOUT",
         "MIGRATOR_DB_LOCK_TIMEOUT",
         "MIGRATOR_LOCK_RETRIES",
+        "MIGRATOR_SECRETS_VERSION",
     }
     lock, run, statement = seconds(args[3]), seconds(args[5]), seconds(variables["migrator_statement_timeout"])
     assert statement <= run

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from migrator.history import runs_table
 from migrator.schema_snapshot import SchemaObject, Snapshot, take_snapshot
-from migrator.store import TableName
+from migrator.store import TableName, tolerated
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,13 @@ def changes_since_last_run(conn: psycopg.Connection, table: TableName) -> Schema
     """Whether the schema changed since the newest successful run that recorded its digests;
     None when it did not, or when no run recorded them (nothing to compare with)."""
     try:
-        row = conn.execute(
-            sql.SQL(
-                "SELECT finished_at, schema_digests FROM {} WHERE outcome = 'succeeded'"
-                " AND schema_digests IS NOT NULL ORDER BY id DESC LIMIT 1"
-            ).format(runs_table(table).identifier)
-        ).fetchone()
+        with tolerated(conn):
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT finished_at, schema_digests FROM {} WHERE outcome = 'succeeded'"
+                    " AND schema_digests IS NOT NULL ORDER BY id DESC LIMIT 1"
+                ).format(runs_table(table).identifier)
+            ).fetchone()
     except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn, pg_errors.InsufficientPrivilege):
         return None  # no run recorded digests yet, or this role may not read them
     if row is None:

@@ -34,7 +34,7 @@ from psycopg.types.json import Jsonb
 
 from migrator.errors import Failure, Interrupted, MigrationFailed, MigratorError
 from migrator.lock import GOOSE_LOCK_ID
-from migrator.store import TableName
+from migrator.store import TableName, tolerated
 
 IMAGE_ENV = "MIGRATOR_IMAGE"
 DEPLOYMENT_ENV = "MIGRATOR_DEPLOYMENT"
@@ -105,7 +105,9 @@ class History:
         ).fetchall()
         return {str(row[0]) for row in rows}
 
-    def ensure(self) -> None:
+    def ensure(self) -> set[str]:
+        """The table, made or brought up to date; the columns it has. A table an older migrator
+        made under another role cannot gain columns: runs are then recorded without them."""
         columns = self._columns()
         if not columns:
             self.conn.execute(
@@ -124,50 +126,64 @@ class History:
             )
         missing = [name for name in _ADDED_COLUMNS if name not in columns]
         if missing:
-            self.conn.execute(
-                sql.SQL("ALTER TABLE {} ").format(self.table.identifier)
-                + sql.SQL(", ").join(
-                    sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
-                        sql.Identifier(name), sql.SQL(_ADDED_COLUMNS[name])
+            try:
+                self.conn.execute(
+                    sql.SQL("ALTER TABLE {} ").format(self.table.identifier)
+                    + sql.SQL(", ").join(
+                        sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
+                            sql.Identifier(name), sql.SQL(_ADDED_COLUMNS[name])
+                        )
+                        for name in missing
                     )
-                    for name in missing
                 )
-            )
+            except pg_errors.InsufficientPrivilege:
+                return columns
+        return columns | set(missing)
 
-    def start(self, command: str, image: str, allocation: str, deployment: str, rollback_id: str | None) -> int:
+    def start(
+        self, command: str, image: str, allocation: str, deployment: str, rollback_id: str | None, *, columns: set[str]
+    ) -> int:
         """Record a run as running, with its server session; forget all but the newest runs and,
         of each rollback, the run that completed it first; and close as lost every other run
         still running whose session no longer holds goose's lock (this run holds it now): it
-        died without a word, killed or cut off."""
+        died without a word, killed or cut off. ``columns`` are those the table has."""
+        given: dict[str, str | None] = {"command": command, "image": image, "allocation": allocation}
+        given |= {
+            name: value for name, value in (("deployment", deployment), ("rollback_id", rollback_id)) if name in columns
+        }
+        names = sql.SQL(", ").join(sql.Identifier(name) for name in given)
+        values = sql.SQL(", ").join(sql.Placeholder(name) for name in given)
+        if "backend_pid" in columns:
+            names, values = sql.SQL("{}, backend_pid").format(names), sql.SQL("{}, pg_backend_pid()").format(values)
+        kept = (
+            " AND id NOT IN (SELECT min(id) FROM {runs} WHERE rollback_id IS NOT NULL AND outcome = 'succeeded'"
+            " GROUP BY rollback_id)"
+            if "rollback_id" in columns
+            else ""
+        )
+        lost = (
+            ", lost AS (UPDATE {runs} r SET outcome = 'lost', finished_at = now(), error = format("
+            "'the run stopped without recording its outcome: its server session%%s no longer held the"
+            " migration lock when run %%s started. Its process was most likely killed (out of memory?) or"
+            " lost its connection', coalesce(' (backend pid ' || r.backend_pid || ')', ''),"
+            " (SELECT id FROM started))"
+            " WHERE r.outcome = 'running' AND r.id > (SELECT id FROM started) - %(keep)s AND NOT EXISTS"
+            " (SELECT FROM pg_locks l WHERE l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted"
+            " AND l.objsubid = 1 AND l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))"
+            if "backend_pid" in columns
+            else ""
+        )
         row = self.conn.execute(
             sql.SQL(
-                "WITH started AS (INSERT INTO {runs} (command, image, allocation, deployment, rollback_id, backend_pid)"
-                " VALUES (%(command)s, %(image)s, %(allocation)s, %(deployment)s, %(rollback_id)s, pg_backend_pid())"
-                " RETURNING id),"
-                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %(keep)s AND id NOT IN"
-                " (SELECT min(id) FROM {runs} WHERE rollback_id IS NOT NULL AND outcome = 'succeeded'"
-                " GROUP BY rollback_id)),"
-                " lost AS (UPDATE {runs} r SET outcome = 'lost', finished_at = now(), error = format("
-                "'the run stopped without recording its outcome: its server session%%s no longer held the"
-                " migration lock when run %%s started. Its process was most likely killed (out of memory?) or"
-                " lost its connection', coalesce(' (backend pid ' || r.backend_pid || ')', ''),"
-                " (SELECT id FROM started))"
-                " WHERE r.outcome = 'running' AND r.id > (SELECT id FROM started) - %(keep)s AND NOT EXISTS"
-                " (SELECT FROM pg_locks l WHERE l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted"
-                " AND l.objsubid = 1 AND l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s"
-                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))"
-                " SELECT id FROM started"
-            ).format(runs=self.table.identifier),
-            {
-                "command": command,
-                "image": image,
-                "allocation": allocation,
-                "deployment": deployment,
-                "rollback_id": rollback_id,
-                "keep": KEEP_RUNS,
-                "high": GOOSE_LOCK_ID >> 32,
-                "low": GOOSE_LOCK_ID & 0xFFFFFFFF,
-            },
+                "WITH started AS (INSERT INTO {runs} ({names}) VALUES ({values}) RETURNING id),"
+                " pruned AS (DELETE FROM {runs} WHERE id <= (SELECT id FROM started) - %(keep)s"
+                + kept
+                + ")"
+                + lost
+                + " SELECT id FROM started"
+            ).format(runs=self.table.identifier, names=names, values=values),
+            {**given, "keep": KEEP_RUNS, "high": GOOSE_LOCK_ID >> 32, "low": GOOSE_LOCK_ID & 0xFFFFFFFF},
         ).fetchone()
         assert row is not None
         return int(row[0])
@@ -213,11 +229,14 @@ class History:
         """The recorded runs, newest first; none when nothing was ever recorded. Columns a
         newer migrator added are left out, and ones an older table lacks read as None."""
         try:
-            rows = (
-                self.conn.cursor(row_factory=dict_row)
-                .execute(sql.SQL("SELECT * FROM {} ORDER BY id DESC LIMIT %s").format(self.table.identifier), (limit,))
-                .fetchall()
-            )
+            with tolerated(self.conn):
+                rows = (
+                    self.conn.cursor(row_factory=dict_row)
+                    .execute(
+                        sql.SQL("SELECT * FROM {} ORDER BY id DESC LIMIT %s").format(self.table.identifier), (limit,)
+                    )
+                    .fetchall()
+                )
         except pg_errors.UndefinedTable:
             return []
         return [Run(**_known_columns(row)) for row in rows]
@@ -250,7 +269,7 @@ class Recording:
 
     def start(self) -> int:
         if self.run_id is None:
-            self.history.ensure()
+            columns = self.history.ensure()
             environ = os.environ
             self.run_id = self.history.start(
                 self.command,
@@ -258,6 +277,7 @@ class Recording:
                 environ.get(ALLOCATION_ENV, ""),
                 environ.get(DEPLOYMENT_ENV, ""),
                 self.rollback_id,
+                columns=columns,
             )
         return self.run_id
 

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from migrator.errors import DatabaseError
 from migrator.source import Migration
-from migrator.store import TableName, table_exists
+from migrator.store import TableName, table_exists, tolerated
 
 
 class State(StrEnum):
@@ -104,11 +104,12 @@ class Ledger:
         if not table_exists(self.conn, self.table):
             return {}
         try:
-            rows = self.conn.execute(
-                sql.SQL("SELECT version_id, filename, sha256, state, statements_done, statements_total FROM {}").format(
-                    self.table.identifier
-                )
-            ).fetchall()
+            with tolerated(self.conn):
+                rows = self.conn.execute(
+                    sql.SQL(
+                        "SELECT version_id, filename, sha256, state, statements_done, statements_total FROM {}"
+                    ).format(self.table.identifier)
+                ).fetchall()
         except pg_errors.InsufficientPrivilege:
             raise LedgerUnreadable(f"no privilege to read {self.table}") from None
         entries = {}
@@ -125,9 +126,11 @@ class Ledger:
 
     def seal(self) -> str | None:
         try:
-            row = self.conn.execute(
-                sql.SQL("SELECT sha256 FROM {} WHERE version_id = %s").format(self.table.identifier), (SEAL_VERSION,)
-            ).fetchone()
+            with tolerated(self.conn):
+                row = self.conn.execute(
+                    sql.SQL("SELECT sha256 FROM {} WHERE version_id = %s").format(self.table.identifier),
+                    (SEAL_VERSION,),
+                ).fetchone()
         except pg_errors.UndefinedTable:
             return None
         return str(row[0]) if row else None

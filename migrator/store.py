@@ -9,6 +9,8 @@ instead, so the newest row of each version decides whether it is applied.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +33,16 @@ DERIVED_SUFFIXES = ("_ledger",)
 # already exists", "type already exists" (the table's row type) or a duplicate key in the
 # catalog's unique index, when the other session committed while this one waited on it.
 _CREATED_MEANWHILE = (pg_errors.DuplicateTable, pg_errors.DuplicateObject, pg_errors.UniqueViolation)
+
+
+@contextmanager
+def tolerated(conn: psycopg.Connection) -> Iterator[None]:
+    """Around a query whose failure the caller handles: on a connection that is not in autocommit
+    (a reading command's, whose statements share one read-only transaction) a transaction of its
+    own, or a savepoint inside the open one, so that the failure ends the query and not the
+    command's transaction; in autocommit, nothing (each statement is its own transaction)."""
+    with nullcontext() if conn.autocommit else conn.transaction():
+        yield
 
 
 def _unquote(part: str) -> str:
@@ -126,12 +138,13 @@ class Store:
         """A digest of every row's id, version and state, and the highest applied version:
         any write by goose or by hand changes the digest. Empty when there is no table."""
         try:
-            row = self.conn.execute(
-                sql.SQL(
-                    "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
-                    " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
-                ).format(self.table.identifier)
-            ).fetchone()
+            with tolerated(self.conn):
+                row = self.conn.execute(
+                    sql.SQL(
+                        "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
+                        " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
+                    ).format(self.table.identifier)
+                ).fetchone()
         except pg_errors.UndefinedTable:
             return "", 0
         assert row is not None

@@ -66,7 +66,7 @@ CASES = {
         [f"{F}: statement 1 (line 2): users: UNIQUE INDEX: passes: 0 key value(s) are held by more than one row"],
     ),
     "partial unique index": (
-        "CREATE UNIQUE INDEX CONCURRENTLY users_adult_handle ON users (handle) WHERE age > 20;\n",
+        "CREATE UNIQUE INDEX users_adult_handle ON users (handle) WHERE age > 20;\n",
         [
             f"{F}: statement 1 (line 2): users: UNIQUE INDEX users_adult_handle: passes:"
             " 0 key value(s) are held by more than one row"
@@ -166,8 +166,8 @@ CASES = {
             " ERROR: division by zero (SQLSTATE 22012)"
         ],
     ),
-    "tables the pending files create, and statements pglast cannot read": (
-        "CREATE TABLE tags (id int);\nALTER TABLE tags ALTER COLUMN id SET NOT NULL;\nSELEC 1;\n",
+    "tables the pending files create": (
+        "CREATE TABLE tags (id int);\nALTER TABLE tags ALTER COLUMN id SET NOT NULL;\n",
         [],
     ),
 }
@@ -184,7 +184,7 @@ def test_each_check_counts_the_rows_that_violate_it(
 def test_the_writes_and_checks_of_earlier_files_count_as_earlier(
     target: psycopg.Connection, migrations: MigrationDir
 ) -> None:
-    migrations.add("00002_copy.sql", "-- +goose Up\nCOPY posts FROM STDIN;\n")
+    migrations.add("00002_write.sql", "-- +goose Up\nUPDATE posts SET user_id = user_id;\n")
     migrations.add("00003_fk.sql", "-- +goose Up\nALTER TABLE posts ADD FOREIGN KEY (user_id) REFERENCES users (id);\n")
     steps = Migrator(target, migrations.path, GOOSE_TABLE).plan_up()
     (check,) = predict(target, steps)
@@ -197,7 +197,7 @@ def test_the_writes_and_checks_of_earlier_files_count_as_earlier(
         1,
         "row(s) refer to no row of users",
         Verdict.MAY_FAIL,
-        "statement 1 (line 2) of 00002_copy.sql runs before it and may change those rows",
+        "statement 1 (line 2) of 00002_write.sql runs before it and may change those rows",
     )
     assert check.as_dict() == {
         "file": "00003_fk.sql",
@@ -208,7 +208,7 @@ def test_the_writes_and_checks_of_earlier_files_count_as_earlier(
         "rows": 1,
         "violation": "row(s) refer to no row of users",
         "verdict": "may fail",
-        "note": "statement 1 (line 2) of 00002_copy.sql runs before it and may change those rows",
+        "note": "statement 1 (line 2) of 00002_write.sql runs before it and may change those rows",
     }
 
 
@@ -245,7 +245,9 @@ def test_a_role_that_may_not_read_the_rows_gets_no_verdict_and_the_session_goes_
     query(dsn, f"REVOKE SELECT ON posts FROM catalogs_{target.info.dbname}")
 
 
-def test_a_count_runs_read_only_under_its_own_timeout(target: psycopg.Connection, migrations: MigrationDir) -> None:
+def test_a_count_runs_read_only_under_its_own_timeout(
+    dsn: str, target: psycopg.Connection, migrations: MigrationDir
+) -> None:
     migrations.add("00002_pending.sql", "-- +goose Up\nALTER TABLE users ADD CHECK (pg_sleep(0.5) IS NOT NULL);\n")
     steps = Migrator(target, migrations.path, GOOSE_TABLE).plan_up()
     (check,) = predict(target, steps, timeout=0.2)
@@ -253,9 +255,7 @@ def test_a_count_runs_read_only_under_its_own_timeout(target: psycopg.Connection
     assert check.note == "ERROR: canceling statement due to statement timeout (SQLSTATE 57014)"
     assert target.execute("SHOW statement_timeout").fetchone() == ("0",)
     migrations.add("00002_pending.sql", "-- +goose Up\nALTER TABLE users ADD CHECK (nextval('writes') > 0);\n")
-    query_as_owner = "CREATE SEQUENCE writes"
-    target.execute("SET default_transaction_read_only = off")
-    target.execute(query_as_owner)
+    query(dsn, "CREATE SEQUENCE writes")
     steps = Migrator(target, migrations.path, GOOSE_TABLE).plan_up()
     (check,) = predict(target, steps)
     assert check.note == "ERROR: cannot execute nextval() in a read-only transaction (SQLSTATE 25006)"

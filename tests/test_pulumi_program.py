@@ -148,7 +148,7 @@ def test_staging_declares_repository_image_and_job() -> None:
     assert job_vars(run)["datacenters"] == '["us-central1-a"]'
     variable = run.recorder.one("nomad:index/variable:Variable").inputs
     assert variable["path"] == SECRETS_VARIABLE_PATH
-    assert job_vars(run)["secrets_version"] == str(int(variable["itemsWoVersion"])), "the db-migrator task's env carries it"
+    assert job_vars(run)["secrets_version"] == str(int(variable["itemsWoVersion"])), "the task's env carries it"
 
     assert run.exports["migrationsHash"] == tag
     assert run.exports["registryUrl"] == "us-central1-docker.pkg.dev/e2b-staging/db-migrator"

@@ -213,9 +213,8 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
 
 def _how_it_runs(migration: Migration) -> str:
     """What the pending line adds for a file that ends its own transaction; a file that does not
-    parse gets nothing here (lint_warnings reports why)."""
-    if migration.go:
-        return " (a Go migration: the migrator will refuse to run it)"
+    parse gets nothing here (lint_warnings reports why). A pending Go migration never gets here:
+    the migrator would refuse to run it, and so does preview (read_database)."""
     try:
         said = note(parse_file(migration.path, Direction.UP))
     except MigratorError:

@@ -92,12 +92,15 @@ class LockObserver:
         self.found: list[StatementLocks] = []
 
     def start(self) -> None:
-        """Before a file: the relations that exist now, the migrator's own tables left out."""
+        """Before a file: the relations that exist now, the migrator's own tables and their
+        indexes left out (the guard that opens each file reads goose's table by its key)."""
         rows = self.conn.execute(
-            "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind"
-            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
-            " AND c.oid <> ALL (array_remove(ARRAY[to_regclass(%s), to_regclass(%s), to_regclass(%s)]::oid[], NULL))"
+            "WITH own AS (SELECT array_remove(ARRAY[to_regclass(%s), to_regclass(%s), to_regclass(%s)]::oid[], NULL)"
+            " AS oids)"
+            " SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, own"
+            " WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND c.oid <> ALL (own.oids)"
+            " AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indexrelid = c.oid AND i.indrelid = ANY (own.oids))"
             " AND c.relkind = ANY (%s)",
             (*self.own_tables, list(_RELATION_KINDS)),
         ).fetchall()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from migrator import Migrator, Options, TableName
-from migrator.errors import Failure
+from migrator.errors import Failure, ParseError
 from migrator.refusals import OutOfOrderRefused
 from migrator.rehearsal import DriftCheck, Rehearsal, Replay, limitation, rehearse
 from migrator.schema_snapshot import schema_digests
@@ -64,12 +64,6 @@ def target_state(dsn: str) -> tuple[object, ...]:
 
 
 FAILURES = {
-    "syntax error": (
-        "-- +goose Up\nCREATE TABLE tags (id int);\nCREATE TABEL broken (id int);\n",
-        2,
-        3,
-        'ERROR: syntax error at or near "TABEL" (SQLSTATE 42601)',
-    ),
     "missing column": (
         "-- +goose Up\nALTER TABLE users ADD COLUMN name text;\n\n"
         "CREATE INDEX users_nickname_idx ON users (nickname);\n",
@@ -91,6 +85,26 @@ FAILURES = {
         'ERROR: relation "tags" does not exist (SQLSTATE 42P01)',
     ),
 }
+
+
+def test_a_syntax_error_is_refused_by_file_and_line_before_a_scratch_database_is_made(
+    conn: psycopg.Connection, dsn: str, scratch: str, applied: MigrationDir
+) -> None:
+    """PostgreSQL's grammar reads every pending statement when the files are parsed, so a
+    syntax error never reaches the scratch server: it is refused as bad input (exit 2)."""
+    applied.add("00003_pending.sql", "-- +goose Up\nCREATE TABLE tags (id int);\nCREATE TABEL broken (id int);\n")
+    before = target_state(dsn)
+    refusal = (
+        '00003_pending.sql:3: syntax error at or near "TABEL": PostgreSQL would refuse statement 2 part-way'
+        " through the run; fix the SQL"
+    )
+    with pytest.raises(ParseError) as refused:
+        rehearse(conn, scratch, applied.path, GOOSE_TABLE)
+    assert str(refused.value) == refusal
+    command = run_cli("rehearse", "--scratch-dsn", scratch, dsn=dsn, directory=applied.path)
+    assert (command.returncode, command.stderr) == (2, f"migrator: error: {refusal}\n")
+    assert target_state(dsn) == before
+    assert throwaway_databases(scratch) == []
 
 
 @pytest.mark.parametrize("cause", list(FAILURES))

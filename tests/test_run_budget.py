@@ -5,6 +5,7 @@ applier's clock is moved forward instead of waiting for it."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -173,8 +174,10 @@ def test_a_no_transaction_file_stops_before_its_next_statement_and_records_how_f
 
 
 def test_lock_retries_wait_no_longer_than_the_budget(
-    conn: psycopg.Connection, dsn: str, migrations: MigrationDir, clock: MovableClock
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each pause drawn at its longest: the cap doubles from first_backoff (safety.backoff_cap).
+    monkeypatch.setattr(random, "uniform", lambda _low, high: high)
     query(dsn, "CREATE TABLE busy (id int)")
     migrations.add("00001_busy.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN x int;\n")
     safety = Safety(lock_timeout=0.05, lock_retries=10, first_backoff=1, max_backoff=30)
@@ -186,7 +189,7 @@ def test_lock_retries_wait_no_longer_than_the_budget(
         "00001_busy.sql (up): statement 1 (line 2) was not started: the run's budget (--run-timeout 5s) was spent;"
         " nothing of this file was applied and version 1 was not recorded"
     )
-    assert clock.slept[:2] == [1, 2], "the backoff doubles while there is time"
+    assert clock.slept[:2] == [1, 2], "the pauses double while there is time"
     assert len(clock.slept) == 3
     assert 0 < clock.slept[2] < 2, "the last backoff ends with the budget, not after it"
 

@@ -7,8 +7,8 @@ Each row is ``python -m migrator up`` as a process on a fresh database, with one
 memory comes from the kernel (``wait4``'s ``ru_maxrss``); the baseline is the same command
 with a seed file of one row. "MB per MB" is (peak - baseline) / file size: what each MB of
 migration costs on top of the interpreter and its libraries. "without pglast" runs the same
-with the check for BEGIN/COMMIT in transactional files (``transaction_control.py``, which
-parses every statement with PostgreSQL's grammar) left out, to tell its share from the rest.
+with PostgreSQL's grammar over every statement (``pg_grammar.read``, which parses each with
+pglast's C parser, and the refusals built on it) left out, to tell its share from the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 SIZES_MB = (1, 5, 10, 20)
 ROW = "({n}, 'customer-{n:010d}', 'seed row {n:010d} with some text to carry', {n} % 97, now())"
 _UNCHECKED = (
-    "import sys, migrator.parser as parser; parser.refuse_transaction_control = lambda statements: None;"
+    "import sys, migrator.parser as parser, migrator.pg_grammar as grammar;"
+    " parser.read = lambda statements, use_tx: grammar.Reading((), ());"
+    " parser.refuse_unrunnable = lambda parsed, reading: None;"
     " from migrator.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 

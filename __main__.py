@@ -11,6 +11,7 @@ from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry
 from infra.rollback_request import RollbackRequest
 from infra.schema_target import check_schema_target
+from infra.task_memory import migrator_memory
 from migrator.source import collect
 
 ROOT = Path(__file__).resolve().parent
@@ -22,6 +23,7 @@ def warn_if_unread(error: str | None) -> None:
 
 
 config = stack_config.load()
+migrations = collect(ROOT / "migrations")
 registry = Registry("registry", config.registry)
 image = (
     PromotedImage("db-migrator", ROOT, config.promote_from, config.registry)
@@ -38,6 +40,7 @@ job = ApiJob(
     migrations_hash=image.content_hash,
     pull_access=[*registry.pull_access, *image.pull_access],
     rollback_id=rollback_id,
+    migrator_memory=migrator_memory([m.path for m in migrations]),
 )
 
 pulumi.export("migrationsHash", image.content_hash)
@@ -45,7 +48,6 @@ pulumi.export("migratorImage", image.digest)
 pulumi.export("registryUrl", registry.url)
 pulumi.export("apiJobId", confirm_deployed(job))
 
-migrations = collect(ROOT / "migrations")
 # While the program runs, so that `pulumi preview` refuses an unreachable migrateTo, or lists
 # every Down statement a rollback will run.
 check_schema_target(

@@ -26,6 +26,7 @@ from infra.deadlines import (
     duration,
 )
 from infra.jobspec import DEPLOYMENT_VARIABLE, GROUP, JOB_ID, SETTINGS_VARIABLE
+from infra.task_memory import FLOOR_MB
 from infra.variable_version import VersionKey, keyed_version
 
 JOBSPEC = Path(__file__).resolve().parent / "jobs" / "api.nomad.hcl"
@@ -77,7 +78,9 @@ def job_variables(
     migrator_image: pulumi.Input[str],
     migrations_hash: str,
     secrets_version: pulumi.Input[str],
+    *,
     rollback_id: pulumi.Input[str] | None = None,
+    migrator_memory: int = FLOOR_MB,
 ) -> dict[str, pulumi.Input[str]]:
     """Values for the jobspec's ``variable`` blocks, but the two digests (``with_digests``)."""
     waits = args.deadlines
@@ -107,6 +110,7 @@ def job_variables(
         "migrator_lock_retries": str(LOCK_RETRIES),
         "secrets_path": SECRETS_VARIABLE_PATH,
         "secrets_version": secrets_version,
+        "migrator_memory": str(migrator_memory),
     }
 
 
@@ -156,6 +160,7 @@ class ApiJob(pulumi.ComponentResource):
         migrations_hash: str,
         pull_access: Sequence[pulumi.Resource] = (),
         rollback_id: pulumi.Input[str] | None = None,
+        migrator_memory: int = FLOOR_MB,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("api-migrations:index:ApiJob", name, None, opts)
@@ -177,7 +182,16 @@ class ApiJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         timeout = duration(args.deadlines.pulumi_timeout)
-        variables = with_digests(job_variables(args, migrator_image, migrations_hash, version.apply(str), rollback_id))
+        variables = with_digests(
+            job_variables(
+                args,
+                migrator_image,
+                migrations_hash,
+                version.apply(str),
+                rollback_id=rollback_id,
+                migrator_memory=migrator_memory,
+            )
+        )
         job = nomad.Job(
             name,
             jobspec=JOBSPEC.read_text(),

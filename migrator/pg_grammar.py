@@ -12,6 +12,12 @@ Each statement is parsed once by libpg_query (pglast's C side), which returns wh
 commands start and end and no syntax tree, so a 10 MB seed costs no Python objects. A
 command's first keyword, and for DDL a word it must contain, rules out almost every
 command; the few left, short as a rule, are parsed again to JSON and read from that.
+
+The C parser still builds the whole tree in its own memory while it reads: about ten times
+the statement (``python -m bench.memory``: one INSERT of every row of a seed). A statement
+over GRAMMAR_LIMIT, a seed's INSERT as a rule, is split by PostgreSQL's scanner instead: its
+quotes and comments are checked, its grammar is left to the server, which refuses it whole
+(the file rolled back) rather than kill a migrator in a small container part-way.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _LAST_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)\W*\Z")
 _NEAR = re.compile(r'at or near "([^"]*)"')
 _COMMENT_MARK = re.compile(r"/\*|\*/")
+GRAMMAR_LIMIT = 1 << 20  # characters of one statement read with the grammar; longer ones are scanned
 
 
 def read(statements: Sequence[Statement], *, use_tx: bool) -> Reading:
@@ -106,7 +113,7 @@ def read(statements: Sequence[Statement], *, use_tx: bool) -> Reading:
     in_block = use_tx
     for number, statement in enumerate(statements, start=1):
         try:
-            texts = parser.split(statement.sql, with_parser=True)
+            texts = parser.split(statement.sql, with_parser=len(statement.sql) <= GRAMMAR_LIMIT)
         except parser.ParseError as exc:
             message, location = exc.args
             if not _newer_keyword(statement.sql, message, location):

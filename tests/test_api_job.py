@@ -38,8 +38,10 @@ from infra.deadlines import (
     Deadlines,
 )
 from infra.jobspec import GROUP, JOB_ID
+from infra.task_memory import BASE_MB, FLOOR_MB, MB_PER_MB, migrator_memory
 from migrator.durations import parse_duration
 from migrator.safety import Safety
+from migrator.source import collect
 from tests.pulumi_harness import run_program
 from tests.stack_rules import STACK_FILES, engine_config
 from tests.support import REPO
@@ -106,7 +108,7 @@ def test_the_jobspec_reads_with_the_types_nomad_reads() -> None:
     migrator = jobspec.tasks(jobspec.parse(JOBSPEC.read_text()))["db-migrator"]
     assert migrator["lifecycle"][0]["sidecar"] is False
     assert migrator["template"][0]["env"] is True
-    assert migrator["resources"][0] == {"cpu": 250, "memory": 128}
+    assert migrator["resources"][0] == {"cpu": 250, "memory": "${var.migrator_memory}"}
     assert migrator["template"][0]["data"].splitlines()[1].startswith("{{- with nomadVar ")
 
 
@@ -334,3 +336,19 @@ def test_a_reverted_job_is_told_by_its_image_or_else_its_settings(
     deployed: dict[str, str] | None, found: str | None
 ) -> None:
     assert reverted(deployed, IMAGE, "s" * 64) == found
+
+
+def test_the_migrator_s_memory_grows_with_the_largest_file_from_the_floor(tmp_path: Path) -> None:
+    small, seed = tmp_path / "00001_small.sql", tmp_path / "00002_seed.sql"
+    small.write_text("-- +goose Up\nSELECT 1;\n")
+    assert migrator_memory([]) == migrator_memory([small]) == FLOOR_MB
+    with seed.open("wb") as out:
+        out.truncate(30 * 2**20 + 1)  # bench/memory.py: a 22.5 MB INSERT peaked at 133 MB
+    assert migrator_memory([small, seed]) == BASE_MB + 30 * MB_PER_MB + 1
+    assert migrator_memory([seed]) > 133 * 30 / 22.5
+
+
+def test_the_task_reserves_the_memory_the_program_derives(variables: dict[str, str]) -> None:
+    resources = tasks()["db-migrator"]["resources"][0]
+    assert resources["memory"] == "${var.migrator_memory}"
+    assert int(variables["migrator_memory"]) == migrator_memory(m.path for m in collect(REPO / "migrations"))

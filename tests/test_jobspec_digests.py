@@ -49,6 +49,7 @@ CHANGES = [
     ("migrator_lock_retries", "4", BOTH),
     ("secrets_path", "nomad/jobs/api/elsewhere", BOTH),
     ("secrets_version", "12345", BOTH),
+    ("migrator_memory", "512", BOTH),
 ]
 
 

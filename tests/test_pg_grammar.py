@@ -13,6 +13,7 @@ from pglast import keywords
 
 from migrator.parser import Statement
 from migrator.pg_grammar import (
+    GRAMMAR_LIMIT,
     NEWER_THAN_POSTGRESQL_15,
     Command,
     GrammarError,
@@ -242,6 +243,23 @@ def test_syntax_errors_are_located_and_the_rest_is_still_read() -> None:
         GrammarError(4, 8, "syntax error at end of input"),
     )
     assert [(c.name, c.statement) for c in reading.commands] == [("COMMIT", 5)]
+
+
+def test_a_statement_over_the_limit_is_scanned_its_grammar_left_to_the_server() -> None:
+    """A seed's one INSERT of every row would cost the C parser ten times its size: its quotes
+    are still checked, its grammar is the server's to judge (and refuse whole)."""
+    rows = ", ".join(f"({n}, 'row {n}')" for n in range(GRAMMAR_LIMIT // 12))
+    seed = f"INSERT INTO seed VALUES {rows};"
+    assert len(seed) > GRAMMAR_LIMIT
+    broken = seed.replace("(7, 'row 7')", "(7,, 'row 7')")
+    unterminated = seed.replace("'row 7')", "'row 7)")
+    reading = read([Statement(broken, 2), Statement(unterminated, 3), Statement("COMMIT;", 4)], use_tx=True)
+    assert [(e.statement, e.line, e.message[:40]) for e in reading.errors] == [
+        (2, 3, "unterminated quoted string at or near \"'"),
+    ]
+    assert [(c.name, c.statement) for c in reading.commands] == [("COMMIT", 3)]
+    short = broken[: GRAMMAR_LIMIT // 2].rsplit("),", 1)[0] + ");"
+    assert [e.message for e in read([Statement(short, 2)], use_tx=True).errors] == ['syntax error at or near ","']
 
 
 @pytest.mark.parametrize(

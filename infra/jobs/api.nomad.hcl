@@ -51,6 +51,11 @@ variable "api_cpu" {
   default     = 1000
 }
 
+variable "migrator_memory" {
+  type        = number
+  description = "Memory reserved for the db-migrator task, MiB: sized from the largest migration file (infra/task_memory.py)."
+}
+
 variable "api_memory" {
   type        = number
   description = "Memory reserved for the API task, MiB."
@@ -271,7 +276,7 @@ job "api" {
 
       resources {
         cpu    = 250
-        memory = 128
+        memory = var.migrator_memory
       }
 
       logs {

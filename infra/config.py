@@ -21,6 +21,7 @@ from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
 from infra.registry import ARTIFACT_REGISTRY, DIGEST_REFERENCE, RegistryArgs
 from infra.rehearsal_check import RehearsalArgs
 from migrator.durations import parse_duration
+from migrator.safety import Safety
 
 PROJECT = "api-migrations"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -168,7 +169,7 @@ def _migrate_to(reader: _Reader) -> int | None:
     return int(text)
 
 
-def _rehearsal(reader: _Reader, report_migrations: bool, migrate_to: int | None) -> RehearsalArgs:
+def _rehearsal(reader: _Reader, report_migrations: bool, job: ApiJobArgs) -> RehearsalArgs:
     scratch = reader.string("scratchServerUrl").strip() or None
     # The engine hands over the schema's default ("") as plain config: only a value set is checked.
     if scratch is not None and not pulumi.runtime.is_config_secret(_key("scratchServerUrl")):
@@ -185,7 +186,8 @@ def _rehearsal(reader: _Reader, report_migrations: bool, migrate_to: int | None)
         scratch_url=scratch,
         fail_on_drift=reader.boolean("failOnDrift"),
         exclude_schemas=excluded,
-        migrate_to=migrate_to,
+        migrate_to=job.migrate_to,
+        safety=Safety(statement_timeout=float(job.deadlines.statement_timeout)),
     )
 
 
@@ -281,5 +283,5 @@ def load() -> StackConfig:
         job=job,
         report_migrations=report_migrations,
         promote_from=_promote_from(reader),
-        rehearsal=_rehearsal(reader, report_migrations, job.migrate_to),
+        rehearsal=_rehearsal(reader, report_migrations, job),
     )

@@ -28,6 +28,7 @@ from migrator.errors import InputError
 from migrator.operator_text import error_message
 from migrator.rehearsal import DriftCheck, Rehearsal, rehearse
 from migrator.rehearsal_report import file_lines
+from migrator.safety import Safety
 from migrator.source import Migration
 from migrator.store import DEFAULT_TABLE, TableName
 
@@ -52,6 +53,7 @@ class RehearsalArgs:
     fail_on_drift: bool
     exclude_schemas: list[str]  # left out of the drift comparison (a platform's own, like Supabase's)
     migrate_to: int | None
+    safety: Safety  # the db-migrator task's statement_timeout, so a statement that would outlast it fails here too
 
     def redacted(self, text: str) -> str:
         for url in (self.database_url, self.scratch_url):
@@ -81,6 +83,7 @@ def rehearse_before_deploying(args: RehearsalArgs, migrations: list[Migration]) 
                 args.scratch_url,
                 migrations,
                 TableName.parse(DEFAULT_TABLE),
+                safety=args.safety,
                 up_to=args.migrate_to,
                 exclude_schemas=args.exclude_schemas,
             )

@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import conninfo
 
+from infra import rehearsal_check
 from infra.config import ConfigError
 from infra.migration_status import MigratorWouldRefuse
 from infra.rehearsal_check import DriftRefused, RehearsalFailed
 from migrator.dsn import describe, parse
+from migrator.rehearsal import Rehearsal, rehearse
+from migrator.safety import Safety
 from migrator.source import collect
 from tests.cli_runner import run_cli
 from tests.pulumi_harness import Recorder, Run, run_program
@@ -378,3 +382,19 @@ def test_rows_of_the_target_that_would_fail_a_pending_file_stop_the_program(
         f" stack_total: would fail: 1 key value(s) are held by more than one row. {NOTHING}"
     )
     assert recorder.resources == []
+
+
+def test_statements_are_rehearsed_with_the_db_migrator_tasks_statement_timeout(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task's statement_timeout is the stack's migrationTimeout (infra/deadlines.py)."""
+    given: list[Safety] = []
+
+    def spied(*args: Any, **kwargs: Any) -> Rehearsal:
+        given.append(kwargs["safety"])
+        return rehearse(*args, **kwargs)
+
+    monkeypatch.setattr(rehearsal_check, "rehearse", spied)
+    Logged(monkeypatch)
+    project.run({"api-migrations:migrationTimeout": "90s"})
+    assert given == [Safety(statement_timeout=90.0)]

@@ -17,7 +17,7 @@ as for the migration status (infra/migration_status.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -48,8 +48,9 @@ class DriftRefused(pulumi.RunError):
 class RehearsalArgs:
     """What the rehearsal needs from the stack. The URLs are plain: never put them in a resource."""
 
-    database_url: str | None  # None when the stack does not read the database from here
-    scratch_url: str | None  # None without a scratch server
+    # Left out of repr: a traceback or a test's failure message would print them.
+    database_url: str | None = field(repr=False)  # None when the stack does not read the database from here
+    scratch_url: str | None = field(repr=False)  # None without a scratch server
     fail_on_drift: bool
     exclude_schemas: list[str]  # left out of the drift comparison (a platform's own, like Supabase's)
     migrate_to: int | None
@@ -99,9 +100,10 @@ def rehearse_before_deploying(args: RehearsalArgs, migrations: list[Migration]) 
 def _report_drift(found: DriftCheck, args: RehearsalArgs) -> None:
     where = f"the scratch server {found.server}"
     if found.drift is None:
+        limitation = f". Rehearsal limitation: {found.replay.limitation}" if found.replay.limitation else ""
         pulumi.log.warn(
             f"drift: not checked: the applied migrations did not replay on {where}:"
-            f" {args.redacted(found.replay.message or '')}"
+            f" {args.redacted(f'{found.replay.message}{limitation}')}"
         )
         return
     schemas = ", ".join(found.drift.schemas) or "none"
@@ -125,9 +127,11 @@ def _report_files(found: Rehearsal, args: RehearsalArgs) -> None:
     # Only what the pending files would do refuses: a replay that fails on the scratch server
     # (a table made by hand that a migration relied on) would otherwise refuse every deployment.
     if found.pending_failures:
+        # Where the scratch server, not the file, may be the cause, the error says so and how to fix it.
+        limitations = [f" Rehearsal limitation: {f.limitation}." for f in found.files if f.limitation]
         raise RehearsalFailed(
             f"the rehearsal on the scratch server {found.base.server} failed:"
-            f" {args.redacted('; '.join(found.pending_failures))}. {NOTHING_DEPLOYED}"
+            f" {args.redacted('; '.join(found.pending_failures))}.{''.join(limitations)} {NOTHING_DEPLOYED}"
         )
     if not found.base.replay.complete and found.not_run:
         names = ", ".join(m.filename for m in found.not_run)

@@ -17,7 +17,7 @@ import pytest
 from psycopg import conninfo
 
 from infra import rehearsal_check
-from infra.config import ConfigError
+from infra.config import ConfigError, StackConfig, load
 from infra.migration_status import MigratorWouldRefuse
 from infra.rehearsal_check import DriftRefused, RehearsalFailed
 from migrator.dsn import describe, parse
@@ -25,7 +25,7 @@ from migrator.rehearsal import Rehearsal, rehearse
 from migrator.safety import Safety
 from migrator.source import collect
 from tests.cli_runner import run_cli
-from tests.pulumi_harness import Recorder, Run, run_program
+from tests.pulumi_harness import Recorder, Run, run_declarations, run_program
 from tests.rehearsal_support import SCRATCH_PASSWORD, throwaway_databases
 from tests.support import Logged, copy_project, query
 
@@ -64,9 +64,7 @@ class Project:
         (self.directory / filename).write_text(body)
         return filename
 
-    def run(
-        self, overrides: dict[str, str | None] | None = None, *, preview: bool = True, recorder: Recorder | None = None
-    ) -> Run:
+    def config(self, overrides: dict[str, str | None] | None = None) -> dict[str, str]:
         config = {
             **DEV,
             "api-migrations:databaseUrl": self.dsn,
@@ -74,9 +72,14 @@ class Project:
             "api-migrations:scratchServerUrl": self.scratch,
             **(overrides or {}),
         }
-        present = {key: value for key, value in config.items() if value is not None}
+        return {key: value for key, value in config.items() if value is not None}
+
+    def run(
+        self, overrides: dict[str, str | None] | None = None, *, preview: bool = True, recorder: Recorder | None = None
+    ) -> Run:
+        config = self.config(overrides)
         return run_program(
-            self.program, present, stack="dev", secret_keys=SECRET_KEYS, preview=preview, recorder=recorder
+            self.program, config, stack="dev", secret_keys=SECRET_KEYS, preview=preview, recorder=recorder
         )
 
 
@@ -296,10 +299,13 @@ def test_the_scratch_servers_password_is_nowhere_in_the_state_or_the_logs(
     recorder = Recorder()
     with pytest.raises(RehearsalFailed) as refused:
         project.run(recorder=recorder)
-    project.add(3, "stack_broken", "-- +goose Up\nCREATE TABLE stack_fine (id int);\n")
+    project.add(3, "stack_broken", creating("stack_fine"))  # the same file, fixed
     run = project.run()
     everything = json.dumps([[r.inputs, r.outputs] for r in run.recorder.resources], default=str)
     said = json.dumps([logged.info, logged.warn, str(refused.value), run.exports], default=str)
+    loaded: list[StackConfig] = []
+    run_declarations(lambda: loaded.append(load()), project.config(), stack="dev", secret_keys=SECRET_KEYS)
+    said += repr(loaded)  # as a traceback or a failing test would print the config
     assert logged.warn, "drift was warned about"
     assert logged.info, "the rehearsal was reported"
     assert SCRATCH_PASSWORD not in everything + said
@@ -398,3 +404,43 @@ def test_statements_are_rehearsed_with_the_db_migrator_tasks_statement_timeout(
     Logged(monkeypatch)
     project.run({"api-migrations:migrationTimeout": "90s"})
     assert given == [Safety(statement_timeout=90.0)]
+
+
+def test_what_the_scratch_server_may_lack_is_said_in_the_refusal(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = project.add(2, "stack_grant", "-- +goose Up\nGRANT SELECT ON stack_orders TO stack_reader;\n")
+    Logged(monkeypatch)
+    with pytest.raises(RehearsalFailed) as caught:
+        project.run()
+    version = grant.split("_", 1)[0]
+    assert str(caught.value) == (
+        f"the rehearsal on {where(project)} failed: {grant} (up): statement 1 (line 2) failed: ERROR: role"
+        f' "stack_reader" does not exist (SQLSTATE 42704); {ROLLED_BACK.format(version=version)}. Rehearsal'
+        " limitation: the scratch server has no role stack_reader: roles belong to a whole server, and the"
+        ' rehearsal creates none. Create it there as the target\'s server has it (CREATE ROLE "stack_reader"'
+        f" NOLOGIN), then rehearse again. {NOTHING}"
+    )
+
+
+def test_a_replay_that_fails_for_the_scratch_server_says_what_it_lacks(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role granted to by an applied migration, gone from the server since."""
+    role = f"stack_gone_{conninfo.conninfo_to_dict(project.dsn)['dbname']}"
+    query(project.dsn, f"CREATE ROLE {role} NOLOGIN")
+    grant = project.add(2, "stack_grant", f"-- +goose Up\nGRANT SELECT ON stack_orders TO {role};\n")
+    assert run_cli("up", dsn=project.dsn, directory=project.directory).returncode == 0
+    query(project.dsn, f"REVOKE SELECT ON stack_orders FROM {role}")
+    query(project.dsn, f"DROP ROLE {role}")
+    logged = Logged(monkeypatch)
+    project.run()
+    version = grant.split("_", 1)[0]
+    assert rehearsal_lines(logged) == [
+        f"drift: not checked: the applied migrations did not replay on {where(project)}: {grant} (up): statement 1"
+        f' (line 2) failed: ERROR: role "{role}" does not exist (SQLSTATE 42704);'
+        f" {ROLLED_BACK.format(version=version)}."
+        f" Rehearsal limitation: the scratch server has no role {role}: roles belong to a whole server, and the"
+        f' rehearsal creates none. Create it there as the target\'s server has it (CREATE ROLE "{role}"'
+        " NOLOGIN), then rehearse again"
+    ]

@@ -20,14 +20,15 @@ from infra import rehearsal_check
 from infra.config import ConfigError, StackConfig, load
 from infra.migration_status import MigratorWouldRefuse
 from infra.rehearsal_check import DriftRefused, RehearsalFailed
+from infra.verdict import READ_TIMEOUT_SECONDS
 from migrator.dsn import describe, parse
 from migrator.rehearsal import Rehearsal, rehearse
 from migrator.safety import Safety
 from migrator.source import collect
 from tests.cli_runner import run_cli
 from tests.pulumi_harness import Recorder, Run, run_declarations, run_program
-from tests.rehearsal_support import SCRATCH_PASSWORD, throwaway_databases
-from tests.support import Logged, copy_project, query
+from tests.rehearsal_support import SCRATCH_PASSWORD, reading_role, throwaway_databases
+from tests.support import Logged, SessionSpy, copy_project, query
 
 SECRET_KEYS = ("api-migrations:databaseUrl", "api-migrations:scratchServerUrl")
 DEV = {
@@ -444,3 +445,17 @@ def test_a_replay_that_fails_for_the_scratch_server_says_what_it_lacks(
         f' rehearsal creates none. Create it there as the target\'s server has it (CREATE ROLE "{role}"'
         " NOLOGIN), then rehearse again"
     ]
+
+
+def test_the_target_is_read_in_read_only_transactions_with_the_short_connect_timeout(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that may only read rehearses too; the session is read-only whoever the role is."""
+    spy = SessionSpy(monkeypatch)
+    spy.watch(rehearsal_check)
+    project.add(2, "stack_fine", creating("stack_fine"))
+    logged = Logged(monkeypatch)
+    project.run({"api-migrations:databaseUrl": reading_role(project.dsn)})
+    assert spy.sessions == [{"read_only": "on", "connect_timeout": str(READ_TIMEOUT_SECONDS)}]
+    assert rehearsal_lines(logged)[-1].startswith("rehearsal: passed: 1 pending migration(s) applied")
+    assert query(project.dsn, "SELECT max(version_id) FROM _migrations") == [(project.latest + 1,)]

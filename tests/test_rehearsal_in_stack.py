@@ -251,20 +251,21 @@ def test_excluded_schemas_must_be_a_list_of_names(project: Project, value: str) 
     assert str(caught.value) == f"api-migrations:driftExcludeSchemas must be a list of schema names, got {shown!r}"
 
 
+NO_SCRATCH = "no scratch server (api-migrations:scratchServerUrl is not set)"
+NOT_READ = "api-migrations:reportMigrations is false, so the database is not read from here"
+NOT_CHECKED = ", so pending migrations are not rehearsed and drift is not checked"
+FAIL_ON_NOTHING = ": api-migrations:failOnDrift has no drift check to act on"
 OFF = [
+    ({"api-migrations:scratchServerUrl": None}, f"rehearsal: off: {NO_SCRATCH}{NOT_CHECKED}"),
+    ({"api-migrations:scratchServerUrl": ""}, f"rehearsal: off: {NO_SCRATCH}{NOT_CHECKED}"),
+    ({"api-migrations:reportMigrations": "false"}, f"rehearsal: off: {NOT_READ}{NOT_CHECKED}"),
     (
-        {"api-migrations:scratchServerUrl": None},
-        "rehearsal: off: no scratch server (api-migrations:scratchServerUrl is not set), so pending migrations"
-        " are not rehearsed and drift is not checked before deploying",
+        {"api-migrations:scratchServerUrl": None, "api-migrations:failOnDrift": "true"},
+        f"rehearsal: off: {NO_SCRATCH}{FAIL_ON_NOTHING}",
     ),
     (
-        {"api-migrations:scratchServerUrl": ""},
-        "rehearsal: off: no scratch server (api-migrations:scratchServerUrl is not set), so pending migrations"
-        " are not rehearsed and drift is not checked before deploying",
-    ),
-    (
-        {"api-migrations:reportMigrations": "false"},
-        "rehearsal: off: api-migrations:reportMigrations is false, so the database is not read from here",
+        {"api-migrations:reportMigrations": "false", "api-migrations:failOnDrift": "true"},
+        f"rehearsal: off: {NOT_READ}{FAIL_ON_NOTHING}",
     ),
 ]
 
@@ -278,6 +279,8 @@ def test_without_a_scratch_server_one_line_says_the_rehearsal_is_off(
     logged = Logged(monkeypatch)
     run = project.run(overrides)
     assert rehearsal_lines(logged) == [line]
+    level = logged.warn if overrides.get("api-migrations:failOnDrift") else logged.info
+    assert line in level, "a warning only when the stack asked for drift to stop it"
     assert len(run.recorder.of_type(JOB)) == 1, "nothing rehearsed, nothing refused"
 
 

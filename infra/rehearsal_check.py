@@ -66,18 +66,10 @@ def rehearse_before_deploying(args: RehearsalArgs, migrations: list[Migration]) 
     """Log what the rehearsal and the drift check found; raise when a pending file fails
     (RehearsalFailed), the migrator would refuse to plan (MigratorWouldRefuse), or drift
     was found and the stack asks for an error (DriftRefused)."""
-    why = None
     if args.scratch_url is None:
-        why = f"no scratch server ({SCRATCH_KEY} is not set)"
-    elif args.database_url is None:
-        why = "api-migrations:reportMigrations is false, so the database is not read from here"
-    if why is not None:
-        # A stack that asked for drift to stop it must not read this as a passing check.
-        if args.fail_on_drift:
-            pulumi.log.warn(f"rehearsal: off: {why}: api-migrations:failOnDrift has no drift check to act on")
-        else:
-            pulumi.log.info(f"rehearsal: off: {why}, so pending migrations are not rehearsed and drift is not checked")
-        return
+        return _off(args, f"no scratch server ({SCRATCH_KEY} is not set)")
+    if args.database_url is None:
+        return _off(args, "api-migrations:reportMigrations is false, so the database is not read from here")
     try:
         with connect(args.database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as target:
             found = rehearse(
@@ -96,6 +88,15 @@ def rehearse_before_deploying(args: RehearsalArgs, migrations: list[Migration]) 
         return
     _report_drift(found.base, args)
     _report_files(found, args)
+
+
+def _off(args: RehearsalArgs, why: str) -> None:
+    """The one line that says the rehearsal is off, and why."""
+    # A stack that asked for drift to stop it must not read this as a passing check.
+    if args.fail_on_drift:
+        pulumi.log.warn(f"rehearsal: off: {why}: api-migrations:failOnDrift has no drift check to act on")
+    else:
+        pulumi.log.info(f"rehearsal: off: {why}, so pending migrations are not rehearsed and drift is not checked")
 
 
 def _report_drift(found: DriftCheck, args: RehearsalArgs) -> None:

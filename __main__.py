@@ -9,6 +9,7 @@ from infra.api_job import ApiJob, confirm_deployed
 from infra.migration_status import MigrationStatus, pending_migrations
 from infra.migrator_image import MigratorImage, PromotedImage
 from infra.registry import Registry
+from infra.rehearsal_check import rehearse_before_deploying
 from infra.rollback_request import RollbackRequest
 from infra.schema_target import check_schema_target
 from infra.task_memory import migrator_memory
@@ -24,6 +25,9 @@ def warn_if_unread(error: str | None) -> None:
 
 config = stack_config.load()
 migrations = collect(ROOT / "migrations")
+# Before anything is declared: a pending file that fails on the scratch server stops even `up`
+# before the image is built.
+rehearse_before_deploying(config.rehearsal, migrations)
 registry = Registry("registry", config.registry)
 image = (
     PromotedImage("db-migrator", ROOT, config.promote_from, config.registry)

@@ -63,5 +63,5 @@ fi
 stop_pid "$DEV_STATE/nomad.pid" "the Nomad dev agent"
 remove_container registry
 remove_container postgres
-rm -f "$DEV_STATE/postgres.env" "$DEV_STATE/database-url" "$DEV_STATE/api-image"
+rm -f "$DEV_STATE/postgres.env" "$DEV_STATE/database-url" "$DEV_STATE/scratch-url" "$DEV_STATE/api-image"
 say "dev stack is down"

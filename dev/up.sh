@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make dev`: the whole dev stack on a laptop with Docker and Nomad, then `pulumi up --stack dev`.
 #
-#   1. PostgreSQL in a container on 127.0.0.1:$DEV_POSTGRES_PORT (or the database in DEV_DATABASE_URL)
+#   1. PostgreSQL in a container on 127.0.0.1:$DEV_POSTGRES_PORT (or the database in DEV_DATABASE_URL);
+#      the same server is the scratch server previews rehearse on (or the one in DEV_SCRATCH_URL)
 #   2. a registry in a container on $DEV_REGISTRY (localhost:5000, as in Pulumi.dev.yaml), or the one
 #      already answering there
 #   3. the API stand-in (dev/api-stand-in: answers GET /health), built here and pushed to that registry
 #   4. `nomad agent -dev` (its docker driver runs the job) on 127.0.0.1:4646
-#   5. the dev stack's config (databaseUrl as a secret, apiImage by digest), then `pulumi up --stack dev`
+#   5. the dev stack's config (databaseUrl and scratchServerUrl as secrets, apiImage by digest), then
+#      `pulumi up --stack dev`
 #
 # `dev/up.sh --services-only` stops after step 3 (no Nomad, no Pulumi). Running it again reuses
 # whatever is still running. `make dev-down` (dev/down.sh) stops everything this started, by pid
@@ -60,10 +62,13 @@ except psycopg.Error as exc:
 postgres_ready() { docker exec "$(cat "$DEV_STATE/postgres.cid")" pg_isready -q -h 127.0.0.1 -U postgres -d api; }
 
 start_postgres() {
-    local url_file="$DEV_STATE/database-url"
+    local url_file="$DEV_STATE/database-url" scratch_file="$DEV_STATE/scratch-url"
     if [ -n "${DEV_DATABASE_URL:-}" ]; then
         say "database: DEV_DATABASE_URL"
         (umask 077 && printf '%s' "$DEV_DATABASE_URL" >"$url_file")
+        # Your server's role may not create databases: the rehearsal is off unless you name one that may.
+        rm -f "$scratch_file"
+        [ -z "${DEV_SCRATCH_URL:-}" ] || (umask 077 && printf '%s' "$DEV_SCRATCH_URL" >"$scratch_file")
     elif container_running postgres; then
         say "database: PostgreSQL container $(cut -c1-12 "$DEV_STATE/postgres.cid") already runs"
     else
@@ -73,6 +78,9 @@ start_postgres() {
         # The password goes through an env file, so it never shows in `ps` or the shell history.
         (umask 077 && printf 'POSTGRES_PASSWORD=%s\nPOSTGRES_DB=api\n' "$password" >"$DEV_STATE/postgres.env")
         (umask 077 && printf 'postgresql://postgres:%s@127.0.0.1:%s/api' "$password" "$DEV_POSTGRES_PORT" >"$url_file")
+        # The container's superuser may create the rehearsal's throwaway databases beside api.
+        (umask 077 && printf 'postgresql://postgres:%s@127.0.0.1:%s/postgres' "$password" "$DEV_POSTGRES_PORT" \
+            >"$scratch_file")
         start_container postgres --env-file "$DEV_STATE/postgres.env" \
             --publish "127.0.0.1:$DEV_POSTGRES_PORT:5432" "$DEV_POSTGRES_IMAGE"
         # Over TCP: the image's first-start server listens on its socket only, so this waits for the real one.
@@ -139,6 +147,11 @@ configure_and_deploy() {
     pulumi stack select --create dev --non-interactive
     # Through stdin: the URL and its password stay out of argv; Pulumi stores it encrypted.
     pulumi config set --secret databaseUrl --non-interactive <"$DEV_STATE/database-url"
+    if [ -s "$DEV_STATE/scratch-url" ]; then
+        pulumi config set --secret scratchServerUrl --non-interactive <"$DEV_STATE/scratch-url"
+    elif pulumi config get scratchServerUrl >/dev/null 2>&1; then
+        pulumi config rm scratchServerUrl --non-interactive
+    fi
     pulumi config set apiImage "$(cat "$DEV_STATE/api-image")" --non-interactive
     pulumi config set registry "$DEV_REGISTRY" --non-interactive
     pulumi up --stack dev --yes --non-interactive

@@ -19,7 +19,9 @@ import yaml
 
 from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
 from infra.registry import ARTIFACT_REGISTRY, DIGEST_REFERENCE, RegistryArgs
+from infra.rehearsal_check import RehearsalArgs
 from migrator.durations import parse_duration
+from migrator.safety import Safety
 
 PROJECT = "api-migrations"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -46,6 +48,7 @@ class StackConfig:
     job: ApiJobArgs
     report_migrations: bool  # read the database during preview/up and report what it applied
     promote_from: str | None  # the stack whose db-migrator image this one deploys, instead of building one
+    rehearsal: RehearsalArgs  # the rehearsal and drift check before anything is declared
 
 
 def _key(name: str) -> str:
@@ -166,6 +169,28 @@ def _migrate_to(reader: _Reader) -> int | None:
     return int(text)
 
 
+def _rehearsal(reader: _Reader, report_migrations: bool, job: ApiJobArgs) -> RehearsalArgs:
+    scratch = reader.string("scratchServerUrl").strip() or None
+    # The engine hands over the schema's default ("") as plain config: only a value set is checked.
+    if scratch is not None and not pulumi.runtime.is_config_secret(_key("scratchServerUrl")):
+        raise ConfigError(
+            f"{_key('scratchServerUrl')} is stored in plain text: set it with"
+            " `pulumi config set --secret scratchServerUrl <url>`"
+        )
+    excluded = reader.structured("driftExcludeSchemas")
+    if not isinstance(excluded, list) or not all(isinstance(name, str) and name for name in excluded):
+        raise ConfigError(f"{_key('driftExcludeSchemas')} must be a list of schema names, got {excluded!r}")
+    return RehearsalArgs(
+        # Plain, in this process only: the check runs before any Output could carry it (infra/rehearsal_check.py).
+        database_url=reader.raw("databaseUrl") if report_migrations else None,
+        scratch_url=scratch,
+        fail_on_drift=reader.boolean("failOnDrift"),
+        exclude_schemas=excluded,
+        migrate_to=job.migrate_to,
+        safety=Safety(statement_timeout=float(job.deadlines.statement_timeout)),
+    )
+
+
 def _check_api_image(image: str, allow_mutable: bool) -> None:
     """Nomad deploys only when the job changes: a new image pushed under the same tag never ships."""
     if DIGEST_REFERENCE.fullmatch(image):
@@ -252,9 +277,11 @@ def load() -> StackConfig:
             f"{_key('databaseUrlVersion')} is no longer read: the Nomad Variable is written again whenever its"
             " content changes. Remove it with `pulumi config rm databaseUrlVersion`"
         )
+    report_migrations = reader.boolean("reportMigrations")
     return StackConfig(
         registry=registry_args,
         job=job,
-        report_migrations=reader.boolean("reportMigrations"),
+        report_migrations=report_migrations,
         promote_from=_promote_from(reader),
+        rehearsal=_rehearsal(reader, report_migrations, job),
     )

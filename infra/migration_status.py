@@ -52,6 +52,14 @@ class MigratorWouldRefuse(pulumi.RunError):
     """The db-migrator task of this image would refuse the database: the preview refuses first."""
 
 
+NOTHING_DEPLOYED = "Nothing is deployed until the database or migrations/ is fixed"
+
+
+def would_refuse(reason: str) -> MigratorWouldRefuse:
+    """The refusal, in the migrator's words (``reason``), that stops the program before any change."""
+    return MigratorWouldRefuse(f"the db-migrator task of this image would refuse to run: {reason}. {NOTHING_DEPLOYED}")
+
+
 @dataclass(frozen=True)
 class Reading:
     applied: list[int]
@@ -238,10 +246,7 @@ def pending_migrations(
         if (last := last_run(url, DEFAULT_TABLE)) is not None:
             (pulumi.log.info if last.outcome == Outcome.SUCCEEDED else pulumi.log.warn)(describe(last))
         if reading.refusal is not None:
-            raise MigratorWouldRefuse(
-                f"the db-migrator task of this image would refuse to run: {reading.refusal}."
-                " Nothing is deployed until the database or migrations/ is fixed"
-            )
+            raise would_refuse(reading.refusal)
         if reading.ahead:
             newest = max((m.version for m in migrations), default=0)
             pulumi.log.warn(f"migration status: {ahead_text(reading.ahead, newest, Ahead.NEWER_IMAGE)}")

@@ -178,9 +178,14 @@ class Rehearsal:
     def failures(self) -> list[str]:
         """Why a deployment of the pending files would fail, as far as a rehearsal can tell."""
         found = [] if self.base.replay.message is None else [f"the replay failed: {self.base.replay.message}"]
-        found += [f.message or "" for f in self.files if not f.applied]
-        found += [str(check) for check in self.data_checks if check.verdict is Verdict.WOULD_FAIL]
-        return found
+        return found + self.pending_failures
+
+    @property
+    def pending_failures(self) -> list[str]:
+        """The pending files that failed, and the target's rows that would fail them: what the
+        files themselves would do, leaving out a replay of the applied files that failed."""
+        found = [f.message or "" for f in self.files if not f.applied]
+        return found + [str(check) for check in self.data_checks if check.verdict is Verdict.WOULD_FAIL]
 
     @property
     def passed(self) -> bool:

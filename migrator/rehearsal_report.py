@@ -157,7 +157,8 @@ def _down_lines(down: DownCheck) -> list[str]:
     return lines
 
 
-def _file_lines(found: FileRehearsal) -> list[str]:
+def file_lines(found: FileRehearsal) -> list[str]:
+    """One pending file's lines of the report: applied or where it failed, its locks, its Down check."""
     name, took = found.migration.filename, format_duration(found.seconds)
     if not found.applied:
         lines = [f"FAIL {name} ({took}): {found.message}"]
@@ -185,7 +186,7 @@ def print_drift_check(found: DriftCheck) -> None:
 def print_rehearsal(found: Rehearsal) -> None:
     lines = _base_lines(found.base)
     for file in found.files:
-        lines += _file_lines(file)
+        lines += file_lines(file)
     lines += [f"NOT RUN {m.filename}" for m in found.not_run]
     for check in found.data_checks:
         if check.verdict is not Verdict.PASSES:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from psycopg import conninfo
 
 from tests.migrator_process import run_migrator
 from tests.support import REPO, Engine, docker, unavailable
@@ -116,14 +117,22 @@ def test_services_only_pushes_the_stand_in_by_digest_and_keeps_the_url_private(
     assert dsn not in up.stdout + up.stderr
     assert not list(state.glob("*.cid"))
     assert not (state / "nomad.pid").exists()
+    assert not (state / "scratch-url").exists(), (
+        "a database of yours: no scratch server unless DEV_SCRATCH_URL names one"
+    )
 
-    again = run_script("up.sh", state, "--services-only", env=given)
+    scratch = conninfo.make_conninfo(dsn, dbname="postgres")
+    again = run_script("up.sh", state, "--services-only", env={**given, "DEV_SCRATCH_URL": scratch})
     assert again.returncode == 0, again.stderr
     assert f"registry: {engine.registry} already answers" in again.stdout
+    assert (state / "scratch-url").read_text() == scratch
+    assert stat.S_IMODE((state / "scratch-url").stat().st_mode) == 0o600
+    assert scratch not in again.stdout + again.stderr
 
     down = run_script("down.sh", state, env={})
     assert down.returncode == 0, down.stdout + down.stderr
     assert not url_file.exists()
+    assert not (state / "scratch-url").exists()
     assert not (state / "api-image").exists()
 
 

@@ -26,6 +26,7 @@ from psycopg import conninfo, sql
 from infra.deadlines import MIGRATOR_ATTEMPTS
 from tests.engine import PROJECT, STAND_IN_DIGEST, LocalStack, Result, copy_project, pulumi_cli
 from tests.migrator_process import run_migrator
+from tests.rehearsal_support import scratch_server
 from tests.support import unavailable, versions
 
 STATUS_TYPE = "pulumi-python:dynamic:Resource"
@@ -411,6 +412,50 @@ def test_a_failing_migration_fails_up_with_the_migrators_own_words(stacks: Stack
     assert f"db-migrator failed in Nomad allocation engine-test-alloc-{MIGRATOR_ATTEMPTS}: " in failure[0]
     assert f"{broken} (up): statement 2 (line 3) failed: ERROR: division by zero" in failure[0]
     print(result.output)  # what `pulumi up` prints, for the record (pytest -rP)
+
+
+def test_a_rehearsal_that_fails_stops_preview_and_up_before_anything_is_built(
+    stacks: Stacks, databases: Database
+) -> None:
+    """Issue 29: with a scratch server (a role of the test's that may create databases), the
+    preview names the drift and refuses a pending file that fails, in the migrator's words;
+    `up` then creates nothing at all. The scratch URL is a secret: never in the output or state."""
+    database_url = databases.create()
+    stack = stacks.new("rehearsed", database_url=database_url)
+    scratch = scratch_server(database_url)
+    stack.set_config("scratchServerUrl", scratch, secret=True)
+    directory = stack.checkout / "migrations"
+    latest = max(int(name.split("_", 1)[0]) for name in migration_files(stack.checkout))
+    (directory / f"{latest + 1}_engine_audit.sql").write_text("-- +goose Up\nCREATE TABLE engine_audit (id int);\n")
+    assert run_migrator("up", dsn=database_url, directory=directory).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE engine_audit")
+    broken = f"{latest + 2}_engine_orders.sql"
+    (directory / broken).write_text(
+        "-- +goose Up\nCREATE TABLE engine_orders (\n    id int,\n"
+        "    customer_id int REFERENCES engine_customer (id)\n);\n"
+    )
+
+    preview = stack.operation("preview", check=False)
+    assert preview.returncode != 0
+    lines = [line.strip() for line in preview.output.splitlines()]
+    assert "warning: drift: missing table public.engine_audit" in lines, preview.output
+    refusal = [line for line in error_lines(preview.output) if "the rehearsal on the scratch server" in line]
+    assert refusal, preview.output
+    assert refusal[0].endswith(
+        f'failed: {broken} (up): statement 1 (line 2) failed: ERROR: relation "engine_customer" does not exist'
+        f" (SQLSTATE 42P01); rolled back: nothing of this file was applied and version {latest + 2} was not"
+        " recorded. Nothing is deployed until the database or migrations/ is fixed"
+    ), refusal
+    assert "Traceback" not in preview.output
+
+    up = stack.operation("up", "--yes", check=False)
+    assert up.returncode != 0
+    assert [r["type"] for r in stack.resources() if r["type"] != "pulumi:pulumi:Stack"] == [], "nothing was created"
+    password = conninfo.conninfo_to_dict(scratch)["password"]
+    assert isinstance(password, str)
+    assert password not in preview.output + up.output + json.dumps(stack.export())
+    print(preview.output)  # what `pulumi preview` prints, for the record (pytest -rP) and the README
 
 
 def test_a_database_only_the_nomad_clients_reach_is_a_warning_and_up_succeeds(stacks: Stacks) -> None:

@@ -52,7 +52,8 @@ class Status:
     def ahead(self) -> list[int]:
         """Applied versions newer than every file: a newer image applied them. That is no
         drift (goose finds nothing to do there either), unlike a file gone from within the range."""
-        return sorted(v for v in self.applied_order if v > self.newest_file)
+        newest = self.newest_file  # once: it reads every file's version
+        return sorted(v for v in self.applied_order if v > newest)
 
 
 def read_status(

@@ -32,6 +32,7 @@ def test_a_transactional_file_goes_at_once_when_its_results_name_its_statements(
     result = run_cli("up", *options, dsn=dsn, directory=migrations.path)
     assert result.returncode == 0, result.stderr
     [(sent,)] = query(dsn, "SELECT sent FROM q")
+    assert isinstance(sent, str)
     if not at_once:  # the statement alone, after its budget when there is one
         assert sent.split("; ")[-1] == LAST
         assert "CREATE TABLE a" not in sent

@@ -579,16 +579,20 @@ class Applier:
         )
 
 
+_BETWEEN = "\n;\n"
+
+
 class _Batch:
     """A file's opening and statements as one simple query, and how far the server got.
     PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout."""
 
     def __init__(self, opening: list[str], statements: tuple[Statement, ...]):
         self.opening = len(opening)
-        # A newline after each: a statement may end in a -- comment.
+        # A newline before each semicolon: a statement may end in a -- comment (goose ends a
+        # StatementBegin block where its StatementEnd stands), which would swallow it.
         parts = [*opening, *(s.sql for s in statements)]
-        self.starts = list(accumulate((len(part) + 2 for part in parts), initial=0))[:-1]
-        self.text = ";\n".join(parts)
+        self.starts = list(accumulate((len(part) + len(_BETWEEN) for part in parts), initial=0))[:-1]
+        self.text = _BETWEEN.join(parts)
         self.results: list[PGresult] = []
         self.count = len(statements)
 

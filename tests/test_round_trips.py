@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cli_runner import run_cli
-from tests.support import MigrationDir, query
+from tests.support import MigrationDir, query, tables, versions
 
 LAST = "CREATE TABLE q AS SELECT current_query() AS sent;"
 TWO_COMMANDS = "-- +goose StatementBegin\nCREATE TABLE a (id int); CREATE TABLE b (id int);\n-- +goose StatementEnd"
@@ -38,7 +38,20 @@ def test_a_transactional_file_goes_at_once_when_its_results_name_its_statements(
         assert "CREATE TABLE a" not in sent
         assert not sent.startswith("BEGIN")
         return
-    parts = sent.split(";\n")
+    parts = sent.split("\n;\n")
     assert parts[:2] == ["BEGIN", "SET LOCAL lock_timeout = '500ms'"]
     assert parts[4].startswith("SELECT CASE WHEN NOT pg_try_advisory_xact_lock(")  # the guard
     assert parts[5:] == ["CREATE TABLE a (id int);", LAST]
+
+
+def test_a_statement_ending_in_a_comment_ends_where_goose_ends_it(dsn: str, migrations: MigrationDir) -> None:
+    """Sent at once, a statement's last line comment must not swallow what ends it."""
+    migrations.add(
+        "00001_c.sql",
+        "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE a (id int)\n-- ends in a comment, without a semicolon\n"
+        "-- +goose StatementEnd\nCREATE TABLE b (id int);\n",
+    )
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert tables(dsn) == {"_migrations", "_migrations_ledger", "_migrations_runs", "a", "b"}
+    assert versions(dsn) == [0, 1]

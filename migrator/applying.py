@@ -20,20 +20,33 @@ it, and its version row is written in whatever transaction state the file left
 
 With a budget for the whole run (``--run-timeout``), each statement's ``statement_timeout`` is
 the smaller of its own and what is left, and no statement starts once nothing is.
+
+A file whose statements can all go at once (_at_once) is sent in one round trip: its opening
+and statements as one simple query, then its version row and COMMIT in a second, as before. The
+server runs them in order and stops at the first that fails, whose result names it, so a failure
+names its statement as before; the COMMIT is never on its way while a statement could still
+fail. Not psycopg's pipeline: a server running a pipeline waits for its next message as an
+active session, where idle_in_transaction_session_timeout never ends it if the network dies
+part-way, and libpq's pipeline mode drops the server's last words (a FATAL) when it ends the
+session; a simple query arrives whole or not at all, and ends in the server's ReadyForQuery.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
+from itertools import accumulate
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg import generators, sql
+from psycopg.abc import PQGen
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from migrator.durations import MIN_SECONDS, milliseconds
 from migrator.errors import Failure, Interrupted, MigrationFailed
@@ -42,7 +55,7 @@ from migrator.index_builds import INVALID_LEFT, concurrent_build, invalid_indexe
 from migrator.ledger import Ledger, State
 from migrator.lock import GOOSE_LOCK_ID
 from migrator.own_transaction import first_split, what_stays
-from migrator.parser import Direction
+from migrator.parser import Direction, Statement
 from migrator.pg_grammar import statements_that
 from migrator.pg_reasons import blocked_relation, pg_reason
 from migrator.planning import Step
@@ -57,6 +70,10 @@ from migrator.store import Store
 _GUARD_FAILED = "migrator guard: "
 _LOCK_ELSEWHERE = "goose lock held by another session"
 _DONE_MEANWHILE = "done meanwhile"
+# What the statements of a file sent at once may overrun their statement_timeout by (the
+# server's cancel, the client's work): with this much budget left per statement, none can be cut
+# short by it.
+_AT_ONCE_SLACK = 1.0
 _GUARD = (
     "SELECT CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN ('{failed}{elsewhere} ' || pg_backend_pid())::int"
     " WHEN {negation}coalesce((SELECT is_applied FROM {table} WHERE {since}version_id = {version}"
@@ -130,6 +147,7 @@ class Applier:
         # Composed once: psycopg's composition costs more client CPU than a file's round trip.
         self._table = store.table.identifier.as_string(conn)
         self._local = safety.set_statements(local=True)
+        self._local_each = safety.each_set(local=True)
         self._seen_up_to = 0
         self.run_timeout = run_timeout
         self.deadline: float | None = None  # time.monotonic() when the budget is spent
@@ -267,7 +285,8 @@ class Applier:
         # BEGIN, the timeouts and the guard travel with the first statement; the session's
         # reset and the version rows with COMMIT: one round trip per statement and one more per
         # file, where psql needs three more. A failure still names its statement: BEGIN, SET
-        # and a guard that passes do not fail.
+        # and a guard that passes do not fail. A file that can go at once (_at_once) sends the
+        # opening and every statement in one round trip instead.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
         try:
@@ -278,17 +297,23 @@ class Applier:
                 spent.number,
                 f"nothing of this file was applied and version {step.migration.version} was not {step.tracking}",
             ) from None
-        local = self._local if timeouts is self.safety else timeouts.set_statements(local=True)
-        opening = f"BEGIN; {local}; {self._guard(step)}"
+        opening = ["BEGIN", *self._opening_sets(timeouts), self._guard(step)]
         closing = f"{self.session.file_end}; {self._local}; {self._tracking(step).as_string(self.conn)}; COMMIT"
         split = first_split(step.parsed)
         copies = _copies_to_client(step)
+        at_once = split is None and not copies and self._at_once(step)
         try:
             if not step.parsed.statements:
-                cursor.execute(opening)
-            for index, statement in enumerate(step.parsed.statements, start=1):
+                cursor.execute("; ".join(opening))
+            if at_once:
+                batch = _Batch(opening, step.parsed.statements)
+                try:
+                    batch.run(self.conn)
+                finally:
+                    number = batch.reached()
+            for index, statement in enumerate(() if at_once else step.parsed.statements, start=1):
                 number = index
-                budget = opening if index == 1 else self._set_statement_timeout(index, local=True)
+                budget = "; ".join(opening) if index == 1 else self._set_statement_timeout(index, local=True)
                 _send(cursor, statement.sql, budget or None, copy=index in copies)
                 if self.observe is not None:
                     self.observe(step, index)
@@ -331,6 +356,26 @@ class Applier:
             ) from None
         assert split is not None  # the loop ended at the file's own end of its transaction
         self._run_after_own_transaction(step, split, copies)
+
+    def _opening_sets(self, timeouts: Safety) -> list[str]:
+        """The SET LOCAL commands that open a file, with its first statement's timeouts."""
+        return self._local_each if timeouts is self.safety else timeouts.each_set(local=True)
+
+    def _at_once(self, step: Step) -> bool:
+        """Whether the file's statements may all be sent before the first one's result is in
+        and run as they would one at a time: each exactly one command (so that results count
+        statements), nobody observing each one's locks, and no statement that could find the
+        run's budget spent or be given less than its own timeout, even if each before it used
+        all of its own."""
+        parsed = step.parsed
+        if self.observe is not None or parsed.not_one_command is None or parsed.not_one_command:
+            return False
+        if len(parsed.statements) < 2:
+            return False  # one statement goes with the opening anyway
+        if self.deadline is None:
+            return True
+        needed = len(parsed.statements) * (self.safety.statement_timeout + _AT_ONCE_SLACK)
+        return self.deadline - time.monotonic() >= needed
 
     def _run_after_own_transaction(self, step: Step, split: int, copies: set[int]) -> None:
         """The rest of a file whose statement ``split`` ended the migration's transaction, as
@@ -532,6 +577,59 @@ class Applier:
             f" {step.tracking}",
             _failure(step, 0, repair(found), rolled_back=False),
         )
+
+
+_BETWEEN = "\n;\n"
+
+
+class _Batch:
+    """A file's opening and statements as one simple query, and how far the server got.
+    PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout."""
+
+    def __init__(self, opening: list[str], statements: tuple[Statement, ...]):
+        self.opening = len(opening)
+        # A newline before each semicolon: a statement may end in a -- comment (goose ends a
+        # StatementBegin block where its StatementEnd stands), which would swallow it.
+        parts = [*opening, *(s.sql for s in statements)]
+        self.starts = list(accumulate((len(part) + len(_BETWEEN) for part in parts), initial=0))[:-1]
+        self.text = _BETWEEN.join(parts)
+        self.results: list[PGresult] = []
+        self.count = len(statements)
+
+    def run(self, conn: psycopg.Connection) -> None:
+        """Send it and read the results as they come; the first error as psycopg raises it."""
+        with conn.lock:
+            conn.pgconn.send_query(self.text.encode(conn.info.encoding))
+            conn.wait(self._results(conn.pgconn))
+        failed = self._failed()
+        if failed is not None:
+            raise psycopg.errors.error_from_result(failed, encoding=conn.info.encoding)
+
+    def _results(self, pgconn: PGconn) -> PQGen[None]:
+        yield from generators.send(pgconn)
+        try:
+            while (result := (yield from generators.fetch(pgconn))) is not None:
+                self.results.append(result)
+        except psycopg.OperationalError:
+            if self._failed() is None:  # a session the server ended has said why: keep its words
+                raise
+
+    def _failed(self) -> PGresult | None:
+        return next((r for r in self.results if r.status == ExecStatus.FATAL_ERROR), None)
+
+    def reached(self) -> int:
+        """The statement the server stopped at: the one whose error points into it (an error in
+        PostgreSQL's parsing of the whole query comes first), else the first without a result
+        (the one that failed, or was running when the session ended, or was never reached). A
+        failure of BEGIN, the timeouts or the guard is told as statement 1's, as when they
+        travel with it one at a time."""
+        failed = self._failed()
+        position = None if failed is None else failed.error_field(DiagnosticField.STATEMENT_POSITION)
+        if position is not None:
+            part = bisect_right(self.starts, int(position) - 1) - 1  # it counts characters from 1
+        else:
+            part = sum(1 for r in self.results if r.status != ExecStatus.FATAL_ERROR)
+        return min(max(part - self.opening + 1, 1), self.count)
 
 
 def _copies_to_client(step: Step) -> set[int]:

@@ -72,6 +72,8 @@ class ParsedMigration:
     sha256: str = ""  # of the file's bytes, when parsed from a file
     # What PostgreSQL's grammar found in the statements (pg_grammar.py), when parsed from a file.
     commands: tuple[Command, ...] = ()
+    # The statements that are not exactly one command (pg_grammar.Reading); None when unread.
+    not_one_command: tuple[int, ...] | None = None
 
 
 def go_trim(text: str) -> str:
@@ -105,7 +107,7 @@ def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None =
         refuse_unrunnable(parsed, reading)
     except ParseError as exc:
         raise exc.located(path) from None
-    return replace(parsed, sha256=sha256, commands=reading.commands)
+    return replace(parsed, sha256=sha256, commands=reading.commands, not_one_command=reading.not_one_command)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

@@ -72,6 +72,9 @@ class GrammarError:
 class Reading:
     commands: tuple[Command, ...]  # in the order they run
     errors: tuple[GrammarError, ...]
+    # The statements that are not exactly one command (none, several, or a count the grammar
+    # could not take): the extended protocol, and so a pipeline, takes one command per message.
+    not_one_command: tuple[int, ...] = ()
 
 
 # Words PostgreSQL 15 leaves free (pg_get_keywords() there) but pglast's newer grammar
@@ -110,17 +113,21 @@ def read(statements: Sequence[Statement], *, use_tx: bool) -> Reading:
 
     commands: list[Command] = []
     errors: list[GrammarError] = []
+    not_one_command: list[int] = []
     in_block = use_tx
     for number, statement in enumerate(statements, start=1):
         try:
             texts = parser.split(statement.sql, with_parser=len(statement.sql) <= GRAMMAR_LIMIT)
         except parser.ParseError as exc:
+            not_one_command.append(number)
             message, location = exc.args
             if not _newer_keyword(statement.sql, message, location):
                 at = len(statement.sql) if location is None else location
                 errors.append(GrammarError(number, _line(statement, at), message))
             continue
         alone, offset = len(texts) == 1, 0
+        if not alone:
+            not_one_command.append(number)
         for text in texts:
             offset = statement.sql.find(text, offset)
             start, first = _first_word(text)
@@ -136,7 +143,7 @@ def read(statements: Sequence[Statement], *, use_tx: bool) -> Reading:
                 elif kind in ENDS_TRANSACTION:
                     in_block = chain
             offset += len(text)
-    return Reading(tuple(commands), tuple(errors))
+    return Reading(tuple(commands), tuple(errors), tuple(not_one_command))
 
 
 def statements_that(commands: Iterable[Command], *names: str) -> list[int]:

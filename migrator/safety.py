@@ -40,12 +40,16 @@ class Safety:
 
     def set_statements(self, *, local: bool) -> str:
         """One round trip that sets the timeouts, for the transaction or the session."""
+        return "; ".join(self.each_set(local=local))
+
+    def each_set(self, *, local: bool) -> list[str]:
+        """The timeouts' SET commands, one each (a pipeline sends one command per message)."""
         command = "SET LOCAL" if local else "SET"
-        return (
-            f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms';"
-            f" {command} statement_timeout = '{milliseconds(self.statement_timeout)}ms';"
-            f" {command} idle_in_transaction_session_timeout = '{milliseconds(self.idle_timeout)}ms'"
-        )
+        return [
+            f"{command} lock_timeout = '{milliseconds(self.lock_timeout)}ms'",
+            f"{command} statement_timeout = '{milliseconds(self.statement_timeout)}ms'",
+            f"{command} idle_in_transaction_session_timeout = '{milliseconds(self.idle_timeout)}ms'",
+        ]
 
     def backoff_cap(self, retry: int) -> float:
         """The longest pause before retry ``retry`` (from 1): doubling, at most ``max_backoff``."""

@@ -175,7 +175,8 @@ def interrupted_during(dsn: str, running: str, action: Callable[[], object]) -> 
 
     def interrupt() -> None:
         wait_until(
-            f"SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '{running}' AND datname = current_database()",
+            f"SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '{running}' AND datname = current_database()"
+            " AND pid <> pg_backend_pid()",
             dsn,
         )
         os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt in the main thread

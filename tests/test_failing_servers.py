@@ -48,19 +48,43 @@ def history(dsn: str, directory: MigrationDir) -> list[dict[str, object]]:
 # -- a dead network behind a pooler -----------------------------------------------------------
 
 
+LOST_MID_FILE = (
+    "the file's COMMIT was never sent, so nothing of it will remain and version 1 was not recorded: the server"
+    " rolls its transaction back once it notices, at the latest 15s after the statement it is running ends"
+    " (idle_in_transaction_session_timeout)"
+)
+LOST_WITH_THE_COMMIT = (
+    "it ended while the file's COMMIT was on its way: whether this file was applied and version 1 recorded is"
+    " unknown until `status` shows it"
+)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # A statement of two commands goes one at a time: the network fails between statements.
+        (
+            "-- +goose StatementBegin\nSELECT 'the network fails here'; SELECT 1;\n-- +goose StatementEnd\n",
+            b"the network fails here",
+            "statement 2 (line 4)",
+            LOST_MID_FILE,
+        ),
+        # Statements sent at once arrive whole or not at all: the network fails with the COMMIT.
+        ("SELECT 'sent at once';\n", b"00001_note.sql", "recording the version", LOST_WITH_THE_COMMIT),
+    ],
+    ids=["one at a time", "at once"],
+)
 def test_a_dead_network_behind_a_pooler_ends_the_transaction_on_the_server(
-    dsn: str, session_pooled: str, migrations: MigrationDir
+    dsn: str, session_pooled: str, migrations: MigrationDir, case: tuple[str, bytes, str, str]
 ) -> None:
     """The pooler keeps the server session of a client it cannot hear from: the file's own
     idle_in_transaction_session_timeout ends its transaction, and the lock on the table, on
     the server; the migrator says what it knows, never a rollback it did not see."""
+    second, cut_on, where, told = case
     query(dsn, "CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)")
-    migrations.add(
-        "00001_note.sql",
-        "-- +goose Up\nALTER TABLE accounts ADD COLUMN note text;\nSELECT 'the network fails here';\n",
-    )
+    migrations.add("00001_note.sql", f"-- +goose Up\nALTER TABLE accounts ADD COLUMN note text;\n{second}")
     pooler = conninfo.conninfo_to_dict(session_pooled)
-    network = Partition(str(pooler["host"]), int(str(pooler["port"])), b"the network fails here")
+    network = Partition(str(pooler["host"]), int(str(pooler["port"])), cut_on)
     with network, started_migrator("up", dsn=network.dsn(session_pooled), directory=migrations.path) as process:
         wait_until(MIGRATOR_IDLE_IN_TRANSACTION, dsn)
         with psycopg.connect(dsn, autocommit=True) as app:
@@ -70,13 +94,9 @@ def test_a_dead_network_behind_a_pooler_ends_the_transaction_on_the_server(
         out, err = process.communicate(timeout=120)
     assert (process.returncode, out) == (1, "")
     assert re.fullmatch(
-        re.escape("migrator: error: 00001_note.sql (up): statement 2 (line 3) failed: the connection to the database")
+        re.escape(f"migrator: error: 00001_note.sql (up): {where} failed: the connection to the database")
         + r" was lost \(.+\); "
-        + re.escape(
-            "the file's COMMIT was never sent, so nothing of it will remain and version 1 was not recorded: the"
-            " server rolls its transaction back once it notices, at the latest 15s after the statement it is"
-            " running ends (idle_in_transaction_session_timeout)"
-        ),
+        + re.escape(told),
         err.strip(),
         re.DOTALL,
     ), err

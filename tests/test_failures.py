@@ -46,6 +46,22 @@ def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: Migrat
     assert tables(dsn) == {"_migrations", "_migrations_ledger", "_migrations_runs", "a"}
 
 
+def test_a_statement_only_the_server_cannot_parse_is_named_though_sent_with_the_others(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    """A file's statements go to the server at once, and the server parses them all before the
+    first runs: its syntax error still names the statement it points into."""
+    newer = "SELECT JSON_OBJECT('a': 1);"  # PostgreSQL 16's syntax: pglast's grammar reads it
+    migrations.add("00001_a.sql", f"-- +goose Up\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n{newer}\n")
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (
+        'migrator: error: 00001_a.sql (up): statement 3 (line 4) failed: ERROR: syntax error at or near ":"'
+        " (SQLSTATE 42601); rolled back: nothing of this file was applied and version 1 was not recorded"
+    )
+    assert tables(dsn) == {"_migrations", "_migrations_ledger", "_migrations_runs"}
+
+
 def test_no_transaction_failure_names_what_ran(dsn: str, migrations: MigrationDir) -> None:
     migrations.add(
         "00001_idx.sql",

@@ -358,7 +358,7 @@ def test_ctrl_c_says_what_of_the_file_stays(
 ) -> None:
     migrations.add("00001_x.sql", header + THREE_STATEMENTS.format(second="SELECT pg_sleep(30);"))
     stopped = interrupted_during(
-        dsn, "%SELECT pg_sleep(30);", lambda: Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+        dsn, "%SELECT pg_sleep(30);%", lambda: Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
     )
     assert str(stopped) == message
     line, rolled_back = (4, False) if header else (3, True)

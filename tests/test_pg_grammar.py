@@ -262,6 +262,17 @@ def test_a_statement_over_the_limit_is_scanned_its_grammar_left_to_the_server() 
     assert [e.message for e in read([Statement(short, 2)], use_tx=True).errors] == ['syntax error at or near ","']
 
 
+def test_statements_that_are_not_one_command_are_named() -> None:
+    """The statements whose commands could not be told apart by their results: none or several."""
+    statements = [
+        Statement("CREATE TABLE a (id int);", 1),
+        Statement("INSERT INTO a VALUES (1); INSERT INTO a VALUES (2);", 2),
+        Statement("-- nothing but a comment\n", 3),
+        Statement("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT 2 $$;", 4),
+    ]
+    assert read(statements, use_tx=True).not_one_command == (2, 3)
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -272,7 +283,9 @@ def test_a_statement_over_the_limit_is_scanned_its_grammar_left_to_the_server() 
 )
 def test_a_word_only_newer_grammars_reserve_is_left_to_the_server(conn: psycopg.Connection, sql: str) -> None:
     """pglast's grammar is newer than PostgreSQL 15's: what only the newer one refuses is no syntax error."""
-    assert read([Statement(sql, 1)], use_tx=True) == read([], use_tx=True)
+    reading = read([Statement(sql, 1)], use_tx=True)
+    assert (reading.commands, reading.errors) == ((), ())
+    assert reading.not_one_command == (1,), "how many commands it holds is the server's to say"
     assert _in_a_transaction(conn, sql) is None
 
 

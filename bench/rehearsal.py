@@ -36,7 +36,7 @@ from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, run_sections
 from migrator import Migrator, TableName
 from migrator.data_checks import Verdict
-from migrator.errors import MigrationFailed
+from migrator.errors import MigrationFailed, ParseError
 from migrator.rehearsal import Rehearsal, check_drift, rehearse
 from migrator.schema_snapshot import schema_digests, take_snapshot
 from migrator.source import collect
@@ -269,13 +269,17 @@ def bench_findings(admin_dsn: str, scratch: Path) -> list[list[str]]:
         with fresh_database(admin_dsn) as dsn, psycopg.connect(dsn, autocommit=True) as target:
             Migrator(target, directory, TABLE).up(target=applied_up_to, lock_wait=60)
             target.execute(PRODUCTION_ROWS + case.by_hand)
-            found = rehearse(target, admin_dsn, directory, TABLE)
+            try:
+                said = _findings(rehearse(target, admin_dsn, directory, TABLE))
+            except ParseError as exc:  # PostgreSQL's grammar refuses it before a scratch database is made
+                said = [f"refused when parsed: {exc}"]
             try:
                 Migrator(target, directory, TABLE).up(lock_wait=60)
                 deployed = "applied"
             except MigrationFailed as exc:
                 deployed = f"FAILED: {exc.failure.reason if exc.failure else exc}"
-        said = _findings(found)
+            except ParseError:
+                deployed = "refused when parsed, nothing run"
         rows.append([case.name, deployed, said[0]])
         rows += [["", "", more] for more in said[1:]]
     return rows

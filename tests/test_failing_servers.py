@@ -87,6 +87,9 @@ def test_a_dead_network_behind_a_pooler_ends_the_transaction_on_the_server(
     network = Partition(str(pooler["host"]), int(str(pooler["port"])), cut_on)
     with network, started_migrator("up", dsn=network.dsn(session_pooled), directory=migrations.path) as process:
         wait_until(MIGRATOR_IDLE_IN_TRANSACTION, dsn)
+        # The server is idle in the file's transaction as soon as it has answered; under load the
+        # migrator may still be reading that answer: the network dies once it sent what it cuts on.
+        assert network.cut.wait(timeout=60)
         with psycopg.connect(dsn, autocommit=True) as app:
             app.execute("SET lock_timeout = '45s'")  # the file's transaction holds ACCESS EXCLUSIVE
             assert app.execute("SELECT id FROM accounts").fetchall() == [(1,)]

@@ -51,7 +51,7 @@ from psycopg.pq.abc import PGconn, PGresult
 from migrator.durations import MIN_SECONDS, milliseconds
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
-from migrator.index_builds import INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
+from migrator.index_builds import BUILDS, INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
 from migrator.ledger import Ledger, State
 from migrator.lock import GOOSE_LOCK_ID
 from migrator.own_transaction import first_split, what_stays
@@ -433,7 +433,11 @@ class Applier:
 
     def _apply_without_transaction(self, step: Step) -> None:
         migration, statements = step.migration, step.parsed.statements
-        builds = [concurrent_build(statement.sql) for statement in statements]
+        built_concurrently = set(statements_that(step.parsed.commands, *BUILDS))
+        builds = [
+            concurrent_build(statement.sql) if number in built_concurrently else None
+            for number, statement in enumerate(statements, start=1)
+        ]
         # A concurrent index build waits for every older transaction: no lock_timeout cuts it short.
         waits = [0 if build is not None else self.safety.lock_timeout for build in builds]
         state = State.APPLYING if step.direction is Direction.UP else State.REVERTING

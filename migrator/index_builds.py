@@ -7,17 +7,16 @@ short ``lock_timeout`` cancels them whenever any transaction has been open that 
 run without one (``statement_timeout`` still bounds them); they never block the application
 while they wait. A build that stops part-way leaves an INVALID index, which PostgreSQL keeps
 up to date but never reads, and which ``IF NOT EXISTS`` takes for a finished one.
+
+Which statements are such builds is PostgreSQL's grammar's answer (``pg_grammar``, which names
+them ``CREATE INDEX CONCURRENTLY`` and ``REINDEX CONCURRENTLY``); this module only reads where
+their indexes stand.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import psycopg
 from psycopg import sql
-
-if TYPE_CHECKING:
-    from pglast import ast
 
 # What a REINDEX of one index may leave: the new copy (<name>_ccnew) or the old one (<name>_ccold).
 _INVALID = sql.SQL(
@@ -28,30 +27,18 @@ _INVALID = sql.SQL(
 INVALID_LEFT = "MG003"
 
 
-# What PostgreSQL's parse_bool reads as false: a prefix of false or no, of or off, 0.
-_FALSE = {"0", "of", "off", "n", "no", "f", "fa", "fal", "fals", "false"}
-
-
 def _regclass(schema: str | None, name: str | None) -> sql.Composable:
     qualified = sql.Identifier(schema, str(name)) if schema else sql.Identifier(str(name))
     return sql.SQL("to_regclass({})").format(sql.Literal(qualified.as_string()))
 
 
-def _concurrently(params: tuple[ast.DefElem, ...] | None) -> bool:
-    """Whether REINDEX's options say CONCURRENTLY: bare, or a value PostgreSQL reads as true."""
-    for param in params or ():
-        if param.defname == "concurrently":
-            arg = param.arg
-            text = "" if arg is None else str(getattr(arg, "sval", None) or getattr(arg, "ival", "")).lower()
-            return text not in _FALSE
-    return False
+BUILDS = ("CREATE INDEX CONCURRENTLY", "REINDEX CONCURRENTLY")  # as pg_grammar names them
 
 
 def concurrent_build(statement: str) -> sql.Composable | None:
-    """Where the indexes a statement builds concurrently stand, as a condition on ``pg_index i``,
-    the index's ``pg_class c`` and its ``pg_namespace n``; None when it builds none."""
-    if "concurrently" not in statement.lower():
-        return None  # the parser's cost only for statements that may need it
+    """Where the indexes of a statement the grammar named a concurrent build (BUILDS) stand, as
+    a condition on ``pg_index i``, the index's ``pg_class c`` and its ``pg_namespace n``; None
+    when pglast cannot read it."""
     # pglast costs ~30 ms to import: only runs that reach such a statement pay it.
     from pglast import ast, enums, parser  # noqa: PLC0415
 
@@ -62,11 +49,11 @@ def concurrent_build(statement: str) -> sql.Composable | None:
     found: list[sql.Composable] = []
     for raw in parsed:
         node = raw.stmt
-        if isinstance(node, ast.IndexStmt) and node.concurrent and node.relation is not None:
+        if isinstance(node, ast.IndexStmt) and node.relation is not None:
             table = sql.SQL("i.indrelid = {}").format(_regclass(node.relation.schemaname, node.relation.relname))
             named = sql.SQL(" AND c.relname = {}").format(sql.Literal(node.idxname)) if node.idxname else sql.SQL("")
             found.append(sql.Composed([table, named]))
-        elif isinstance(node, ast.ReindexStmt) and _concurrently(node.params):
+        elif isinstance(node, ast.ReindexStmt):
             kind, relation = node.kind, node.relation
             if kind is enums.ReindexObjectType.REINDEX_OBJECT_INDEX and relation is not None:
                 index = _regclass(relation.schemaname, relation.relname)

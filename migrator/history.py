@@ -210,13 +210,8 @@ class History:
         first, looked up in the catalog beforehand: ADD COLUMN IF NOT EXISTS would take the
         table's lock and leave a notice every time. A role that does not own the table cannot
         add it (InsufficientPrivilege)."""
-        row = self.conn.execute(
-            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s"
-            " AND NOT attisdropped)",
-            (self.table.identifier.as_string(self.conn), DIGESTS_COLUMN),
-        ).fetchone()
         column = sql.Identifier(DIGESTS_COLUMN)
-        if not (row and row[0]):
+        if DIGESTS_COLUMN not in self._columns():
             self.conn.execute(
                 sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} jsonb").format(self.table.identifier, column)
             )

@@ -39,7 +39,7 @@ import psycopg
 from migrator.dsn import connect, redact
 from migrator.errors import MigratorError
 from migrator.history import History, Outcome, Run
-from migrator.lock import GOOSE_LOCK_ID
+from migrator.lock import GOOSE_LOCK_ROW
 from migrator.store import TableName
 
 POLL_SECONDS = 2.0
@@ -153,13 +153,7 @@ def failure_message(verdict: Verdict) -> str:
 
 def _read(conn: psycopg.Connection, table: TableName) -> tuple[list[Run], datetime, bool]:
     """The runs, the database's time and whether a session holds the migration lock."""
-    row = conn.execute(
-        # A one-bigint advisory key is stored as classid (high 32 bits) and objid (low 32 bits).
-        "SELECT now(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-        " AND classid::bigint = %s AND objid::bigint = %s"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-        (GOOSE_LOCK_ID >> 32, GOOSE_LOCK_ID & 0xFFFFFFFF),
-    ).fetchone()
+    row = conn.execute(f"SELECT now(), EXISTS (SELECT 1 FROM pg_locks l WHERE {GOOSE_LOCK_ROW})").fetchone()
     assert row is not None
     return History(conn, table).runs(), row[0], bool(row[1])
 

@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from migrator.errors import Failure, Interrupted, MigrationFailed, MigratorError
-from migrator.lock import GOOSE_LOCK_ID
+from migrator.lock import GOOSE_LOCK_ROW
 from migrator.store import TableName, tolerated
 
 IMAGE_ENV = "MIGRATOR_IMAGE"
@@ -168,9 +168,7 @@ class History:
             " lost its connection', coalesce(' (backend pid ' || r.backend_pid || ')', ''),"
             " (SELECT id FROM started))"
             " WHERE r.outcome = 'running' AND r.id > (SELECT id FROM started) - %(keep)s AND NOT EXISTS"
-            " (SELECT FROM pg_locks l WHERE l.pid = r.backend_pid AND l.locktype = 'advisory' AND l.granted"
-            " AND l.objsubid = 1 AND l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))"
+            f" (SELECT FROM pg_locks l WHERE l.pid = r.backend_pid AND {GOOSE_LOCK_ROW}))"
             if "backend_pid" in columns
             else ""
         )
@@ -183,7 +181,7 @@ class History:
                 + lost
                 + " SELECT id FROM started"
             ).format(runs=self.table.identifier, names=names, values=values),
-            {**given, "keep": KEEP_RUNS, "high": GOOSE_LOCK_ID >> 32, "low": GOOSE_LOCK_ID & 0xFFFFFFFF},
+            {**given, "keep": KEEP_RUNS},
         ).fetchone()
         assert row is not None
         return int(row[0])

@@ -19,6 +19,13 @@ from migrator.errors import LockTimeout
 
 # goose's lock.DefaultLockID: the migrator and goose (as a library) exclude each other.
 GOOSE_LOCK_ID = 4097083626
+# The row of pg_locks ``l`` that is goose's lock, granted, in this database. A one-bigint
+# advisory key is stored as classid (high 32 bits) and objid (low 32 bits).
+GOOSE_LOCK_ROW = (
+    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    f" AND l.classid::bigint = {GOOSE_LOCK_ID >> 32} AND l.objid::bigint = {GOOSE_LOCK_ID & 0xFFFFFFFF}"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 _MAX_POLL_SECONDS = 1.0
 
 
@@ -30,16 +37,11 @@ def _try_lock(conn: psycopg.Connection) -> bool:
 def _holder(conn: psycopg.Connection) -> str:
     """Who holds the lock, what it is doing and since when; an idle holder runs nothing that
     could ever let go of it, so it has most likely leaked the lock."""
-    # A one-bigint advisory key is stored as classid (high 32 bits) and objid (low 32 bits).
     row = conn.execute(
         "SELECT l.pid, coalesce(a.application_name, ''), a.usename, a.state,"
         " to_char(a.state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
         " round(extract(epoch FROM now() - a.state_change))::bigint FROM pg_locks l"
-        " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-        " AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.database ="
-        " (SELECT oid FROM pg_database WHERE datname = current_database())",
-        (GOOSE_LOCK_ID >> 32, GOOSE_LOCK_ID & 0xFFFFFFFF),
+        f" LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE {GOOSE_LOCK_ROW}"
     ).fetchone()
     if row is None:
         return "another session, which has let go of it since: try again"

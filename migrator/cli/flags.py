@@ -110,7 +110,10 @@ class Source:
             return bool(given)
         if self.kind is Kind.REPEATED:
             return tuple(given or ())
-        text = given or next((environ[name] for name in self.env if environ.get(name)), None)
+        # An empty flag counts as not given where a variable or a default stands behind it.
+        text = given if given or (given == "" and not self.env and default is None) else None
+        if text is None:
+            text = next((environ[name] for name in self.env if environ.get(name)), None)
         if text is None:
             return default
         name = f"{command}: {self.metavar}" if self.kind is Kind.ARGUMENT else (self.flags or self.env)[-1]

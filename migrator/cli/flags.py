@@ -181,7 +181,8 @@ def variable(name: str, *, default: Any = "", convert: Converter = _text) -> Any
 
 def environment() -> Any:
     """The whole environment: the variables a migration's ENVSUB section may name."""
-    return dataclasses.field(default_factory=dict, repr=False, compare=False, metadata={_SOURCE: Source(Kind.ENVIRONMENT)})
+    source = Source(Kind.ENVIRONMENT)
+    return dataclasses.field(default_factory=dict, repr=False, compare=False, metadata={_SOURCE: source})
 
 
 def group(of: type, **members: Source) -> Any:

@@ -27,7 +27,7 @@ def environment_reads(path: Path, root: Path = REPO) -> list[str]:
         if isinstance(node, ast.ImportFrom) and node.module == "os":
             name = next((a.name for a in node.names if a.name in ("environ", "getenv", "environb")), None)
         if name in ("environ", "environb", "getenv", "getenvb", "putenv"):
-            found.append(f"{path.relative_to(root)}:{node.lineno}: {name}")
+            found.append(f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}: {name}")
     return found
 
 

@@ -39,8 +39,8 @@ from bench.corpus import write_realistic
 from bench.latency import delayed_link
 from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, run_sections
+from migrator.cli.arguments import MANIFEST_ENV
 from migrator.parser import Direction, parse_file
-from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
 from tests.pgserver import fresh_database
 

@@ -28,7 +28,7 @@ _UNCHECKED = (
     "import sys, migrator.parser as parser, migrator.pg_grammar as grammar;"
     " parser.read = lambda statements, use_tx: grammar.Reading((), ());"
     " parser.refuse_unrunnable = lambda parsed, reading: None;"
-    " from migrator.cli import main; sys.exit(main(sys.argv[1:]))"
+    " from migrator.cli.program import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

@@ -27,7 +27,7 @@ import psycopg
 from bench.report import Section, run_sections
 from infra.image_content import content_hash, image_files
 from migrator.api import Migrator
-from migrator.settings import MANIFEST_ENV, read_manifest
+from migrator.cli.arguments import MANIFEST_ENV, read_manifest
 from migrator.source import collect
 from migrator.store import TableName
 from tests.pgserver import fresh_database

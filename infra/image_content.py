@@ -18,6 +18,7 @@ IMAGE_FILES = (
     ".dockerignore",
     "migrations/*.sql",
     "migrator/*.py",
+    "migrator/cli/*.py",
     "migrator/Dockerfile",
     "migrator/requirements.txt",
 )

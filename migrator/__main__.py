@@ -2,6 +2,6 @@
 
 import sys
 
-from migrator.cli import main
+from migrator.cli.program import main
 
 sys.exit(main())

@@ -14,7 +14,6 @@ each transaction, with whatever the session left on it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, urlsplit
@@ -25,8 +24,6 @@ from psycopg import conninfo
 from migrator.errors import DatabaseError, InputError
 
 APPLICATION_NAME = "migrator"
-# In the Nomad task, the template says in this variable that the Nomad Variable is missing.
-MISSING_DATABASE_ENV = "MIGRATOR_MISSING_DATABASE"
 MASK = "********"
 _URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -189,15 +186,18 @@ def describe(params: Mapping[str, str]) -> str:
     return f"{params.get('dbname') or params.get('user') or '?'} on {host}:{params.get('port') or '5432'}"
 
 
-def connect(dsn: str, *, read_only: bool = False, timeout_seconds: int | None = None) -> psycopg.Connection:
+def connect(
+    dsn: str, *, read_only: bool = False, timeout_seconds: int | None = None, missing: str = ""
+) -> psycopg.Connection:
     """A session for a writing run, in autocommit mode (the migrator opens each migration's
     transaction itself); or, ``read_only``, one whose statements run in a read-only
     transaction that ends with its ``with`` block. Neither prepares statements on the server
     nor sets anything for the session. ``timeout_seconds`` replaces the default connect_timeout,
-    never one the DSN sets."""
+    never one the DSN sets. ``missing`` says what to do when ``dsn`` is empty, in place of the
+    command line's flags."""
     if not dsn:
         hint = "pass --dsn or set POSTGRES_CONNECTION_STRING (or GOOSE_DBSTRING)"
-        raise InputError(f"no database: {os.environ.get(MISSING_DATABASE_ENV) or hint}")
+        raise InputError(f"no database: {missing or hint}")
     readable, params, _ = _read(dsn)
     defaults = dict(CLIENT_DEFAULTS, connect_timeout=str(timeout_seconds or CLIENT_DEFAULTS["connect_timeout"]))
     defaults = {key: value for key, value in defaults.items() if key not in params}

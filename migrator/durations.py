@@ -28,3 +28,12 @@ def parse_duration(text: str) -> float:
 def milliseconds(seconds: float) -> int:
     """A parsed duration as PostgreSQL's whole milliseconds (never 0: see parse_duration)."""
     return max(1, round(seconds * 1000))
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` written as parse_duration reads it, in the largest unit that is exact."""
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        amount = seconds / size
+        if amount >= 1 and amount == int(amount):
+            return f"{int(amount)}{unit}"
+    return f"{round(seconds * 1000)}ms"

@@ -1,29 +1,17 @@
-"""Errors the migrator reports, each carrying the exit code of the command-line contract."""
+"""Errors the migrator reports (the command line gives each class its exit code: cli/exit_codes.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_LOCK_TIMEOUT = 3
-EXIT_LINT_FINDINGS = 4  # the files are valid goose, but squawk found risky statements
-EXIT_DRIFT = 5  # the schema differs from what its applied migrations build
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it; SIGTERM gives 143
-
 
 class MigratorError(Exception):
     """Base class: the message is one line meant for a human operator."""
 
-    exit_code = EXIT_FAILED
-
 
 class InputError(MigratorError):
     """Bad input or usage: nothing was changed."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 class ParseError(InputError):
@@ -48,8 +36,6 @@ class ParseError(InputError):
 class LintFindings(MigratorError):
     """squawk found risky statements; nothing was changed."""
 
-    exit_code = EXIT_LINT_FINDINGS
-
 
 class Reported(MigratorError):
     """A verdict whose command printed its whole report already (with ``--json``, a document
@@ -62,8 +48,6 @@ class RehearsalFailed(Reported):
 
 class DriftFound(Reported):
     """The live schema differs from what its applied migrations build."""
-
-    exit_code = EXIT_DRIFT
 
 
 class DatabaseError(MigratorError):
@@ -93,10 +77,6 @@ class MigrationFailed(MigratorError):
 class LockTimeout(MigratorError):
     """The goose advisory lock was not acquired in time; nothing was changed."""
 
-    exit_code = EXIT_LOCK_TIMEOUT
-
 
 class Interrupted(MigrationFailed):
     """SIGINT or SIGTERM stopped a migration; the message says what of it remains applied."""
-
-    exit_code = EXIT_INTERRUPTED

@@ -1,10 +1,10 @@
 """Every writing run records itself in ``<table>_runs``, beside goose's table.
 
 The record is how `pulumi up` learns the migrator's verdict without the Nomad API: which
-image ran (``MIGRATOR_IMAGE``, set by the jobspec) for which deployment (``MIGRATOR_DEPLOYMENT``,
-the digest of the task as the jobspec defines it) in which allocation (``NOMAD_ALLOC_ID``,
-set by Nomad), the command and the rollback it carries (``--rollback-id``), when it started
-and finished, what it applied and, for a failure, the file, statement, line and
+image ran for which deployment (the digest of the task as the jobspec defines it) in which
+allocation (``RunPlace``: the command line reads ``MIGRATOR_IMAGE``, ``MIGRATOR_DEPLOYMENT`` and
+``NOMAD_ALLOC_ID``, which the jobspec and Nomad set), the command and the rollback it carries
+(``--rollback-id``), when it started and finished, what it applied and, for a failure, the file, statement, line and
 PostgreSQL's message. Only the newest runs are kept, and the run that completed each
 rollback, so that a rollback runs once. A failure is recorded on a connection of its own:
 the failed migration's rollback, or a session PostgreSQL ended, must not take the record
@@ -18,7 +18,6 @@ next no-op run (Nomad restarts the task whenever it likes) would otherwise bless
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
@@ -36,9 +35,6 @@ from migrator.errors import Failure, Interrupted, MigrationFailed, MigratorError
 from migrator.lock import GOOSE_LOCK_ROW
 from migrator.store import TableName, tolerated
 
-IMAGE_ENV = "MIGRATOR_IMAGE"
-DEPLOYMENT_ENV = "MIGRATOR_DEPLOYMENT"
-ALLOCATION_ENV = "NOMAD_ALLOC_ID"
 KEEP_RUNS = 100
 # Columns added since the table was first shipped, with their types: a table an older migrator
 # created gains them, and reading one that has not gained them yet reads the Run's defaults.
@@ -251,24 +247,34 @@ class History:
         return None if row is None else Run(**_known_columns(row))
 
 
+@dataclass(frozen=True)
+class RunPlace:
+    """Where a run happens, as its record keeps it: the image, Nomad's allocation and the
+    deployment (the command line reads them from the variables the image and the job set)."""
+
+    image: str = ""
+    allocation: str = ""
+    deployment: str = ""
+
+
 class Recording:
     """One run's record, written when the run first changes the database."""
 
-    def __init__(self, history: History, command: str, rollback_id: str | None = None):
+    def __init__(self, history: History, command: str, rollback_id: str | None = None, place: RunPlace = RunPlace()):
         self.history = history
         self.command = command
         self.rollback_id = rollback_id
+        self.place = place
         self.run_id: int | None = None
 
     def start(self) -> int:
         if self.run_id is None:
             columns = self.history.ensure()
-            environ = os.environ
             self.run_id = self.history.start(
                 self.command,
-                environ.get(IMAGE_ENV, ""),
-                environ.get(ALLOCATION_ENV, ""),
-                environ.get(DEPLOYMENT_ENV, ""),
+                self.place.image,
+                self.place.allocation,
+                self.place.deployment,
                 self.rollback_id,
                 columns=columns,
             )
@@ -286,6 +292,7 @@ class RunRecorder:
     reconnect: Callable[[], psycopg.Connection]
     redact: Callable[[str], str]
     digests: Callable[[psycopg.Connection], Mapping[str, str]] | None = None
+    place: RunPlace = RunPlace()
 
     @contextmanager
     def around(
@@ -300,7 +307,7 @@ class RunRecorder:
         on what it is given before its first write; a block that fails before that was refused
         as bad input, which changes nothing, the history included. ``changed`` says whether the
         run applied or rolled back anything."""
-        recording = Recording(History(conn, self.table), self.command, rollback_id)
+        recording = Recording(History(conn, self.table), self.command, rollback_id, self.place)
         try:
             yield recording
         except BaseException as exc:

@@ -16,7 +16,6 @@ never run as written (unrunnable.py).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -81,8 +80,10 @@ def go_trim(text: str) -> str:
 
 
 def parse_sql(text: str, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:
-    """Split a migration's text into the statements of one direction, as goose does."""
-    return _Parser(direction, os.environ if env is None else env).run(text)
+    """Split a migration's text into the statements of one direction, as goose does; ``env``
+    holds the variables an ENVSUB section substitutes (none unless given: the library reads no
+    environment, the command line passes its own)."""
+    return _Parser(direction, {} if env is None else env).run(text)
 
 
 def parse_file(path: Path, direction: Direction, env: Mapping[str, str] | None = None) -> ParsedMigration:

@@ -17,7 +17,7 @@ from contextlib import chdir, redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
-from migrator import cli
+from migrator.cli import program as cli
 from tests.migrator_process import child_environment
 from tests.support import REPO
 

@@ -13,11 +13,11 @@ import pytest
 
 from infra.migration_status import lint_warnings
 from migrator import lint as lint_module
+from migrator.cli.arguments import MANIFEST_ENV
 from migrator.errors import InputError
 from migrator.ledger import file_sha256
 from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
-from migrator.settings import MANIFEST_ENV
 from migrator.source import collect
 from tests.cli_runner import run_cli
 from tests.migrator_process import run_migrator
@@ -135,7 +135,7 @@ def test_plan_lists_each_pending_file_with_squawks_findings_under_the_config_bes
     ]
 
     # Where squawk is not installed (the image has none), plan says so rather than "no findings".
-    monkeypatch.setattr("migrator.commands.squawk_binary", lambda: None)
+    monkeypatch.setattr("migrator.cli.commands.squawk_binary", lambda: None)
     without = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert [p["lint"] for p in without["pending"]] == [None, None]
     assert "-- lint" not in run_cli("plan", dsn=dsn, directory=migrations.path).stdout

@@ -17,12 +17,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from migrator import cli
-from migrator.command_table import BY_NAME, COMMANDS
+from migrator.cli import commands, flags
+from migrator.cli import program as cli
+from migrator.cli.arguments import Arguments
+from migrator.cli.command_table import BY_NAME, COMMANDS
+from migrator.cli.exit_codes import exit_code
 from migrator.errors import Interrupted, MigratorError
 from migrator.options import Options
 from migrator.safety import Safety
-from migrator.settings import Settings
 from migrator.store import TableName
 from tests.cli_runner import run_cli
 
@@ -31,14 +33,18 @@ REHEARSING = ("rehearse", "drift")  # apply migrations on a scratch server, and 
 WITH_ARGUMENT = {"up-to": "5", "down-to": "5", "migrate-to": "latest", "create": "add_x", "show": "00001_x.sql"}
 
 
-def settings(*argv: str, **environ: str) -> Settings:
-    return cli.parse_settings(list(argv), environ)
+def settings(*argv: str, **environ: str) -> Any:
+    return cli.parse_arguments(list(argv), environ)[1]
+
+
+def command_of(*argv: str) -> str:
+    return cli.parse_arguments(list(argv), {})[0].name
 
 
 def usage_error(*argv: str, **environ: str) -> str:
-    with pytest.raises(cli.UsageError) as caught:
+    with pytest.raises(flags.UsageError) as caught:
         settings(*argv, **environ)
-    assert caught.value.exit_code == 2
+    assert exit_code(caught.value) == 2
     return str(caught.value)
 
 
@@ -60,7 +66,7 @@ SETTINGS_TABLE: dict[str, tuple[str, str | None, str, Any, Any]] = {
 }
 
 
-def read(setting: str, parsed: Settings) -> Any:
+def read(setting: str, parsed: Arguments) -> Any:
     value: Any = parsed
     for part in setting.split("."):
         value = getattr(value, part)
@@ -98,8 +104,8 @@ def test_timeouts_and_retries_belong_to_the_commands_that_apply(command: str) ->
         assert refused == f"unrecognized arguments: --lock-timeout 1s (see `python -m migrator {command} --help`)"
     else:
         # Read and authoring commands run no migration: the variables are not even checked.
-        assert parsed.safety == Safety()
-        assert settings(*command_line(command), MIGRATOR_LOCK_RETRIES="x").safety == Safety()
+        assert not hasattr(parsed, "safety")
+        assert settings(*command_line(command), MIGRATOR_LOCK_RETRIES="x") == parsed
         refused = usage_error(*command_line(command), "--lock-timeout", "1s")
         assert refused == f"unrecognized arguments: --lock-timeout 1s (see `python -m migrator {command} --help`)"
 
@@ -119,24 +125,29 @@ def test_each_refusal_flag_sets_only_its_own_option() -> None:
 
 def test_the_switches_of_the_read_and_authoring_commands() -> None:
     plain = settings("show", "a.sql")
-    assert (plain.as_json, plain.down, plain.argument) == (False, False, "a.sql")
+    assert (plain.as_json, plain.down, plain.file) == (False, False, "a.sql")
     both = settings("show", "a.sql", "--down", "--json")
     assert (both.as_json, both.down) == (True, True)
-    assert settings("lint").lint_all is False
-    assert settings("lint", "--all").lint_all is True
+    assert settings("lint").every_file is False
+    assert settings("lint", "--all").every_file is True
     assert settings("create", "add_users").sequential is False
     for flag in ("-s", "--sequential"):
         created = settings("create", "add_users", "sql", flag)
-        assert (created.sequential, created.argument, created.command) == (True, "add_users", "create")
+        assert (created.sequential, created.name, command_of("create", "add_users", "sql", flag)) == (
+            True,
+            "add_users",
+            "create",
+        )
     assert "invalid choice: 'go'" in usage_error("create", "add_users", "go")
-    assert settings("up-to", "42").argument == "42"
-    assert settings("up").argument is None
+    assert settings("up-to", "42").version == 42
+    assert not hasattr(settings("up"), "version")
 
 
 def test_options_written_before_the_command_count_as_goose_allows() -> None:
     parsed = settings("--dir", "status", "--table", "t", "--json", "--dsn", "postgresql://h/d", "status")
     # "--dir status": a directory named like a command is the flag's value, not the command.
-    assert (parsed.command, parsed.directory, str(parsed.table), parsed.as_json) == (
+    argv = ("--dir", "status", "--table", "t", "--json", "--dsn", "postgresql://h/d", "status")
+    assert (command_of(*argv), parsed.directory, str(parsed.table), parsed.as_json) == (
         "status",
         Path("status"),
         "t",
@@ -186,7 +197,7 @@ def test_version_before_any_command_prints_the_version(capsys: pytest.CaptureFix
 def test_bad_values_are_refused_naming_the_flag(argv: list[str], environ: dict[str, str], message: str) -> None:
     with pytest.raises(MigratorError) as caught:
         settings(*argv, **environ)
-    assert caught.value.exit_code == 2
+    assert exit_code(caught.value) == 2
     assert message in str(caught.value)
 
 
@@ -236,9 +247,9 @@ def test_each_command_has_its_help_its_argument_and_its_options(
     assert text.startswith(f"usage: python -m migrator {command.name} [-h]")
     assert f" {command.help} " in text
     assert text.endswith(" ".join(cli.EXIT_CODES.split()))
-    if command.argument:
-        metavar, argument_help = command.argument
-        assert f"positional arguments: {metavar} {argument_help} " in text
+    positional = [source for _, source, _ in flags.sources(command.takes) if source.kind is flags.Kind.ARGUMENT]
+    if positional:
+        assert f"positional arguments: {positional[0].metavar} {positional[0].help} " in text
     assert "global options: --dir DIR migrations directory" in text
 
 
@@ -251,9 +262,9 @@ def test_create_documents_its_name_and_gooses_type_word(capsys: pytest.CaptureFi
 # -- main: every error is one line and an exit code ---------------------------------------
 
 
-def handle(monkeypatch: pytest.MonkeyPatch, command: str, handler: Callable[[Settings], None]) -> None:
+def handle(monkeypatch: pytest.MonkeyPatch, command: str, handler: Callable[[Any], None]) -> None:
     """Let ``handler`` stand in for the command's own, for this test."""
-    monkeypatch.setitem(BY_NAME, command, replace(BY_NAME[command], handler=handler))
+    monkeypatch.setattr(commands, BY_NAME[command].handler, handler)
 
 
 def test_a_usage_error_points_at_the_help() -> None:
@@ -291,7 +302,7 @@ def test_a_dsn_typed_without_dsn_is_refused_without_its_password(typed: list[str
 
 
 def test_a_database_error_is_one_line_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(parsed: Settings) -> None:
+    def fail(parsed: Arguments) -> None:
         raise psycopg.OperationalError(f"could not\n  talk to {parsed.dsn}")
 
     handle(monkeypatch, "status", fail)
@@ -302,7 +313,7 @@ def test_a_database_error_is_one_line_without_the_password(monkeypatch: pytest.M
 
 
 def test_a_migrator_error_is_redacted_and_keeps_its_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(parsed: Settings) -> None:
+    def fail(parsed: Arguments) -> None:
         raise MigratorError(f"cannot reach {parsed.dsn}")
 
     handle(monkeypatch, "version", fail)
@@ -314,8 +325,8 @@ def test_a_migrator_error_is_redacted_and_keeps_its_exit_code(monkeypatch: pytes
 def test_an_interruption_exits_with_its_signal(
     monkeypatch: pytest.MonkeyPatch, signal_sent: signal.Signals | None, exit_code: int
 ) -> None:
-    def interrupted_by(exception: type[BaseException], message: str) -> Callable[[Settings], None]:
-        def handler(parsed: Settings) -> None:
+    def interrupted_by(exception: type[BaseException], message: str) -> Callable[[Arguments], None]:
+        def handler(parsed: Arguments) -> None:
             if signal_sent is not None:
                 # main's handler turns the signal into KeyboardInterrupt, which the migrator
                 # turns into Interrupted once PostgreSQL cancelled the statement.
@@ -337,8 +348,8 @@ def test_an_interruption_exits_with_its_signal(
 
 
 def test_a_command_that_succeeds_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
-    ran: list[Settings] = []
+    ran: list[Arguments] = []
     handle(monkeypatch, "version", ran.append)
     result = run_cli("version", "--dsn", "postgresql://h/d")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-    assert [(s.command, s.dsn) for s in ran] == [("version", "postgresql://h/d")]
+    assert [(type(s), s.dsn) for s in ran] == [(Arguments, "postgresql://h/d")]

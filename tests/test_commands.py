@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migrator import commands
+from migrator.cli import commands
 from tests.cli_runner import run_cli
 from tests.support import REPO, MigrationDir, SessionSpy, query, shipped_migrations, table_file, tables, versions
 

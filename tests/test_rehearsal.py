@@ -565,7 +565,13 @@ def test_the_scratch_password_never_appears(dsn: str, applied: MigrationDir) -> 
 
 
 def test_the_scratch_server_and_excluded_schemas_come_from_their_flags_or_variable() -> None:
-    from migrator.cli import parse_settings  # noqa: PLC0415
+    from migrator.cli.arguments import Rehearsing  # noqa: PLC0415
+    from migrator.cli.program import parse_arguments  # noqa: PLC0415
+
+    def parse_settings(argv: list[str], environ: dict[str, str]) -> Rehearsing:
+        parsed = parse_arguments(argv, environ)[1]
+        assert isinstance(parsed, Rehearsing)
+        return parsed
 
     assert parse_settings(["rehearse"], {}).scratch_dsn == ""
     assert parse_settings(["drift"], {"MIGRATOR_SCRATCH_DSN": "postgresql://s/db"}).scratch_dsn == "postgresql://s/db"
@@ -575,7 +581,8 @@ def test_the_scratch_server_and_excluded_schemas_come_from_their_flags_or_variab
     )
     assert (flagged.scratch_dsn, flagged.exclude_schemas) == ("postgresql://flag/db", ("auth", "storage"))
     assert parse_settings(["rehearse"], {}).exclude_schemas == ()
-    assert parse_settings(["up"], {"MIGRATOR_SCRATCH_DSN": "postgresql://s/db"}).exclude_schemas == ()
+    up = parse_arguments(["up"], {"MIGRATOR_SCRATCH_DSN": "postgresql://s/db"})[1]
+    assert not hasattr(up, "exclude_schemas")
 
 
 def test_the_text_names_only_the_locks_that_make_reads_or_writes_wait(
@@ -679,7 +686,7 @@ def test_the_command_line_starts_without_the_rehearsals_modules() -> None:
     import sys  # noqa: PLC0415
 
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, migrator.cli; print(' '.join(sorted(sys.modules)))"],
+        [sys.executable, "-c", "import sys, migrator.cli.program; print(' '.join(sorted(sys.modules)))"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -687,4 +694,4 @@ def test_the_command_line_starts_without_the_rehearsals_modules() -> None:
     ).stdout.split()
     modules = ("data_checks", "drift", "rehearsal", "rehearsal_report", "schema_snapshot", "scratch", "statement_locks")
     assert [name for name in loaded if name.removeprefix("migrator.") in modules] == []
-    assert "migrator.commands" in loaded
+    assert "migrator.cli.program" in loaded

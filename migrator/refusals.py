@@ -8,7 +8,7 @@ caller sets an Options field instead.
 from __future__ import annotations
 
 from migrator.errors import InputError
-from migrator.interruptions import interruption_advice
+from migrator.interruptions import InterruptedRun, interruption_advice
 from migrator.ledger import Entry
 from migrator.source import Migration
 
@@ -39,9 +39,9 @@ class OutOfOrderRefused(InputError):
 class InterruptedRunRefused(InputError):
     """A NO TRANSACTION run stopped part-way; rolling back other files would strand it."""
 
-    def __init__(self, interrupted: list[Entry]):
-        self.interrupted = interrupted
+    def __init__(self, interrupted: list[Entry] | list[InterruptedRun]):
+        self.interrupted = [InterruptedRun.of(e) for e in interrupted]
         super().__init__(
-            "; ".join(interruption_advice(e) for e in interrupted)
+            "; ".join(interruption_advice(e) for e in self.interrupted)
             + ". Rolling back other files first would leave it half done"
         )

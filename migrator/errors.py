@@ -28,9 +28,9 @@ MigrationFailed, the files a refusal names). The tree (module of each class in b
 Two kinds of exception cross the library's boundary unwrapped, on purpose:
 
 - ``psycopg.Error``, where a query outside any migration fails (reading goose's table,
-  the ledger or the run history; taking or releasing the lock; the session's settings):
-  nothing of the caller's was changed by it, the library knows nothing psycopg's exception
-  does not say already, and that exception says more (its class tells whether the
+  the ledger or the run history; waiting for the lock; the session's settings):
+  the failed query changed nothing, the library knows nothing psycopg's exception does
+  not say already, and that exception says more (its class tells whether the
   connection is still usable, ``diag`` carries PostgreSQL's fields). The caller owns the
   connection, so the caller decides what a lost one means. Where the library does add
   facts, it wraps: inside a migration the error becomes MigrationFailed (which statement,

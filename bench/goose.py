@@ -39,9 +39,7 @@ from bench.corpus import write_realistic
 from bench.latency import delayed_link
 from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, run_sections
-from migrator.parser import Direction, parse_file
-from migrator.settings import MANIFEST_ENV
-from migrator.source import collect
+from migrator import MANIFEST_ENV, Direction, collect, parse_file
 from tests.pgserver import fresh_database
 
 TOOLS_BIN = REPO / ".tools" / "bin"

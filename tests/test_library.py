@@ -3,22 +3,32 @@ and the facts its refusals carry (the command line's text is tested through the 
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+import typing
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import NamedTuple
 
 import psycopg
 import pytest
 
-from migrator import Migrator, Options, TableName
+import migrator
+from migrator import DurationError, InputError, Migrator, MigratorError, Options, TableName, errors, parse_duration
 from migrator.dsn import describe
 from migrator.errors import Failure, MigrationFailed, ParseError
-from migrator.events import Ahead, DatabaseAhead, Event, MigrationFinished
-from migrator.interruptions import interruption_advice
+from migrator.events import Ahead, DatabaseAhead, Event, InterruptedRunFound, LockRetry, MigrationFinished
+from migrator.interruptions import InterruptedRun, interruption_advice
 from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
 from migrator.safety import Safety
 from tests.support import (
+    REPO,
     MigrationDir,
     interrupted_during,
     login_role,
@@ -241,8 +251,7 @@ def test_rolling_back_past_an_interrupted_file_is_refused_with_its_entry(
 
     with pytest.raises(InterruptedRunRefused) as refused:
         Migrator(conn, migrations.path, GOOSE_TABLE).down(lock_wait=10)
-    [entry] = refused.value.interrupted
-    assert (entry.version, entry.state, entry.statements_done, entry.statements_total) == (2, State.APPLYING, 1, 2)
+    assert refused.value.interrupted == [InterruptedRun(2, "00002_half.sql", Direction.UP, 1, 2)]
     assert str(refused.value).endswith(". Rolling back other files first would leave it half done")
     assert "applying 00002_half.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s)" in str(refused.value)
     assert versions(dsn) == [0, 1]
@@ -423,3 +432,205 @@ def test_a_run_gives_the_server_nothing_to_warn_about(conn: psycopg.Connection, 
     assert migrator.up(lock_wait=10).current == 2
     assert migrator.down(target=0, lock_wait=10).current == 0
     assert warnings == []
+
+
+def test_a_failed_run_names_the_files_it_applied_before_the_failure(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    migrations.add("00003_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n-- +goose Down\nSELECT 1;\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert [(r.version, r.file, r.direction, r.empty) for r in failed.value.applied] == [
+        (1, "00001_a.sql", Direction.UP, False),
+        (2, "00002_b.sql", Direction.UP, False),
+    ]
+    assert versions(dsn) == [0, 1, 2]
+
+    # The next run fails at its first file: it applied nothing before it.
+    with pytest.raises(MigrationFailed) as again:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert again.value.applied == []
+
+
+def test_a_failed_rollback_names_the_files_it_rolled_back_before_it(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1 / 0;\n")
+    migrations.add("00003_c.sql", table_file("c"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).down(reset=True, lock_wait=10)
+    assert [(r.version, r.file, r.direction) for r in failed.value.applied] == [(3, "00003_c.sql", Direction.DOWN)]
+    assert failed.value.failure == Failure(
+        "00002_b.sql", "down", 1, 4, "ERROR: division by zero (SQLSTATE 22012)", True
+    )
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_a_rerun_of_an_interrupted_file_is_announced_with_its_public_facts(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    migrations.add(
+        "00001_half.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE IF NOT EXISTS half (id int);\nSELECT 1 / 0;\n",
+    )
+    with pytest.raises(MigrationFailed):
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    events: list[Event] = []
+    with pytest.raises(MigrationFailed):
+        Migrator(conn, migrations.path, GOOSE_TABLE, on_event=events.append).up(lock_wait=10)
+    assert events == [InterruptedRunFound(InterruptedRun(1, "00001_half.sql", Direction.UP, 1, 2), rerun=True)]
+
+
+def test_a_lock_retry_names_the_file_the_statement_and_its_line(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_alter.sql", "-- +goose Up\nCREATE TABLE fresh (id int);\n\nALTER TABLE busy ADD x int;\n")
+    query(dsn, "CREATE TABLE busy (id int)")
+    retries: list[LockRetry] = []
+    safety = Safety(lock_timeout=0.05, lock_retries=1, first_backoff=0.01, max_backoff=0.01)
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        migrator = Migrator(
+            conn,
+            migrations.path,
+            GOOSE_TABLE,
+            safety=safety,
+            on_event=lambda e: retries.append(e) if isinstance(e, LockRetry) else None,
+        )
+        with pytest.raises(MigrationFailed):
+            migrator.up(lock_wait=10)
+    [retry] = retries
+    assert (retry.version, retry.file, retry.direction, retry.statement, retry.line) == (
+        1,
+        "00001_alter.sql",
+        Direction.UP,
+        2,
+        4,
+    )
+    assert (retry.attempt, retry.attempts) == (1, 2)
+    assert 0 <= retry.backoff <= 0.01
+    assert retry.where == "00001_alter.sql (up): statement 2 (line 4)"
+    assert replace(retry, statement=0, line=None).where == "00001_alter.sql (up): recording the version"
+
+
+# -- the public API: migrator/__init__.py -----------------------------------------------
+
+
+def public_objects() -> dict[str, object]:
+    return {name: getattr(migrator, name) for name in migrator.__all__}
+
+
+def test_every_public_name_is_the_object_its_module_defines() -> None:
+    assert sorted(migrator.__all__) == sorted([*migrator._EXPORTS, "__version__"])
+    for name, where in migrator._EXPORTS.items():
+        module, _, attribute = where.partition(":")
+        assert getattr(migrator, name) is getattr(importlib.import_module(module), attribute or name), name
+
+
+def test_the_type_checker_is_shown_every_public_name_where_it_is_looked_up() -> None:
+    """The ``if TYPE_CHECKING:`` imports, which mypy and IDEs read, say what the lookup table says."""
+    tree = ast.parse((REPO / "migrator" / "__init__.py").read_text())
+    [guard] = [node for node in tree.body if isinstance(node, ast.If)]
+    shown: dict[str, str] = {}
+    for node in guard.body:
+        assert isinstance(node, ast.ImportFrom)
+        assert node.module is not None
+        for alias in node.names:
+            shown[alias.asname or alias.name] = f"{node.module}:{alias.name}" if alias.asname else node.module
+    assert shown == migrator._EXPORTS
+
+
+def test_no_public_name_is_also_the_name_of_a_submodule() -> None:
+    """Importing ``migrator.lint`` sets the package's ``lint`` to the module: a public name
+    that is a submodule's would change meaning once anything imports that submodule."""
+    submodules = {info.name for info in pkgutil.iter_modules(migrator.__path__)}
+    assert submodules & set(migrator.__all__) == set()
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match=r"^module 'migrator' has no attribute 'Provider'$"):
+        migrator.Provider  # noqa: B018
+
+
+def test_importing_the_package_loads_no_driver_and_no_parser() -> None:
+    """``python -m migrator --version`` must start fast: the package's names load on first use."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, migrator; print(sorted(sys.modules))"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    modules = ast.literal_eval(loaded)
+    assert [m for m in modules if m.split(".")[0] in ("psycopg", "pglast", "psycopg_c", "psycopg_binary")] == []
+    assert [m for m in modules if m.startswith("migrator")] == ["migrator"]
+
+
+def referenced_classes(hint: object) -> Iterator[type]:
+    if isinstance(hint, type):
+        yield hint
+    for argument in typing.get_args(hint):
+        yield from referenced_classes(argument)
+
+
+def test_what_a_run_reports_carries_only_public_types() -> None:
+    reported = [migrator.RunResult, migrator.MigrationResult, migrator.InterruptedRun, migrator.Failure]
+    reported += list(typing.get_args(migrator.Event))
+    public = [value for value in public_objects().values() if isinstance(value, type)]
+    internal = {
+        f"{cls.__name__}.{field}: {used.__module__}.{used.__name__}"
+        for cls in reported
+        for field, hint in typing.get_type_hints(cls).items()
+        for used in referenced_classes(hint)
+        if used.__module__.startswith("migrator") and used not in public
+    }
+    assert internal == set()
+
+
+def exception_classes() -> dict[str, type]:
+    """Every exception class a module of the migrator defines, but for those private to a module."""
+    found: dict[str, type] = {}
+    for info in pkgutil.iter_modules(migrator.__path__):
+        if info.name == "__main__":  # runs the command line
+            continue
+        module = importlib.import_module(f"migrator.{info.name}")
+        for name, value in vars(module).items():
+            defined_here = isinstance(value, type) and value.__module__ == module.__name__
+            if defined_here and issubclass(value, BaseException) and not name.startswith("_"):
+                found[name] = value
+    return found
+
+
+def drawn_tree(docstring: str) -> dict[str, str | None]:
+    """Each class of the tree errors.py draws, and the class drawn as its parent."""
+    parents: dict[str, str | None] = {}
+    path: list[str] = []
+    for found in re.finditer(r"^ {4}((?:[│ ] {3})*)(?:[├└]── )?(\w+)(?: |$)", docstring, flags=re.MULTILINE):
+        depth = len(found[1]) // 4 + (1 if path else 0)
+        path[depth:] = [found[2]]
+        parents[found[2]] = path[-2] if depth else None
+    return parents
+
+
+def test_every_exception_the_library_defines_is_a_migrator_error_drawn_in_the_tree() -> None:
+    classes = exception_classes()
+    assert {name for name, cls in classes.items() if not issubclass(cls, MigratorError)} == set()
+    drawn = drawn_tree(errors.__doc__ or "")
+    assert {name: cls.__bases__[0].__name__ for name, cls in classes.items()} == {
+        name: parent or "Exception" for name, parent in drawn.items()
+    }
+    public = {name for name, value in public_objects().items() if isinstance(value, type)}
+    # One is caught inside the parser (it reaches callers as a ParseError), one is the command line's.
+    assert {name for name in classes if name not in public} == {"SubstitutionError", "UsageError"}
+
+
+def test_a_duration_that_is_not_one_is_bad_input_and_a_value_error() -> None:
+    with pytest.raises(DurationError) as refused:
+        parse_duration("5 parsecs")
+    assert isinstance(refused.value, InputError)
+    assert isinstance(refused.value, ValueError)
+    assert str(refused.value) == "invalid duration '5 parsecs': write it like 500ms, 2s, 90s, 15m or 1h"

@@ -7,8 +7,6 @@ import ast
 import importlib
 import pkgutil
 import re
-import subprocess
-import sys
 import typing
 from collections.abc import Iterator
 from dataclasses import replace
@@ -32,6 +30,7 @@ from tests.support import (
     MigrationDir,
     interrupted_during,
     login_role,
+    modules_after,
     query,
     refuse_inserts,
     server_warnings,
@@ -526,6 +525,7 @@ def public_objects() -> dict[str, object]:
 
 def test_every_public_name_is_the_object_its_module_defines() -> None:
     assert sorted(migrator.__all__) == sorted([*migrator._EXPORTS, "__version__"])
+    assert set(migrator.__all__) <= set(dir(migrator))
     for name, where in migrator._EXPORTS.items():
         module, _, attribute = where.partition(":")
         assert getattr(migrator, name) is getattr(importlib.import_module(module), attribute or name), name
@@ -558,14 +558,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_importing_the_package_loads_no_driver_and_no_parser() -> None:
     """``python -m migrator --version`` must start fast: the package's names load on first use."""
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, migrator; print(sorted(sys.modules))"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    modules = ast.literal_eval(loaded)
+    modules = modules_after("import migrator")
     assert [m for m in modules if m.split(".")[0] in ("psycopg", "pglast", "psycopg_c", "psycopg_binary")] == []
     assert [m for m in modules if m.startswith("migrator")] == ["migrator"]
 

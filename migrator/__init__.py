@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from migrator.own_transaction import note as transaction_note
     from migrator.parser import Direction, ParsedMigration, parse_file
     from migrator.planning import GoMigrationRefused, Step
-    from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+    from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
     from migrator.rehearsal import DriftCheck, Rehearsal, check_drift, rehearse
     from migrator.rehearsal_report import file_lines as rehearsal_lines
     from migrator.safety import Safety
@@ -121,6 +121,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseAhead": "migrator.events",
     "Ahead": "migrator.events",
     "InterruptedRun": "migrator.interruptions",
+    "VanishedFile": "migrator.refusals",
     "Failure": "migrator.errors",
     # the run history
     "History": "migrator.history",
@@ -213,6 +214,7 @@ __all__ = [
     "Step",
     "Store",
     "TableName",
+    "VanishedFile",
     "Verdict",
     "__version__",
     "ahead_text",

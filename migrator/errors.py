@@ -76,6 +76,10 @@ class InputError(MigratorError):
 class ParseError(InputError):
     """A migration file that goose's grammar rejects, located by file and line."""
 
+    path: Path | None
+    line: int | None
+    reason: str
+
     def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None):
         self.path = Path(path) if path is not None else None
         self.line = line
@@ -139,10 +143,13 @@ class MigrationFailed(MigratorError):
     is every file the run finished before this one, in order, as RunResult.migrations lists
     them (goose's PartialError.Applied): the Migrator's commands fill it in."""
 
+    failure: Failure | None
+    applied: list[MigrationResult]
+
     def __init__(self, message: str, failure: Failure | None = None):
         super().__init__(message)
         self.failure = failure
-        self.applied: list[MigrationResult] = []
+        self.applied = []
 
 
 class LockTimeout(MigratorError):

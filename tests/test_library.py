@@ -23,7 +23,7 @@ from migrator.events import Ahead, DatabaseAhead, Event, InterruptedRunFound, Lo
 from migrator.interruptions import InterruptedRun, interruption_advice
 from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
-from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
 from migrator.safety import Safety
 from tests.support import (
     REPO,
@@ -216,6 +216,8 @@ def test_an_edited_file_and_a_vanished_one_are_refused_together(
     assert str(refused.value) == (
         "00001_a.sql was edited after it was applied; 00002_b.sql (version 2) was applied but its file is gone"
     )
+    assert [m.filename for m in refused.value.edited] == ["00001_a.sql"]
+    assert refused.value.vanished == [VanishedFile(2, "00002_b.sql")]
 
 
 def test_an_older_pending_file_is_refused_with_the_highest_version(
@@ -570,18 +572,25 @@ def referenced_classes(hint: object) -> Iterator[type]:
         yield from referenced_classes(argument)
 
 
-def test_what_a_run_reports_carries_only_public_types() -> None:
-    reported = [migrator.RunResult, migrator.MigrationResult, migrator.InterruptedRun, migrator.Failure]
-    reported += list(typing.get_args(migrator.Event))
-    public = [value for value in public_objects().values() if isinstance(value, type)]
+def test_what_a_run_reports_and_what_an_error_carries_are_public_types() -> None:
+    """The facts of results, events and errors, resolved against the public names alone."""
+    public = public_objects()
+    reported = [migrator.RunResult, migrator.MigrationResult, migrator.InterruptedRun, migrator.VanishedFile]
+    reported += [migrator.Failure, *typing.get_args(migrator.Event)]
+    reported += [value for value in public.values() if isinstance(value, type) and issubclass(value, MigratorError)]
+    classes = [value for value in public.values() if isinstance(value, type)]
+    facts = {cls.__name__: typing.get_type_hints(cls, localns=public) for cls in reported}
     internal = {
-        f"{cls.__name__}.{field}: {used.__module__}.{used.__name__}"
-        for cls in reported
-        for field, hint in typing.get_type_hints(cls).items()
+        f"{name}.{field}: {used.__module__}.{used.__name__}"
+        for name, hints in facts.items()
+        for field, hint in hints.items()
         for used in referenced_classes(hint)
-        if used.__module__.startswith("migrator") and used not in public
+        if used.__module__.startswith("migrator") and used not in classes
     }
     assert internal == set()
+    assert facts["MigrationFailed"] == {"failure": migrator.Failure | None, "applied": list[migrator.MigrationResult]}
+    assert facts["DriftRefused"] == {"edited": list[migrator.Migration], "vanished": list[migrator.VanishedFile]}
+    assert facts["InterruptedRunRefused"] == {"interrupted": list[migrator.InterruptedRun]}
 
 
 def exception_classes() -> dict[str, type]:

@@ -33,7 +33,7 @@ from migrator.events import (
     RunResult,
 )
 from migrator.history import History, Recording, RunRecorder
-from migrator.interruptions import InterruptedRun
+from migrator.interruptions import interrupted_run
 from migrator.ledger import Ledger, checksums
 from migrator.lock import AdvisoryLocker, SessionLocker
 from migrator.options import Options
@@ -149,7 +149,7 @@ class Migrator:
         steps = self.plan_up(target=target, by_one=by_one, status=status)
         rerun = {step.migration.version for step in steps}
         for entry in status.interrupted:
-            self.notify(InterruptedRunFound(InterruptedRun.of(entry), entry.version in rerun))
+            self.notify(InterruptedRunFound(interrupted_run(entry), entry.version in rerun))
         if status.ahead:
             self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
         result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)

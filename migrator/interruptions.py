@@ -24,17 +24,17 @@ class InterruptedRun:
     statements_done: int
     statements_total: int
 
-    @classmethod
-    def of(cls, entry: Entry | InterruptedRun) -> InterruptedRun:
-        """The ledger's entry of an interrupted file, as the library shows it."""
-        if isinstance(entry, InterruptedRun):
-            return entry
-        direction = Direction.UP if entry.state is State.APPLYING else Direction.DOWN
-        return cls(entry.version, entry.filename, direction, entry.statements_done, entry.statements_total)
+
+def interrupted_run(entry: Entry | InterruptedRun) -> InterruptedRun:
+    """The ledger's entry of an interrupted file, as the library shows it."""
+    if isinstance(entry, InterruptedRun):
+        return entry
+    direction = Direction.UP if entry.state is State.APPLYING else Direction.DOWN
+    return InterruptedRun(entry.version, entry.filename, direction, entry.statements_done, entry.statements_total)
 
 
 def describe_interruption(run: Entry | InterruptedRun) -> str:
-    run = InterruptedRun.of(run)
+    run = interrupted_run(run)
     doing = "applying" if run.direction is Direction.UP else "rolling back"
     return (
         f"{doing} {run.file} (NO TRANSACTION) was interrupted after {run.statements_done} of"
@@ -44,7 +44,7 @@ def describe_interruption(run: Entry | InterruptedRun) -> str:
 
 def interruption_advice(run: Entry | InterruptedRun) -> str:
     """What to do about a NO TRANSACTION file that stopped part-way, precisely."""
-    run = InterruptedRun.of(run)
+    run = interrupted_run(run)
     command = "up" if run.direction is Direction.UP else "down"
     ran = (
         f"statements 1 to {run.statements_done} ran and were not rolled back"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrator.errors import InputError
-from migrator.interruptions import InterruptedRun, interruption_advice
+from migrator.interruptions import InterruptedRun, interrupted_run, interruption_advice
 from migrator.ledger import Entry
 from migrator.source import Migration
 
@@ -58,7 +58,7 @@ class InterruptedRunRefused(InputError):
     interrupted: list[InterruptedRun]
 
     def __init__(self, interrupted: list[Entry] | list[InterruptedRun]):
-        self.interrupted = [InterruptedRun.of(e) for e in interrupted]
+        self.interrupted = [interrupted_run(e) for e in interrupted]
         super().__init__(
             "; ".join(interruption_advice(e) for e in self.interrupted)
             + ". Rolling back other files first would leave it half done"

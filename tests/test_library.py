@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import pkgutil
 import re
 import typing
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import NamedTuple
 
 import psycopg
@@ -572,25 +574,49 @@ def referenced_classes(hint: object) -> Iterator[type]:
         yield from referenced_classes(argument)
 
 
-def test_what_a_run_reports_and_what_an_error_carries_are_public_types() -> None:
-    """The facts of results, events and errors, resolved against the public names alone."""
+def signatures(value: object) -> Iterator[tuple[str, object]]:
+    """Each annotated thing a public name shows a caller: a class's fields, its public methods'
+    and properties' signatures; a function's signature. Not constructors: a dataclass's repeats
+    its fields, and an error is built by the library and caught by the caller, who reads the
+    facts its class declares."""
+    if isinstance(value, type):
+        yield "", value
+        for name, member in vars(value).items():
+            if not name.startswith("_"):
+                function = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                if inspect.isfunction(function):
+                    yield f".{name}()", function
+    elif inspect.isfunction(value):
+        yield "()", value
+
+
+def test_every_public_name_shows_only_public_types() -> None:
+    """Fields, parameters and return types of the public names, resolved against the public
+    names alone: a result, event or error that carried an internal type would name it here."""
     public = public_objects()
-    reported = [migrator.RunResult, migrator.MigrationResult, migrator.InterruptedRun, migrator.VanishedFile]
-    reported += [migrator.Failure, *typing.get_args(migrator.Event)]
-    reported += [value for value in public.values() if isinstance(value, type) and issubclass(value, MigratorError)]
     classes = [value for value in public.values() if isinstance(value, type)]
-    facts = {cls.__name__: typing.get_type_hints(cls, localns=public) for cls in reported}
     internal = {
-        f"{name}.{field}: {used.__module__}.{used.__name__}"
-        for name, hints in facts.items()
-        for field, hint in hints.items()
+        f"{name}{where}: {used.__module__}.{used.__name__}"
+        for name, value in public.items()
+        for where, annotated in signatures(value)
+        for hint in typing.get_type_hints(annotated, localns=public).values()
         for used in referenced_classes(hint)
         if used.__module__.startswith("migrator") and used not in classes
     }
-    assert internal == set()
+    # Status is read by the seal, the planner and status (issue 27's lane this session): its
+    # entries become InterruptedRun and VanishedFile when those readers follow.
+    assert internal == {"Status: migrator.ledger.Entry"}
+
+
+def test_an_error_declares_the_facts_it_carries() -> None:
+    public = public_objects()
+    raised = ("MigrationFailed", "DriftRefused", "InterruptedRunRefused", "OutOfOrderRefused", "ParseError")
+    facts = {name: typing.get_type_hints(public[name], localns=public) for name in raised}
     assert facts["MigrationFailed"] == {"failure": migrator.Failure | None, "applied": list[migrator.MigrationResult]}
     assert facts["DriftRefused"] == {"edited": list[migrator.Migration], "vanished": list[migrator.VanishedFile]}
     assert facts["InterruptedRunRefused"] == {"interrupted": list[migrator.InterruptedRun]}
+    assert facts["OutOfOrderRefused"] == {"missing": list[migrator.Migration], "highest": int}
+    assert facts["ParseError"] == {"path": Path | None, "line": int | None, "reason": str}
 
 
 def exception_classes() -> dict[str, type]:

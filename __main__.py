@@ -13,7 +13,7 @@ from infra.rehearsal_check import rehearse_before_deploying
 from infra.rollback_request import RollbackRequest
 from infra.schema_target import check_schema_target
 from infra.task_memory import migrator_memory
-from migrator.source import collect
+from migrator import collect
 
 ROOT = Path(__file__).resolve().parent
 

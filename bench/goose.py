@@ -37,11 +37,9 @@ import psycopg
 
 from bench.corpus import write_realistic
 from bench.latency import delayed_link
-from bench.migrator import REPO, table_statements, verdict, write_corpus
+from bench.migrator import MANIFEST_ENV, REPO, table_statements, verdict, write_corpus
 from bench.report import Section, run_sections
-from migrator.cli.arguments import MANIFEST_ENV
-from migrator.parser import Direction, parse_file
-from migrator.source import collect
+from migrator import Direction, collect, parse_file
 from tests.pgserver import fresh_database
 
 TOOLS_BIN = REPO / ".tools" / "bin"

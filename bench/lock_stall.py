@@ -49,9 +49,7 @@ POLICIES = [
 _APPLY = """
 import sys
 from pathlib import Path
-from migrator import Migrator, Safety, TableName
-from migrator.dsn import connect
-from migrator.events import LockRetry
+from migrator import LockRetry, Migrator, Safety, TableName, connect
 dsn, directory, lock_timeout, retries, first, most = sys.argv[1:]
 retried = []
 safety = Safety(lock_timeout=float(lock_timeout), lock_retries=int(retries), first_backoff=float(first),

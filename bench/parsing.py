@@ -36,8 +36,7 @@ _CHILD = """\
 import json, resource, sys, time
 from pathlib import Path
 import pglast.parser  # imported before the baseline: only parsing counts
-from migrator.parser import Direction, parse_file
-from migrator.source import collect
+from migrator import Direction, collect, parse_file
 files = [m.path for m in collect(Path(sys.argv[1]))]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()

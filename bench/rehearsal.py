@@ -34,12 +34,19 @@ import psycopg
 from bench.corpus import write_realistic
 from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, run_sections
-from migrator import Migrator, TableName
-from migrator.data_checks import Verdict
-from migrator.errors import MigrationFailed, ParseError
-from migrator.rehearsal import Rehearsal, check_drift, rehearse
-from migrator.schema_snapshot import schema_digests, take_snapshot
-from migrator.source import collect
+from migrator import (
+    MigrationFailed,
+    Migrator,
+    ParseError,
+    Rehearsal,
+    TableName,
+    Verdict,
+    check_drift,
+    collect,
+    rehearse,
+    schema_digests,
+    take_snapshot,
+)
 from tests.pgserver import fresh_database
 
 TABLE = TableName.parse("_migrations")

@@ -20,8 +20,7 @@ import yaml
 from infra.api_job import DATABASE_ENV, DATABASE_ITEM, ApiJobArgs
 from infra.registry import ARTIFACT_REGISTRY, DIGEST_REFERENCE, RegistryArgs
 from infra.rehearsal_check import RehearsalArgs
-from migrator.durations import parse_duration
-from migrator.safety import Safety
+from migrator import Safety, parse_duration
 
 PROJECT = "api-migrations"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"

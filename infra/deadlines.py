@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from migrator.durations import milliseconds
-from migrator.safety import Safety
+from migrator import Safety, milliseconds
 
 # Per-statement lock_timeout and its retries stay the migrator's own (short) defaults; they are
 # passed explicitly so the job says what it runs with. The run's budget bounds their backoff.

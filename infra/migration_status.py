@@ -31,17 +31,26 @@ from infra.verdict import (
     unreadable,
     wait_for_verdict,
 )
-from migrator.api import Migrator
-from migrator.dsn import connect
-from migrator.errors import MigratorError
-from migrator.events import Ahead
-from migrator.history import Outcome
-from migrator.lint import find_config, lint, squawk_binary
-from migrator.operator_text import ahead_text, error_message
-from migrator.own_transaction import note
-from migrator.parser import Direction, parse_file
-from migrator.source import Migration, collect
-from migrator.store import DEFAULT_TABLE, Store, TableName
+from migrator import (
+    DEFAULT_TABLE,
+    Ahead,
+    Direction,
+    Migration,
+    Migrator,
+    MigratorError,
+    Outcome,
+    Store,
+    TableName,
+    ahead_text,
+    collect,
+    connect,
+    error_message,
+    find_config,
+    lint_migrations,
+    parse_file,
+    squawk_binary,
+    transaction_note,
+)
 
 _STATUS_ID = "migration-status"
 _WAITS = ("attempts", "first_run_seconds", "retry_seconds", "wait_seconds")
@@ -214,7 +223,7 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
         return ["migration lint: squawk is not installed here, pending migrations were not linted"]
     try:
         files = [(m, parse_file(m.path, Direction.UP)) for m in pending if not m.go]
-        return [f"migration lint: {finding}" for finding in lint(files, find_config(directory))]
+        return [f"migration lint: {finding}" for finding in lint_migrations(files, find_config(directory))]
     except MigratorError as exc:
         return [f"migration lint: {exc}"]
 
@@ -224,7 +233,7 @@ def _how_it_runs(migration: Migration) -> str:
     parse gets nothing here (lint_warnings reports why). A pending Go migration never gets here:
     the migrator would refuse to run it, and so does preview (read_database)."""
     try:
-        said = note(parse_file(migration.path, Direction.UP))
+        said = transaction_note(parse_file(migration.path, Direction.UP))
     except MigratorError:
         return ""
     return f" ({said})" if said else ""

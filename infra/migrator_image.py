@@ -13,7 +13,7 @@ import pulumi_gcp as gcp
 from infra.build_context import materialise
 from infra.image_content import content_hash
 from infra.registry import ARTIFACT_REGISTRY_IMAGE, DIGEST_REFERENCE, READER_ROLE, Registry, RegistryArgs
-from migrator.source import collect
+from migrator import collect
 
 IMAGE_NAME = "db-migrator"
 PLATFORM = "linux/amd64"

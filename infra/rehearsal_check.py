@@ -23,14 +23,20 @@ import pulumi
 
 from infra.migration_status import NOTHING_DEPLOYED, MigratorWouldRefuse, would_refuse
 from infra.verdict import READ_TIMEOUT_SECONDS, unreadable
-from migrator.dsn import connect, redact
-from migrator.errors import InputError
-from migrator.operator_text import error_message
-from migrator.rehearsal import DriftCheck, Rehearsal, rehearse
-from migrator.rehearsal_report import file_lines
-from migrator.safety import Safety
-from migrator.source import Migration
-from migrator.store import DEFAULT_TABLE, TableName
+from migrator import (
+    DEFAULT_TABLE,
+    DriftCheck,
+    InputError,
+    Migration,
+    Rehearsal,
+    Safety,
+    TableName,
+    connect,
+    error_message,
+    redact,
+    rehearsal_lines,
+    rehearse,
+)
 
 SCRATCH_KEY = "api-migrations:scratchServerUrl"
 
@@ -124,7 +130,7 @@ def _report_drift(found: DriftCheck, args: RehearsalArgs) -> None:
 
 def _report_files(found: Rehearsal, args: RehearsalArgs) -> None:
     for rehearsed in found.files:
-        for line in file_lines(rehearsed):
+        for line in rehearsal_lines(rehearsed):
             pulumi.log.info(f"rehearsal: {args.redacted(line)}")
     # Only what the pending files would do refuses: a replay that fails on the scratch server
     # (a table made by hand that a migration relied on) would otherwise refuse every deployment.

@@ -20,16 +20,23 @@ from psycopg import errors as pg_errors
 from pulumi.output import contains_unknowns
 
 from infra.verdict import READ_TIMEOUT_SECONDS
-from migrator.api import Migrator
-from migrator.dsn import connect
-from migrator.errors import MigratorError
-from migrator.events import Ahead
-from migrator.history import History, Run
-from migrator.lint import find_config, lint, squawk_binary
-from migrator.operator_text import ahead_text, error_message
-from migrator.planning import Step
-from migrator.source import Migration
-from migrator.store import DEFAULT_TABLE, TableName
+from migrator import (
+    DEFAULT_TABLE,
+    Ahead,
+    History,
+    Migration,
+    Migrator,
+    MigratorError,
+    Run,
+    Step,
+    TableName,
+    ahead_text,
+    connect,
+    error_message,
+    find_config,
+    lint_migrations,
+    squawk_binary,
+)
 
 
 class SchemaTargetError(pulumi.RunError):
@@ -77,7 +84,7 @@ def announce_rollback(steps: list[Step], migrate_to: int, directory: Path) -> No
             pulumi.log.warn(f"rollback: {step.migration.filename} statement {number} (line {statement.line}):"
                             f" {statement.sql}")  # fmt: skip
     if squawk_binary() is not None:
-        for finding in lint([(s.migration, s.parsed) for s in steps], find_config(directory)):
+        for finding in lint_migrations([(s.migration, s.parsed) for s in steps], find_config(directory)):
             pulumi.log.warn(f"rollback lint: {finding}")
 
 

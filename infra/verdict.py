@@ -36,11 +36,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from migrator.dsn import connect, redact
-from migrator.errors import MigratorError
-from migrator.history import History, Outcome, Run
-from migrator.lock import GOOSE_LOCK_ROW
-from migrator.store import TableName
+from migrator import GOOSE_LOCK_ROW, History, MigratorError, Outcome, Run, TableName, connect, redact
 
 POLL_SECONDS = 2.0
 # Every read from where Pulumi runs: a database reachable only from the Nomad clients is a

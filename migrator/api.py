@@ -21,6 +21,7 @@ from psycopg import sql
 
 from migrator import planning
 from migrator.applying import Applier
+from migrator.errors import MigrationFailed
 from migrator.events import (
     Ahead,
     ChecksumsAdopted,
@@ -32,6 +33,7 @@ from migrator.events import (
     RunResult,
 )
 from migrator.history import History, Recording, RunRecorder
+from migrator.interruptions import interrupted_run
 from migrator.ledger import Ledger, checksums
 from migrator.lock import AdvisoryLocker, SessionLocker
 from migrator.options import Options
@@ -147,7 +149,7 @@ class Migrator:
         steps = self.plan_up(target=target, by_one=by_one, status=status)
         rerun = {step.migration.version for step in steps}
         for entry in status.interrupted:
-            self.notify(InterruptedRunFound(entry, entry.version in rerun))
+            self.notify(InterruptedRunFound(interrupted_run(entry), entry.version in rerun))
         if status.ahead:
             self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
         result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)
@@ -266,5 +268,9 @@ class Migrator:
         if adopted:
             self._record_checksums(adopted)
             self.notify(ChecksumsAdopted(adopted))
-        run.applier.apply_all(steps, run.results, seen_up_to=int(newest[0]))
+        try:
+            run.applier.apply_all(steps, run.results, seen_up_to=int(newest[0]))
+        except MigrationFailed as failed:
+            failed.applied = list(run.results)
+            raise
         return RunResult(current_version(self.store.applied()), run.results, run.accepted, adopted, ahead=ahead or [])

@@ -276,7 +276,7 @@ class Applier:
                         _failure(step, blocked.number, pg_reason(blocked.cause), rolled_back=True),
                     ) from None
                 pause = self.safety.backoff(attempt)
-                self.notify(LockRetry(step, blocked.number, attempt, self.safety.lock_retries + 1, pause))
+                self.notify(LockRetry.of(step, blocked.number, attempt, self.safety.lock_retries + 1, pause))
                 # No pause past the budget: the next attempt then finds it spent.
                 left = pause if self.deadline is None else max(0.0, self.deadline - time.monotonic())
                 time.sleep(min(pause, left))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from migrator.errors import DurationError
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)", re.ASCII)
 # PostgreSQL's timeouts are whole milliseconds in a 32-bit int, and 0 means "no limit":
@@ -13,15 +15,15 @@ MAX_SECONDS = (2**31 - 1) / 1000
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``text``; ValueError naming the text when it is not a duration in bounds."""
+    """Seconds in ``text``; DurationError (a ValueError) naming the text when it is not a duration in bounds."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"invalid duration {text!r}: write it like 500ms, 2s, 90s, 15m or 1h")
+        raise DurationError(f"invalid duration {text!r}: write it like 500ms, 2s, 90s, 15m or 1h")
     seconds = float(match["amount"]) * _UNITS[match["unit"]]
     if round(seconds * 1000) < MIN_SECONDS * 1000:
-        raise ValueError(f"duration {text!r} is under 1ms: PostgreSQL would take it as no limit at all")
+        raise DurationError(f"duration {text!r} is under 1ms: PostgreSQL would take it as no limit at all")
     if seconds > MAX_SECONDS:
-        raise ValueError(f"duration {text!r} is longer than PostgreSQL's limit of {MAX_SECONDS / 3600:.0f}h")
+        raise DurationError(f"duration {text!r} is longer than PostgreSQL's limit of {MAX_SECONDS / 3600:.0f}h")
     return seconds
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from migrator.errors import InputError
 
-class SubstitutionError(ValueError):
+
+class SubstitutionError(InputError):
     """The line cannot be expanded; the message names the variable or the bad syntax."""
 
 

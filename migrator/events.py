@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from migrator.ledger import Entry
+from migrator.interruptions import InterruptedRun
 from migrator.parser import Direction
-from migrator.planning import Step
 from migrator.source import Migration
+
+if TYPE_CHECKING:
+    from migrator.planning import Step
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class ChecksumsAdopted:
 class InterruptedRunFound:
     """A NO TRANSACTION run stopped part-way; ``rerun`` when this command runs the file again."""
 
-    entry: Entry
+    run: InterruptedRun
     rerun: bool
 
 
@@ -67,11 +70,29 @@ class InterruptedRunFound:
 class LockRetry:
     """PostgreSQL's lock_timeout stopped a file: it was rolled back and runs again in ``backoff`` seconds."""
 
-    step: Step
+    version: int
+    file: str
+    direction: Direction
     statement: int  # the statement that waited; 0 for the version row
+    line: int | None  # where that statement starts in the file; None for the version row
     attempt: int
     attempts: int
     backoff: float
+
+    @classmethod
+    def of(cls, step: Step, statement: int, attempt: int, attempts: int, backoff: float) -> LockRetry:
+        """The retry of planned ``step``, blocked at its ``statement``."""
+        line = step.parsed.statements[statement - 1].line if statement else None
+        migration = step.migration
+        return cls(migration.version, migration.filename, step.direction, statement, line, attempt, attempts, backoff)
+
+    @property
+    def where(self) -> str:
+        """The file and the statement that waited, for messages, as the applier names them."""
+        name = f"{self.file} ({self.direction.value})"
+        if self.line is None:
+            return f"{name}: recording the version"
+        return f"{name}: statement {self.statement} (line {self.line})"
 
 
 @dataclass(frozen=True)

@@ -39,18 +39,18 @@ def event_line(event: Event) -> str:
     match event:
         case MigrationFinished(result):
             return f"{'EMPTY' if result.empty else 'OK  '} {result.file} ({format_duration(result.seconds)})"
-        case LockRetry(step, statement, attempt, attempts, backoff):
+        case LockRetry(attempt=attempt, attempts=attempts, backoff=backoff):
             return (
-                f"migrator: {step.where(statement)} blocked by a lock (attempt {attempt} of {attempts});"
+                f"migrator: {event.where} blocked by a lock (attempt {attempt} of {attempts});"
                 f" rolled back, retrying in {format_duration(backoff)}"
             )
         case EditAccepted(migration):
             return f"migrator: accepted the edit of {migration.filename}: its new checksum is recorded"
         case ChecksumsAdopted(migrations):
             return f"migrator: recorded checksums of {len(migrations)} migration(s) applied before checksums existed"
-        case InterruptedRunFound(entry, rerun):
+        case InterruptedRunFound(run, rerun):
             what = "running it again from the start" if rerun else "see status"
-            return f"migrator: {describe_interruption(entry)}; {what}"
+            return f"migrator: {describe_interruption(run)}; {what}"
         case DatabaseAhead(versions, above, why, rollback_id, completed_at):
             return f"migrator: {ahead_text(versions, above, why, rollback_id, completed_at)}"
 

@@ -7,25 +7,41 @@ caller sets an Options field instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from migrator.errors import InputError
-from migrator.interruptions import interruption_advice
+from migrator.interruptions import InterruptedRun, interrupted_run, interruption_advice
 from migrator.ledger import Entry
 from migrator.source import Migration
+
+
+@dataclass(frozen=True)
+class VanishedFile:
+    """An applied version whose file is gone from the directory."""
+
+    version: int
+    file: str
 
 
 class DriftRefused(InputError):
     """Applied files were edited, or removed, since they were applied."""
 
+    edited: list[Migration]
+    vanished: list[VanishedFile]
+
     def __init__(self, edited: list[Migration], vanished: list[Entry]):
         self.edited = edited
-        self.vanished = vanished
+        self.vanished = [VanishedFile(e.version, e.filename) for e in vanished]
         problems = [f"{m.filename} was edited after it was applied" for m in edited]
-        problems += [f"{e.filename} (version {e.version}) was applied but its file is gone" for e in vanished]
+        problems += [f"{v.file} (version {v.version}) was applied but its file is gone" for v in self.vanished]
         super().__init__("; ".join(problems))
 
 
 class OutOfOrderRefused(InputError):
     """Pending files older than the highest applied version: goose applies none of them."""
+
+    missing: list[Migration]
+    highest: int
 
     def __init__(self, missing: list[Migration], highest: int):
         self.missing = missing
@@ -39,9 +55,11 @@ class OutOfOrderRefused(InputError):
 class InterruptedRunRefused(InputError):
     """A NO TRANSACTION run stopped part-way; rolling back other files would strand it."""
 
-    def __init__(self, interrupted: list[Entry]):
-        self.interrupted = interrupted
+    interrupted: list[InterruptedRun]
+
+    def __init__(self, interrupted: list[Entry] | list[InterruptedRun]):
+        self.interrupted = [interrupted_run(e) for e in interrupted]
         super().__init__(
-            "; ".join(interruption_advice(e) for e in interrupted)
+            "; ".join(interruption_advice(e) for e in self.interrupted)
             + ". Rolling back other files first would leave it half done"
         )

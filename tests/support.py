@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -91,6 +92,18 @@ class MigrationDir:
         target = self.path / filename
         target.write_text(body)
         return target
+
+
+def modules_after(statement: str) -> list[str]:
+    """The modules a fresh interpreter has loaded once it ran ``statement`` in the checkout."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"{statement}; import sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    return loaded.stdout.split()
 
 
 def table_file(name: str) -> str:

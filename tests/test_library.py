@@ -3,25 +3,36 @@ and the facts its refusals carry (the command line's text is tested through the 
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import typing
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import NamedTuple
 
 import psycopg
 import pytest
 
-from migrator import Migrator, Options, TableName
+import migrator
+from migrator import DurationError, InputError, Migrator, MigratorError, Options, TableName, errors, parse_duration
 from migrator.dsn import describe
 from migrator.errors import Failure, MigrationFailed, ParseError
-from migrator.events import Ahead, DatabaseAhead, Event, MigrationFinished
-from migrator.interruptions import interruption_advice
+from migrator.events import Ahead, DatabaseAhead, Event, InterruptedRunFound, LockRetry, MigrationFinished
+from migrator.interruptions import InterruptedRun, interruption_advice
 from migrator.ledger import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
-from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
+from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
 from migrator.safety import Safety
 from tests.support import (
+    REPO,
     MigrationDir,
     interrupted_during,
     login_role,
+    modules_after,
     query,
     refuse_inserts,
     server_warnings,
@@ -207,6 +218,8 @@ def test_an_edited_file_and_a_vanished_one_are_refused_together(
     assert str(refused.value) == (
         "00001_a.sql was edited after it was applied; 00002_b.sql (version 2) was applied but its file is gone"
     )
+    assert [m.filename for m in refused.value.edited] == ["00001_a.sql"]
+    assert refused.value.vanished == [VanishedFile(2, "00002_b.sql")]
 
 
 def test_an_older_pending_file_is_refused_with_the_highest_version(
@@ -241,8 +254,7 @@ def test_rolling_back_past_an_interrupted_file_is_refused_with_its_entry(
 
     with pytest.raises(InterruptedRunRefused) as refused:
         Migrator(conn, migrations.path, GOOSE_TABLE).down(lock_wait=10)
-    [entry] = refused.value.interrupted
-    assert (entry.version, entry.state, entry.statements_done, entry.statements_total) == (2, State.APPLYING, 1, 2)
+    assert refused.value.interrupted == [InterruptedRun(2, "00002_half.sql", Direction.UP, 1, 2)]
     assert str(refused.value).endswith(". Rolling back other files first would leave it half done")
     assert "applying 00002_half.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s)" in str(refused.value)
     assert versions(dsn) == [0, 1]
@@ -423,3 +435,231 @@ def test_a_run_gives_the_server_nothing_to_warn_about(conn: psycopg.Connection, 
     assert migrator.up(lock_wait=10).current == 2
     assert migrator.down(target=0, lock_wait=10).current == 0
     assert warnings == []
+
+
+def test_a_failed_run_names_the_files_it_applied_before_the_failure(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    migrations.add("00003_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n-- +goose Down\nSELECT 1;\n")
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert [(r.version, r.file, r.direction, r.empty) for r in failed.value.applied] == [
+        (1, "00001_a.sql", Direction.UP, False),
+        (2, "00002_b.sql", Direction.UP, False),
+    ]
+    assert versions(dsn) == [0, 1, 2]
+
+    # The next run fails at its first file: it applied nothing before it.
+    with pytest.raises(MigrationFailed) as again:
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    assert again.value.applied == []
+
+
+def test_a_failed_rollback_names_the_files_it_rolled_back_before_it(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1 / 0;\n")
+    migrations.add("00003_c.sql", table_file("c"))
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    with pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, GOOSE_TABLE).down(reset=True, lock_wait=10)
+    assert [(r.version, r.file, r.direction) for r in failed.value.applied] == [(3, "00003_c.sql", Direction.DOWN)]
+    assert failed.value.failure == Failure(
+        "00002_b.sql", "down", 1, 4, "ERROR: division by zero (SQLSTATE 22012)", True
+    )
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_a_rerun_of_an_interrupted_file_is_announced_with_its_public_facts(
+    conn: psycopg.Connection, migrations: MigrationDir
+) -> None:
+    migrations.add(
+        "00001_half.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE IF NOT EXISTS half (id int);\nSELECT 1 / 0;\n",
+    )
+    with pytest.raises(MigrationFailed):
+        Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)
+    events: list[Event] = []
+    with pytest.raises(MigrationFailed):
+        Migrator(conn, migrations.path, GOOSE_TABLE, on_event=events.append).up(lock_wait=10)
+    assert events == [InterruptedRunFound(InterruptedRun(1, "00001_half.sql", Direction.UP, 1, 2), rerun=True)]
+
+
+def test_a_lock_retry_names_the_file_the_statement_and_its_line(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add("00001_alter.sql", "-- +goose Up\nCREATE TABLE fresh (id int);\n\nALTER TABLE busy ADD x int;\n")
+    query(dsn, "CREATE TABLE busy (id int)")
+    retries: list[LockRetry] = []
+    safety = Safety(lock_timeout=0.05, lock_retries=1, first_backoff=0.01, max_backoff=0.01)
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        migrator = Migrator(
+            conn,
+            migrations.path,
+            GOOSE_TABLE,
+            safety=safety,
+            on_event=lambda e: retries.append(e) if isinstance(e, LockRetry) else None,
+        )
+        with pytest.raises(MigrationFailed):
+            migrator.up(lock_wait=10)
+    [retry] = retries
+    assert (retry.version, retry.file, retry.direction, retry.statement, retry.line) == (
+        1,
+        "00001_alter.sql",
+        Direction.UP,
+        2,
+        4,
+    )
+    assert (retry.attempt, retry.attempts) == (1, 2)
+    assert 0 <= retry.backoff <= 0.01
+    assert retry.where == "00001_alter.sql (up): statement 2 (line 4)"
+    assert replace(retry, statement=0, line=None).where == "00001_alter.sql (up): recording the version"
+
+
+# -- the public API: migrator/__init__.py -----------------------------------------------
+
+
+def public_objects() -> dict[str, object]:
+    return {name: getattr(migrator, name) for name in migrator.__all__}
+
+
+def test_every_public_name_is_the_object_its_module_defines() -> None:
+    assert sorted(migrator.__all__) == sorted([*migrator._EXPORTS, "__version__"])
+    for name, where in migrator._EXPORTS.items():
+        module, _, attribute = where.partition(":")
+        assert getattr(migrator, name) is getattr(importlib.import_module(module), attribute or name), name
+
+
+def test_the_type_checker_is_shown_every_public_name_where_it_is_looked_up() -> None:
+    """The ``if TYPE_CHECKING:`` imports, which mypy and IDEs read, say what the lookup table says."""
+    tree = ast.parse((REPO / "migrator" / "__init__.py").read_text())
+    [guard] = [node for node in tree.body if isinstance(node, ast.If)]
+    shown: dict[str, str] = {}
+    for node in guard.body:
+        assert isinstance(node, ast.ImportFrom)
+        assert node.module is not None
+        for alias in node.names:
+            shown[alias.asname or alias.name] = f"{node.module}:{alias.name}" if alias.asname else node.module
+    assert shown == migrator._EXPORTS
+
+
+def test_no_public_name_is_also_the_name_of_a_submodule() -> None:
+    """Importing ``migrator.lint`` sets the package's ``lint`` to the module: a public name
+    that is a submodule's would change meaning once anything imports that submodule."""
+    submodules = {info.name for info in pkgutil.iter_modules(migrator.__path__)}
+    assert submodules & set(migrator.__all__) == set()
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match=r"^module 'migrator' has no attribute 'Provider'$"):
+        migrator.Provider  # noqa: B018
+
+
+def test_importing_the_package_loads_no_driver_and_no_parser() -> None:
+    """``python -m migrator --version`` must start fast: the package's names load on first use,
+    though ``dir(migrator)`` lists them all before (as an IDE's completion asks)."""
+    modules = modules_after("import migrator; assert set(migrator.__all__) <= set(dir(migrator))")
+    assert [m for m in modules if m.split(".")[0] in ("psycopg", "pglast", "psycopg_c", "psycopg_binary")] == []
+    assert [m for m in modules if m.startswith("migrator")] == ["migrator"]
+
+
+def referenced_classes(hint: object) -> Iterator[type]:
+    if isinstance(hint, type):
+        yield hint
+    for argument in typing.get_args(hint):
+        yield from referenced_classes(argument)
+
+
+def signatures(value: object) -> Iterator[tuple[str, object]]:
+    """Each annotated thing a public name shows a caller: a class's fields, its public methods'
+    and properties' signatures; a function's signature. Not constructors: a dataclass's repeats
+    its fields, and an error is built by the library and caught by the caller, who reads the
+    facts its class declares."""
+    if isinstance(value, type):
+        yield "", value
+        for name, member in vars(value).items():
+            if not name.startswith("_"):
+                function = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                if inspect.isfunction(function):
+                    yield f".{name}()", function
+    elif inspect.isfunction(value):
+        yield "()", value
+
+
+def test_every_public_name_shows_only_public_types() -> None:
+    """Fields, parameters and return types of the public names, resolved against the public
+    names alone: a result, event or error that carried an internal type would name it here."""
+    public = public_objects()
+    classes = [value for value in public.values() if isinstance(value, type)]
+    internal = {
+        f"{name}{where}: {used.__module__}.{used.__name__}"
+        for name, value in public.items()
+        for where, annotated in signatures(value)
+        for hint in typing.get_type_hints(annotated, localns=public).values()
+        for used in referenced_classes(hint)
+        if used.__module__.startswith("migrator") and used not in classes
+    }
+    # Status is read by the seal, the planner and status (issue 27's lane this session): its
+    # entries become InterruptedRun and VanishedFile when those readers follow.
+    assert internal == {"Status: migrator.ledger.Entry"}
+
+
+def test_an_error_declares_the_facts_it_carries() -> None:
+    public = public_objects()
+    raised = ("MigrationFailed", "DriftRefused", "InterruptedRunRefused", "OutOfOrderRefused", "ParseError")
+    facts = {name: typing.get_type_hints(public[name], localns=public) for name in raised}
+    assert facts["MigrationFailed"] == {"failure": migrator.Failure | None, "applied": list[migrator.MigrationResult]}
+    assert facts["DriftRefused"] == {"edited": list[migrator.Migration], "vanished": list[migrator.VanishedFile]}
+    assert facts["InterruptedRunRefused"] == {"interrupted": list[migrator.InterruptedRun]}
+    assert facts["OutOfOrderRefused"] == {"missing": list[migrator.Migration], "highest": int}
+    assert facts["ParseError"] == {"path": Path | None, "line": int | None, "reason": str}
+    assert (MigrationFailed("stopped").failure, MigrationFailed("stopped").applied) == (None, [])
+
+
+def exception_classes() -> dict[str, type]:
+    """Every exception class a module of the migrator defines, but for those private to a module."""
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(migrator.__path__, prefix="migrator."):
+        if info.name == "migrator.__main__":  # runs the command line
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            defined_here = isinstance(value, type) and value.__module__ == module.__name__
+            if defined_here and issubclass(value, BaseException) and not name.startswith("_"):
+                found[name] = value
+    return found
+
+
+def drawn_tree(docstring: str) -> dict[str, str | None]:
+    """Each class of the tree errors.py draws, and the class drawn as its parent."""
+    parents: dict[str, str | None] = {}
+    path: list[str] = []
+    for found in re.finditer(r"^ {4}((?:[│ ] {3})*)(?:[├└]── )?(\w+)(?: |$)", docstring, flags=re.MULTILINE):
+        depth = len(found[1]) // 4 + (1 if path else 0)
+        path[depth:] = [found[2]]
+        parents[found[2]] = path[-2] if depth else None
+    return parents
+
+
+def test_every_exception_the_library_defines_is_a_migrator_error_drawn_in_the_tree() -> None:
+    classes = exception_classes()
+    assert {name for name, cls in classes.items() if not issubclass(cls, MigratorError)} == set()
+    drawn = drawn_tree(errors.__doc__ or "")
+    assert {name: cls.__bases__[0].__name__ for name, cls in classes.items()} == {
+        name: parent or "Exception" for name, parent in drawn.items()
+    }
+    public = {name for name, value in public_objects().items() if isinstance(value, type)}
+    # One is caught inside the parser (it reaches callers as a ParseError), one is the command line's.
+    assert {name for name in classes if name not in public} == {"SubstitutionError", "UsageError"}
+
+
+def test_a_duration_that_is_not_one_is_bad_input_and_a_value_error() -> None:
+    with pytest.raises(DurationError) as refused:
+        parse_duration("5 parsecs")
+    assert isinstance(refused.value, InputError)
+    assert isinstance(refused.value, ValueError)
+    assert str(refused.value) == "invalid duration '5 parsecs': write it like 500ms, 2s, 90s, 15m or 1h"

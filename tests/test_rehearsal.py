@@ -19,7 +19,7 @@ from migrator.statement_locks import RelationLock, StatementLocks
 from tests.cli_runner import run_cli
 from tests.migrator_process import started_migrator
 from tests.rehearsal_support import SCRATCH_PASSWORD, reading_role, replayed, scratch_server, throwaway_databases
-from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
+from tests.support import REPO, MigrationDir, modules_after, query, shipped_migrations, tables, versions, wait_until
 
 GOOSE_TABLE = TableName.parse("_migrations")
 USERS = """-- +goose Up
@@ -682,16 +682,7 @@ def test_a_schema_qualified_goose_table_is_where_the_replay_keeps_it(
 def test_the_command_line_starts_without_the_rehearsals_modules() -> None:
     """Every command, the no-op `up` Nomad runs on each allocation included, would pay for
     importing them: only rehearse, drift, status and a migrating run import what they use."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, migrator.cli.program; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    ).stdout.split()
+    loaded = modules_after("import migrator.cli.program")
     modules = ("data_checks", "drift", "rehearsal", "rehearsal_report", "schema_snapshot", "scratch", "statement_locks")
     assert [name for name in loaded if name.removeprefix("migrator.") in modules] == []
     assert "migrator.cli.program" in loaded

@@ -1,4 +1,4 @@
-# The team's verbs, each a thin call of the real command (README: "From the old routine").
+# The team's verbs, each a thin call of the real command (README: "Everyday commands: `make`").
 #   make migration NAME=add_widgets    python -m migrator create add_widgets
 #   make preview ENV=staging           pulumi preview --stack staging
 #   make up ENV=prod                   pulumi up --stack prod

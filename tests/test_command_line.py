@@ -1,7 +1,7 @@
 """The command line in this process: where each setting comes from, which command takes which
 option, and how every kind of error becomes one line and an exit code.
 
-They need no database, so they are the quick check of the contract in the README's tables.
+They need no database, so they are the quick check of the contract in the tables of docs/migrator.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def command_line(command: str) -> list[str]:
     return [command, *([WITH_ARGUMENT[command]] if command in WITH_ARGUMENT else [])]
 
 
-# -- the README's settings table: flag, then environment, then default --------------------
+# -- docs/migrator.md's settings table: flag, then environment, then default --------------------
 
 # setting: (flag, variable, a value, what the value becomes, the default)
 SETTINGS_TABLE: dict[str, tuple[str, str | None, str, Any, Any]] = {

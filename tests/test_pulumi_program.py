@@ -211,7 +211,7 @@ def test_hash_covers_exactly_the_dockerignore_allow_list() -> None:
     allowed = [line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
     assert sorted(allowed) == sorted(IMAGE_FILES)
     assert "migrator/Dockerfile" in image_files(REPO)
-    assert "migrator/cli.py" in image_files(REPO)
+    assert "migrator/cli/program.py" in image_files(REPO)
 
 
 def dockerfile_base(dockerfile: Path) -> str:

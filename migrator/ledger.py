@@ -124,17 +124,6 @@ class Ledger:
             entries[version] = Entry(version, filename, sha256, State(state), done, total)
         return entries
 
-    def seal(self) -> str | None:
-        try:
-            with tolerated(self.conn):
-                row = self.conn.execute(
-                    sql.SQL("SELECT sha256 FROM {} WHERE version_id = %s").format(self.table.identifier),
-                    (SEAL_VERSION,),
-                ).fetchone()
-        except pg_errors.UndefinedTable:
-            return None
-        return str(row[0]) if row else None
-
     def seal_sql(self, digest: str | None) -> sql.Composed:
         if digest is None:
             return self.remove_sql(SEAL_VERSION)

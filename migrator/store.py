@@ -134,22 +134,6 @@ class Store:
         ).fetchall()
         return dict(rows)
 
-    def digest(self) -> tuple[str, int]:
-        """A digest of every row's id, version and state, and the highest applied version:
-        any write by goose or by hand changes the digest. Empty when there is no table."""
-        try:
-            with tolerated(self.conn):
-                row = self.conn.execute(
-                    sql.SQL(
-                        "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
-                        " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
-                    ).format(self.table.identifier)
-                ).fetchone()
-        except pg_errors.UndefinedTable:
-            return "", 0
-        assert row is not None
-        return str(row[0]), int(row[1])
-
     # Statements rather than calls, so a caller can send them with others in one round trip.
     def newest_id_sql(self) -> sql.Composed:
         """The highest row id (0 in an empty table): rows written from then on have higher ids."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from migrator.ledger import Entry
+from migrator.ledger_entries import Entry
 from migrator.parser import Direction
 from migrator.planning import Step
 from migrator.source import Migration

@@ -6,7 +6,7 @@ what the operator needs to repair it, in refusals and in ``status``.
 
 from __future__ import annotations
 
-from migrator.ledger import Entry, State
+from migrator.ledger_entries import Entry, State
 
 
 def describe_interruption(entry: Entry) -> str:

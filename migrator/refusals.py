@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from migrator.errors import InputError
 from migrator.interruptions import interruption_advice
-from migrator.ledger import Entry
+from migrator.ledger_entries import Entry
 from migrator.source import Migration
 
 

@@ -30,7 +30,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from migrator.ledger import SEAL_VERSION, Ledger, manifest_names
+from migrator.ledger import Ledger
+from migrator.ledger_entries import SEAL_VERSION, manifest_names
 from migrator.status import Status
 from migrator.store import Store, tolerated
 

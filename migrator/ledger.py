@@ -22,7 +22,6 @@ from migrator.ledger_entries import LedgerUnreadable as LedgerUnreadable  # noqa
 from migrator.ledger_entries import State as State  # noqa: PLC0414
 from migrator.ledger_entries import checksums as checksums  # noqa: PLC0414
 from migrator.ledger_entries import file_sha256 as file_sha256  # noqa: PLC0414
-from migrator.ledger_entries import manifest_names as manifest_names  # noqa: PLC0414
 from migrator.source import Migration
 from migrator.store import TableName, table_exists, tolerated
 

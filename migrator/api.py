@@ -153,8 +153,8 @@ class Migrator:
             self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
         result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)
         # A run that changed nothing need not read every file again to know the status.
-        unchanged = not (result.migrations or status.unrecorded)
-        self._seal.reseal(files, (lambda: status) if unchanged else self.status)
+        unchanged = status if not (result.migrations or status.unrecorded or run.accepted) else None
+        self._seal.reseal(files, self.status, unchanged=unchanged)
         return result
 
     def migrate_to(self, target: int | None, *, lock_wait: float, rollback_id: str | None = None) -> RunResult:

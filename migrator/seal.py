@@ -67,6 +67,7 @@ class Seal:
         self.ledger = ledger
         self.directory = directory
         self.manifest = manifest
+        self._read_before: tuple[str, int, str | None] | None = None  # sealed_current's reading
 
     def files(self) -> str | None:
         """What stands for the directory's files now: the checksum manifest when it lists
@@ -105,15 +106,25 @@ class Seal:
 
     def sealed_current(self, files: str | None) -> int | None:
         """The current version if the last complete run sealed exactly this state."""
-        if files is None or (found := self._read()) is None or found[2] != self._digest(files, found[0]):
+        self._read_before = found = None if files is None else self._read()
+        if files is None or found is None or found[2] != self._digest(files, found[0]):
             return None
         return found[1]
 
-    def reseal(self, files: str | None, read_status: Callable[[], Status]) -> None:
-        """Seal the state when nothing is left to do: every file applied, none changed."""
-        if files is None or (found := self._read()) is None:
+    def reseal(self, files: str | None, read_status: Callable[[], Status], *, unchanged: Status | None = None) -> None:
+        """Seal the state when nothing is left to do: every file applied, none changed.
+        ``unchanged``: the status read after sealed_current by a run that wrote nothing to
+        either table since; it is sealed with sealed_current's reading of them. Either way the
+        tables are read before the status, so that a write between the two (goose takes no lock)
+        shows in the next run's reading and ends the seal, never sealing what was not read."""
+        if files is None:
             return
-        status = read_status()
+        found = self._read_before if unchanged is not None else None
+        if found is None:
+            found, unchanged = self._read(), None
+        if found is None:
+            return
+        status = unchanged or read_status()
         # A database ahead of these files is reported by every run, never sealed as complete.
         complete = not (status.pending or status.edited or status.vanished or status.interrupted or status.ahead)
         sealed = self._digest(files, found[0]) if complete and status.highest == found[1] else None

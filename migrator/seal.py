@@ -15,7 +15,10 @@ every entry's ctime and mtime is older than ``SETTLED_NS`` before the listing wa
 which covers filesystems whose timestamps are as coarse as two seconds. A file edited in
 place within the same second with the same size still changes its ctime past the seal's
 listing, so it is read and refused as before; a file edited just before the listing is
-too fresh to seal, and is read on every run until it settles.
+too fresh to seal, and the files are read on every run until it settles. This trusts the
+filesystem's timestamps to come from the clock the migrator reads, as a local one's do (on a
+network filesystem whose server's clock runs behind, an edit within its timestamp granularity
+of the file's last change could go unseen).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,11 @@ from tests import pgserver
 
 # A section of a benchmark: given the server's admin DSN and a scratch directory, its rows.
 Section = Callable[[str, Path], Sequence[Sequence[str]]]
+
+
+def machine(tools: str) -> str:
+    """The banner's first words: the machine, its load now, the interpreter, and ``tools``."""
+    return f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, {tools}"
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -142,7 +142,8 @@ class Migrator:
             return self._up(run, target, by_one=by_one)
 
     def _up(self, run: _Run, target: int | None, *, by_one: bool = False) -> RunResult:
-        sealed = self._seal.sealed_current()
+        files = self._seal.files()  # before any file is read: see seal.py
+        sealed = self._seal.sealed_current(files)
         if sealed is not None:
             return RunResult(sealed)
         status = self._status_for_writing(run)
@@ -153,7 +154,9 @@ class Migrator:
         if status.ahead:
             self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
         result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)
-        self._seal.reseal(self.status)
+        # A run that changed nothing need not read every file again to know the status.
+        unchanged = status if not (result.migrations or status.unrecorded or run.accepted) else None
+        self._seal.reseal(files, self.status, unchanged=unchanged)
         return result
 
     def migrate_to(self, target: int | None, *, lock_wait: float, rollback_id: str | None = None) -> RunResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrator.ledger import Entry, State
+from migrator.ledger_entries import Entry, State
 from migrator.parser import Direction
 
 

@@ -8,74 +8,24 @@ many of its statements ran, so a run that died part-way is visible afterwards.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
-
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
 from migrator.errors import DatabaseError
+
+# What the ledger records, defined apart so that commands that never connect import no psycopg;
+# the ledger's users still import these from here.
+from migrator.ledger_entries import SEAL_NAME, SEAL_VERSION
+from migrator.ledger_entries import Entry as Entry  # noqa: PLC0414
+from migrator.ledger_entries import LedgerUnreadable as LedgerUnreadable  # noqa: PLC0414
+from migrator.ledger_entries import State as State  # noqa: PLC0414
+from migrator.ledger_entries import checksums as checksums  # noqa: PLC0414
+from migrator.ledger_entries import file_sha256 as file_sha256  # noqa: PLC0414
 from migrator.source import Migration
 from migrator.store import TableName, table_exists, tolerated
 
-
-class State(StrEnum):
-    APPLIED = "applied"
-    APPLYING = "applying"  # a NO TRANSACTION file is running, or died running
-    REVERTING = "reverting"
-
-
 _STATES = {state.value for state in State}
-
-
-class LedgerUnreadable(DatabaseError):
-    """The role may read goose's table but not the ledger: checksums cannot be compared."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    version: int
-    filename: str
-    sha256: str
-    state: State
-    statements_done: int
-    statements_total: int
-
-
-# Ledger row 0, like goose's row 0, stands for the whole: a digest of the state the last
-# complete run verified, so a no-op run can prove itself without reading every file.
-SEAL_VERSION = 0
-SEAL_NAME = "(verified state)"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def manifest_names(text: str) -> list[str]:
-    """File names of a sha256sum listing: each line is 64 hex digits, a space, a mode flag."""
-    return [line[66:] for line in text.splitlines()]
-
-
-def _manifest(migrations: list[Migration], text: str | None) -> dict[str, str] | None:
-    if text is None:
-        return None
-    listed = {name: line[:64] for line, name in zip(text.splitlines(), manifest_names(text), strict=True)}
-    # Only a manifest of exactly these files counts; anything else means it is stale.
-    return listed if listed.keys() == {m.filename for m in migrations} else None
-
-
-def checksums(migrations: list[Migration], versions: set[int], manifest: str | None) -> dict[int, str]:
-    """SHA-256 of the files of ``versions``, from ``manifest`` (a sha256sum listing, as the
-    image carries) when it lists exactly ``migrations``, else read from the files."""
-    wanted = [m for m in migrations if m.version in versions]
-    listed = _manifest(migrations, manifest) if wanted else None
-    if listed is not None:
-        return {m.version: listed[m.filename] for m in wanted}
-    return {m.version: file_sha256(m.path) for m in wanted}
 
 
 class Ledger:
@@ -123,17 +73,6 @@ class Ledger:
                 )
             entries[version] = Entry(version, filename, sha256, State(state), done, total)
         return entries
-
-    def seal(self) -> str | None:
-        try:
-            with tolerated(self.conn):
-                row = self.conn.execute(
-                    sql.SQL("SELECT sha256 FROM {} WHERE version_id = %s").format(self.table.identifier),
-                    (SEAL_VERSION,),
-                ).fetchone()
-        except pg_errors.UndefinedTable:
-            return None
-        return str(row[0]) if row else None
 
     def seal_sql(self, digest: str | None) -> sql.Composed:
         if digest is None:

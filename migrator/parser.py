@@ -115,15 +115,19 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
     """Lines as Go's bufio.ScanLines yields them: split on LF, one trailing CR dropped. One at
     a time: a list of every line would cost as much again as the text."""
     start, number = 0, 0
+    # Each line's checks cost as much as reading it: only a text that could fail one checks lines.
+    nul = text.find("\0")
+    nul_line = -1 if nul < 0 else text.count("\n", 0, nul) + 1
+    long_lines = len(text) * 4 >= MAX_LINE_BYTES  # a character is at most 4 bytes
     while start < len(text):
         end = text.find("\n", start)
         if end < 0:
             end = len(text)
         line, start, number = text[start:end], end + 1, number + 1
-        # Encoding only lines that could reach the limit: a character is at most 4 bytes.
-        if len(line) * 4 >= MAX_LINE_BYTES and len(line.encode()) >= MAX_LINE_BYTES:
+        # Encoding only lines that could reach the limit.
+        if long_lines and len(line) * 4 >= MAX_LINE_BYTES and len(line.encode()) >= MAX_LINE_BYTES:
             raise ParseError("line of 4 MiB or more: goose reads lines of at most 4 MiB - 1 byte", line=number)
-        if "\0" in line:
+        if number == nul_line:
             # libpq sends statements as C strings: everything after a NUL would silently vanish.
             raise ParseError("NUL byte (\\x00) in the file: PostgreSQL cannot receive it", line=number)
         yield number, line.removesuffix("\r")
@@ -167,11 +171,13 @@ class _Parser:
 
     def run(self, text: str) -> ParsedMigration:
         for number, line in _lines(text):
-            if self.section is None and not go_trim(line):
+            trimmed = go_trim(line)
+            if self.section is None and not trimmed:
                 continue
-            if go_trim(line).startswith("--") and "+goose" in line:
+            comment = trimmed.startswith("--")
+            if comment and "+goose" in line:
                 self._apply(_annotation(line, number), number)
-            elif self.buffer or not (line == "" or go_trim(line).startswith("--")):
+            elif self.buffer or not (line == "" or comment):
                 self._take_sql(line, number)
         if self.section is None:
             raise ParseError("no '-- +goose Up' annotation: every migration must start with one")

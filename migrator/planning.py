@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import takewhile
 
 from migrator.errors import InputError
-from migrator.ledger import State
+from migrator.ledger_entries import State
 from migrator.options import Options
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused

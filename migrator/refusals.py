@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from migrator.errors import InputError
 from migrator.interruptions import InterruptedRun, interrupted_run, interruption_advice
-from migrator.ledger import Entry
+from migrator.ledger_entries import Entry
 from migrator.source import Migration
 
 

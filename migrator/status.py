@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from migrator.ledger import Entry, Ledger, LedgerUnreadable, State, checksums
+from migrator.ledger_entries import Entry, LedgerUnreadable, State, checksums
 from migrator.source import Migration
-from migrator.store import Store, current_version
+
+if TYPE_CHECKING:
+    from migrator.ledger import Ledger
+    from migrator.store import Store
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def read_status(
     """The files against the database; their checksums come from ``manifest`` when it lists
     exactly them. A read-only command may pass ``tolerate_unreadable_ledger``: without
     privileges on the ledger, checksums are then not compared and the status says why."""
+    from migrator.store import current_version  # noqa: PLC0415 (psycopg's: only a session reads a status)
+
     times = store.applied()
     try:
         entries, unreadable = ledger.entries(), None

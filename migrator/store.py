@@ -8,27 +8,18 @@ instead, so the newest row of each version decides whether it is applied.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from migrator.errors import InputError
+# Where the name's definition stood before it moved; the store's users still import it from here.
+from migrator.table_name import DEFAULT_TABLE as DEFAULT_TABLE  # noqa: PLC0414
+from migrator.table_name import TableName as TableName  # noqa: PLC0414
 
-DEFAULT_TABLE = "_migrations"
-_ASCII_UPPER_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-# One name part: "quoted" (with "" for a quote, kept as written) or bare (folded to lower case).
-_PART = r'"(?:[^"]|"")+"|[^".]+'
-_QUALIFIED = re.compile(rf"(?P<first>{_PART})(?:\.(?P<second>{_PART}))?")
-# PostgreSQL cuts longer identifiers to 63 bytes, so a long name and the names derived from
-# it (the ledger's) could silently become one and the same table.
-MAX_IDENTIFIER_BYTES = 63
-DERIVED_SUFFIXES = ("_ledger",)
 # What a CREATE TABLE raises when another session creates the same name first: "relation
 # already exists", "type already exists" (the table's row type) or a duplicate key in the
 # catalog's unique index, when the other session committed while this one waited on it.
@@ -43,44 +34,6 @@ def tolerated(conn: psycopg.Connection) -> Iterator[None]:
     command's transaction; in autocommit, nothing (each statement is its own transaction)."""
     with nullcontext() if conn.autocommit else conn.transaction():
         yield
-
-
-def _unquote(part: str) -> str:
-    if part.startswith('"'):
-        return part[1:-1].replace('""', '"')
-    return part.translate(_ASCII_UPPER_TO_LOWER)
-
-
-@dataclass(frozen=True)
-class TableName:
-    schema: str | None
-    name: str
-
-    @classmethod
-    def parse(cls, text: str) -> TableName:
-        """``table`` or ``schema.table``, each part bare or double-quoted, read as PostgreSQL
-        reads the name goose writes into its SQL unquoted."""
-        match = _QUALIFIED.fullmatch(text)
-        if match is None:
-            raise InputError(f"table name {text!r} must be 'table' or 'schema.table' (parts may be \"quoted\")")
-        first, second = _unquote(match["first"]), match["second"] and _unquote(match["second"])
-        schema, name = (first, second) if second else (None, first)
-        longest = max(len(name.encode()) + len(suffix.encode()) for suffix in ("", *DERIVED_SUFFIXES))
-        if longest > MAX_IDENTIFIER_BYTES or len((schema or "").encode()) > MAX_IDENTIFIER_BYTES:
-            allowed = MAX_IDENTIFIER_BYTES - max(len(suffix.encode()) for suffix in DERIVED_SUFFIXES)
-            raise InputError(
-                f"table name {text!r} is too long: the migrator's ledger table is named after it with"
-                f" '_ledger' appended, and PostgreSQL cuts names at 63 bytes; use at most {allowed} bytes"
-            )
-        return cls(schema, name)
-
-    @property
-    def identifier(self) -> sql.Identifier:
-        return sql.Identifier(self.schema, self.name) if self.schema else sql.Identifier(self.name)
-
-    def __str__(self) -> str:
-        parts = (self.schema, self.name) if self.schema else (self.name,)
-        return ".".join(p if re.fullmatch(r"[a-z_][a-z0-9_$]*", p) else '"' + p.replace('"', '""') + '"' for p in parts)
 
 
 def table_exists(conn: psycopg.Connection, table: TableName) -> bool:
@@ -133,22 +86,6 @@ class Store:
             ).format(self.table.identifier)
         ).fetchall()
         return dict(rows)
-
-    def digest(self) -> tuple[str, int]:
-        """A digest of every row's id, version and state, and the highest applied version:
-        any write by goose or by hand changes the digest. Empty when there is no table."""
-        try:
-            with tolerated(self.conn):
-                row = self.conn.execute(
-                    sql.SQL(
-                        "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
-                        " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {}"
-                    ).format(self.table.identifier)
-                ).fetchone()
-        except pg_errors.UndefinedTable:
-            return "", 0
-        assert row is not None
-        return str(row[0]), int(row[1])
 
     # Statements rather than calls, so a caller can send them with others in one round trip.
     def newest_id_sql(self) -> sql.Composed:

@@ -50,10 +50,26 @@ def test_image_metadata(image: str) -> None:
 
 
 def test_image_holds_exactly_the_hashed_files(image: str) -> None:
-    listing = docker("run", "--rm", "--entrypoint", "sh", image, "-c", "cd /app && find migrator migrations -type f")
+    """Beside the bytecode the build compiles from them (see the next test)."""
+    find = "cd /app && find migrator migrations -type f -not -path '*/__pycache__/*'"
+    listing = docker("run", "--rm", "--entrypoint", "sh", image, "-c", find)
     in_image = sorted(listing.stdout.split())
     hashed = [name for name in image_files(REPO) if name.startswith(("migrator/", "migrations/"))]
     assert in_image == hashed
+
+
+def test_a_start_compiles_nothing(image: str, dsn: str) -> None:
+    """The image runs as a user who cannot write bytecode: every module a run imports comes
+    compiled with the image (``python -v`` says where each module's code came from)."""
+    result = docker(
+        "run", "--rm", "--network", "host", "-e", f"POSTGRES_CONNECTION_STRING={dsn}",
+        "--entrypoint", "python3", image, "-v", "-m", "migrator", "up", check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = [line for line in result.stderr.splitlines() if line.startswith("# code object from ")]
+    assert any("/app/migrator/__pycache__/parser." in line for line in loaded), loaded
+    assert any("/psycopg/__pycache__/" in line for line in loaded), loaded
+    assert [line for line in loaded if not line.endswith(".pyc'")] == []
 
 
 def test_checksum_manifest_matches_the_files(image: str) -> None:

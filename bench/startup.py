@@ -35,9 +35,7 @@ from bench.corpus import write_realistic
 from bench.goose import binary, goose_command, image_environment
 from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, machine, run_sections
-from migrator.parser import Direction, parse_file, parse_sql
-from migrator.seal import SETTLED_NS
-from migrator.source import collect
+from migrator import SETTLED_NS, Direction, collect, parse_file, parse_sql
 from tests.pgserver import fresh_database
 
 RUNS = {"cli": 15, "validate": 9, "noop": 11, "small": 7}

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from migrator.operator_text import ahead_text, error_message
     from migrator.options import Options
     from migrator.own_transaction import note as transaction_note
-    from migrator.parser import Direction, ParsedMigration, Statement, parse_file
+    from migrator.parser import Direction, ParsedMigration, Statement, parse_file, parse_sql
     from migrator.pg_grammar import Command
     from migrator.pg_grammar import Kind as CommandKind
     from migrator.planning import GoMigrationRefused, Step
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from migrator.safety import Safety
     from migrator.schema_snapshot import SchemaObject, schema_digests, take_snapshot
     from migrator.schema_snapshot import Snapshot as SchemaSnapshot
+    from migrator.seal import SETTLED_NS
     from migrator.server_session import SessionRefused
     from migrator.source import Migration, collect
     from migrator.statement_locks import RelationLock, StatementLocks
@@ -95,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "Safety": "migrator.safety",
     "TableName": "migrator.store",
     "DEFAULT_TABLE": "migrator.store",
+    "SETTLED_NS": "migrator.seal",
     "Store": "migrator.store",
     "SessionLocker": "migrator.lock",
     "AdvisoryLocker": "migrator.lock",
@@ -109,6 +111,7 @@ _EXPORTS: dict[str, str] = {
     "Direction": "migrator.parser",
     "ParsedMigration": "migrator.parser",
     "parse_file": "migrator.parser",
+    "parse_sql": "migrator.parser",
     "Step": "migrator.planning",
     "transaction_note": "migrator.own_transaction:note",
     "lint_migrations": "migrator.lint:lint",
@@ -188,6 +191,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_TABLE",
     "GOOSE_LOCK_ROW",
+    "SETTLED_NS",
     "AdvisoryLocker",
     "Ahead",
     "ChecksumsAdopted",
@@ -266,6 +270,7 @@ __all__ = [
     "milliseconds",
     "parse_duration",
     "parse_file",
+    "parse_sql",
     "redact",
     "rehearsal_lines",
     "rehearse",

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from migrator.cli.flags import (
     Kind,
@@ -28,9 +28,7 @@ from migrator.cli.flags import (
 from migrator.durations import duration_text, parse_duration
 from migrator.options import Options
 from migrator.safety import Safety
-
-if TYPE_CHECKING:
-    from migrator.store import TableName
+from migrator.table_name import DEFAULT_TABLE, TableName
 
 # A sha256sum listing of the migrations directory, written when the image is built. Its
 # files cannot change after that, so a run inside the image need not read every file.
@@ -91,19 +89,11 @@ def _path(text: str, where: Where) -> Path:
     return Path(text)
 
 
-# The version table's name is read by the library's store, which imports psycopg: imported
-# when a command runs, not for --help or --version.
-
-
 def _table(text: str, where: Where) -> TableName:
-    from migrator.store import TableName  # noqa: PLC0415
-
     return TableName.parse(text)
 
 
 def _default_table() -> TableName:
-    from migrator.store import DEFAULT_TABLE, TableName  # noqa: PLC0415
-
     return TableName.parse(DEFAULT_TABLE)
 
 

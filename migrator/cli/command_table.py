@@ -1,7 +1,8 @@
 """Every command of the command line, one row each: its help line, the class of what it takes
 (arguments.py: its argument, its options and whether it writes) and its handler, a function of
-commands.py imported only when the command runs (``--help`` and ``--version`` import neither
-psycopg nor pglast). A new command is a row here, its class and its handler."""
+commands.py (or file_commands.py, for those that read only files) imported only when the
+command runs (``--help`` and ``--version`` import neither psycopg nor pglast, the file commands
+no psycopg). A new command is a row here, its class and its handler."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ class Command:
     name: str
     help: str
     takes: type[a.Arguments]
-    handler: str  # its function in migrator.cli.commands
+    handler: str  # its function in migrator.cli.<module>
+    module: str = "commands"
 
     def run(self, arguments: a.Arguments) -> None:
-        handler = getattr(importlib.import_module("migrator.cli.commands"), self.handler)
+        handler = getattr(importlib.import_module(f"migrator.cli.{self.module}"), self.handler)
         handler(arguments)
 
 
@@ -58,14 +60,17 @@ COMMANDS = (
         a.Rehearsing,
         "drift",
     ),
-    Command("create", "write a new migration file", a.Create, "create"),
-    Command("fix", "renumber timestamped migrations sequentially", a.Arguments, "fix"),
+    Command("create", "write a new migration file", a.Create, "create", "file_commands"),
+    Command("fix", "renumber timestamped migrations sequentially", a.Arguments, "fix", "file_commands"),
     Command(
         "validate",
         "parse every file both ways; with a database, also find edited applied files",
         a.Arguments,
         "validate",
+        "file_commands",
     ),
-    Command("show", "the statements a file yields and whether it runs in a transaction", a.Show, "show"),
+    Command(
+        "show", "the statements a file yields and whether it runs in a transaction", a.Show, "show", "file_commands"
+    ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}

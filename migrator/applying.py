@@ -19,7 +19,10 @@ it, and its version row is written in whatever transaction state the file left
 (own_transaction.py).
 
 With a budget for the whole run (``--run-timeout``), each statement's ``statement_timeout`` is
-the smaller of its own and what is left, and no statement starts once nothing is.
+the smaller of its own and what is left, and no statement starts once nothing is. A file sent at
+once carries the budget with it: before each statement the server itself works out what is left
+(what was left when the client sent the file, less the time since the server received it) and
+sets that statement's timeout, or refuses to start it (_budget_check).
 
 A file whose statements can all go at once (_at_once) is sent in one round trip: its opening
 and statements as one simple query, then its version row and COMMIT in a second, as before. The
@@ -70,14 +73,23 @@ from migrator.store import Store
 _GUARD_FAILED = "migrator guard: "
 _LOCK_ELSEWHERE = "goose lock held by another session"
 _DONE_MEANWHILE = "done meanwhile"
-# What the statements of a file sent at once may overrun their statement_timeout by (the
-# server's cancel, the client's work): with this much budget left per statement, none can be cut
-# short by it.
-_AT_ONCE_SLACK = 1.0
+_BUDGET_SPENT = "migrator budget: spent"
 _GUARD = (
     "SELECT CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN ('{failed}{elsewhere} ' || pg_backend_pid())::int"
     " WHEN {negation}coalesce((SELECT is_applied FROM {table} WHERE {since}version_id = {version}"
     " ORDER BY id DESC LIMIT 1), false) THEN ('{failed}{meanwhile} ' || pg_backend_pid())::int END"
+)
+# Before each statement of a file sent at once under a budget: what is left of it now, in the
+# server's own clock (statement_timestamp() is when the server received the file's query, the
+# same for all its commands), becomes the statement's timeout if it is less than its own, or
+# the statement is not started once less than a millisecond is left. The last column says
+# which timeout the statement got. pg_catalog is named: a file's search_path cannot replace a
+# function here. The reason is cast the way the guard casts it (the pid: no constant).
+_BUDGET_CHECK = (
+    "SELECT CASE WHEN left_ms < 1 THEN ('{spent} ' || pg_catalog.pg_backend_pid())::int END,"
+    " pg_catalog.set_config('statement_timeout', floor(least(left_ms, {own}))::bigint || 'ms', true),"
+    " left_ms < {own} FROM (SELECT {left} - 1000 * extract(epoch FROM pg_catalog.clock_timestamp()"
+    " - pg_catalog.statement_timestamp()) AS left_ms) AS budget"
 )
 
 
@@ -306,9 +318,9 @@ class Applier:
             if not step.parsed.statements:
                 cursor.execute("; ".join(opening))
             if at_once:
-                batch = _Batch(opening, step.parsed.statements)
+                batch = _Batch(opening, step.parsed.statements, self._budget_check())
                 try:
-                    batch.run(self.conn)
+                    self._run_batch(batch)
                 finally:
                     number = batch.reached()
             for index, statement in enumerate(() if at_once else step.parsed.statements, start=1):
@@ -364,18 +376,34 @@ class Applier:
     def _at_once(self, step: Step) -> bool:
         """Whether the file's statements may all be sent before the first one's result is in
         and run as they would one at a time: each exactly one command (so that results count
-        statements), nobody observing each one's locks, and no statement that could find the
-        run's budget spent or be given less than its own timeout, even if each before it used
-        all of its own."""
+        statements) and nobody observing each one's locks. A budget goes with them
+        (_budget_check)."""
         parsed = step.parsed
         if self.observe is not None or parsed.not_one_command is None or parsed.not_one_command:
             return False
-        if len(parsed.statements) < 2:
-            return False  # one statement goes with the opening anyway
+        return len(parsed.statements) >= 2  # one statement goes with the opening anyway
+
+    def _run_batch(self, batch: _Batch) -> None:
+        """Send a file at once; _OutOfTime when the server found the budget spent before one of
+        its statements, which is then rolled back as when the client finds it so."""
+        try:
+            batch.run(self.conn)
+        except psycopg.Error as exc:
+            if not self.conn.broken and _BUDGET_SPENT in (exc.diag.message_primary or ""):
+                raise _OutOfTime(batch.reached()) from None
+            raise
+        finally:
+            self._budget_bound = batch.budget_bound(batch.reached())
+
+    def _budget_check(self) -> str | None:
+        """The command that gives each statement of a file sent now what is left of the run's
+        budget (_BUDGET_CHECK); None without a budget."""
         if self.deadline is None:
-            return True
-        needed = len(parsed.statements) * (self.safety.statement_timeout + _AT_ONCE_SLACK)
-        return self.deadline - time.monotonic() >= needed
+            return None
+        left = self.deadline - time.monotonic()
+        return _BUDGET_CHECK.format(
+            spent=_BUDGET_SPENT, own=milliseconds(self.safety.statement_timeout), left=round(left * 1000)
+        )
 
     def _run_after_own_transaction(self, step: Step, split: int, copies: set[int]) -> None:
         """The rest of a file whose statement ``split`` ended the migration's transaction, as
@@ -588,13 +616,22 @@ _BETWEEN = "\n;\n"
 
 class _Batch:
     """A file's opening and statements as one simple query, and how far the server got.
-    PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout."""
+    PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout;
+    ``check``, when given, goes before each statement (the run's budget: _BUDGET_CHECK)."""
 
-    def __init__(self, opening: list[str], statements: tuple[Statement, ...]):
-        self.opening = len(opening)
+    def __init__(self, opening: list[str], statements: tuple[Statement, ...], check: str | None = None):
+        # Each part's statement number: 0 for the opening; a statement's check counts as its own.
+        self.owners = [0] * len(opening)
+        parts = list(opening)
+        for number, statement in enumerate(statements, start=1):
+            if check is not None:
+                parts.append(check)
+                self.owners.append(number)
+            parts.append(statement.sql)
+            self.owners.append(number)
+        self.checked = check is not None
         # A newline before each semicolon: a statement may end in a -- comment (goose ends a
         # StatementBegin block where its StatementEnd stands), which would swallow it.
-        parts = [*opening, *(s.sql for s in statements)]
         self.starts = list(accumulate((len(part) + len(_BETWEEN) for part in parts), initial=0))[:-1]
         self.text = _BETWEEN.join(parts)
         self.results: list[PGresult] = []
@@ -633,7 +670,16 @@ class _Batch:
             part = bisect_right(self.starts, int(position) - 1) - 1  # it counts characters from 1
         else:
             part = sum(1 for r in self.results if r.status != ExecStatus.FATAL_ERROR)
-        return min(max(part - self.opening + 1, 1), self.count)
+        return min(max(self.owners[min(part, len(self.owners) - 1)], 1), self.count)
+
+    def budget_bound(self, number: int) -> bool:
+        """Whether statement ``number`` ran with what was left of the run's budget as its
+        timeout (its check said so before it started)."""
+        if not self.checked:
+            return False
+        part = self.owners.index(number) if number in self.owners else len(self.owners)
+        check = self.results[part] if part < len(self.results) else None
+        return check is not None and check.status == ExecStatus.TUPLES_OK and check.get_value(0, 2) == b"t"
 
 
 def _copies_to_client(step: Step) -> set[int]:

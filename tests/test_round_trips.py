@@ -10,6 +10,7 @@ from tests.cli_runner import run_cli
 from tests.support import MigrationDir, query, tables, versions
 
 LAST = "CREATE TABLE q AS SELECT current_query() AS sent;"
+TIMEOUT_MS = "SELECT setting::bigint AS timeout FROM pg_settings WHERE name = 'statement_timeout'"
 TWO_COMMANDS = "-- +goose StatementBegin\nCREATE TABLE a (id int); CREATE TABLE b (id int);\n-- +goose StatementEnd"
 
 
@@ -18,12 +19,10 @@ TWO_COMMANDS = "-- +goose StatementBegin\nCREATE TABLE a (id int); CREATE TABLE 
     [
         ("CREATE TABLE a (id int);", [], True),
         (TWO_COMMANDS, [], False),
-        # The budget's remainder is less than two statements' own 3 h statement_timeout.
-        ("CREATE TABLE a (id int);", ["--run-timeout", "1h"], False),
-        # An hour covers two statements of 1 s each, with a second of slack each.
-        ("CREATE TABLE a (id int);", ["--run-timeout", "1h", "--statement-timeout", "1s"], True),
+        # The budget goes with the statements (test_the_budget_goes_with_a_file_sent_at_once).
+        ("CREATE TABLE a (id int);", ["--run-timeout", "1h"], True),
     ],
-    ids=["at once", "a statement of two commands", "a budget that could cut one short", "a budget that cannot"],
+    ids=["at once", "a statement of two commands", "under a budget"],
 )
 def test_a_transactional_file_goes_at_once_when_its_results_name_its_statements(
     dsn: str, migrations: MigrationDir, first: str, options: list[str], at_once: bool
@@ -41,7 +40,38 @@ def test_a_transactional_file_goes_at_once_when_its_results_name_its_statements(
     parts = sent.split("\n;\n")
     assert parts[:2] == ["BEGIN", "SET LOCAL lock_timeout = '500ms'"]
     assert parts[4].startswith("SELECT CASE WHEN NOT pg_try_advisory_xact_lock(")  # the guard
-    assert parts[5:] == ["CREATE TABLE a (id int);", LAST]
+    statements = [part for part in parts[5:] if "migrator budget" not in part]
+    assert statements == ["CREATE TABLE a (id int);", LAST]
+    checks = [number for number, part in enumerate(parts[5:]) if "migrator budget" in part]
+    assert checks == ([0, 2] if options else [])  # the budget's check before each statement
+
+
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [
+        (["--run-timeout", "1h"], "t"),
+        (["--run-timeout", "1h", "--statement-timeout", "30m"], "f"),
+    ],
+    ids=["the budget is less than the statement's own timeout", "the statement's own timeout is less"],
+)
+def test_the_budget_goes_with_a_file_sent_at_once(
+    dsn: str, migrations: MigrationDir, options: list[str], bound: str
+) -> None:
+    """Before each statement the server sets what is left of the budget as its timeout when it
+    is the smaller, as the file itself sees it."""
+    migrations.add(
+        "00001_b.sql",
+        f"-- +goose Up\nCREATE TABLE b AS {TIMEOUT_MS};\nINSERT INTO b {TIMEOUT_MS};\n",
+    )
+    result = run_cli("up", *options, dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    seen = [int(str(row[0])) for row in query(dsn, "SELECT timeout FROM b")]
+    if bound == "f":
+        assert seen == [1_800_000, 1_800_000]
+        return
+    # What is left of an hour, less at the second statement.
+    assert len(seen) == 2
+    assert 3_500_000 < seen[1] <= seen[0] < 3_600_000
 
 
 def test_a_statement_ending_in_a_comment_ends_where_goose_ends_it(dsn: str, migrations: MigrationDir) -> None:

@@ -1,7 +1,8 @@
 """The whole run's budget (``--run-timeout``): each statement's ``statement_timeout`` is the
 smaller of its own and what is left, and nothing starts once the budget is spent. Against a
 real PostgreSQL; where the moment the budget runs out must fall between two statements, the
-applier's clock is moved forward instead of waiting for it."""
+applier's clock is moved forward instead of waiting for it, or, for a file sent at once (whose
+budget the server keeps), a statement outlives its timeout."""
 
 from __future__ import annotations
 

@@ -19,14 +19,22 @@ it, and its version row is written in whatever transaction state the file left
 (own_transaction.py).
 
 With a budget for the whole run (``--run-timeout``), each statement's ``statement_timeout`` is
-the smaller of its own and what is left, and no statement starts once nothing is.
+the smaller of its own and what is left, and no statement starts once nothing is. A file sent at
+once carries the budget with it: before each statement the server itself works out what is left
+(what was left when the client sent the file, less the time since the server received it) and
+sets that statement's timeout, or refuses to start it (_budget_check).
 
 A file whose statements can all go at once (_at_once) is sent in one round trip: its opening
 and statements as one simple query, then its version row and COMMIT in a second, as before. The
 server runs them in order and stops at the first that fails, whose result names it, so a failure
 names its statement as before; the COMMIT is never on its way while a statement could still
-fail. Not psycopg's pipeline: a server running a pipeline waits for its next message as an
-active session, where idle_in_transaction_session_timeout never ends it if the network dies
+fail. That second round trip travels with the next file when it goes at once too (_Pending): the
+previous file's version row and COMMIT, then this file's opening and statements, so a run of
+such files takes one round trip per file. The results say whether that COMMIT was done; if the
+previous file's part failed, the previous file is run again on its own, which fails, or is
+retried, exactly as it would have (its transaction was rolled back, and this file's never began).
+Not psycopg's pipeline: a server running a pipeline waits for its next message as an active
+session, where idle_in_transaction_session_timeout never ends it if the network dies
 part-way, and libpq's pipeline mode drops the server's last words (a FATAL) when it ends the
 session; a simple query arrives whole or not at all, and ends in the server's ReadyForQuery.
 """
@@ -37,7 +45,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Any
 
@@ -70,14 +78,25 @@ from migrator.store import Store
 _GUARD_FAILED = "migrator guard: "
 _LOCK_ELSEWHERE = "goose lock held by another session"
 _DONE_MEANWHILE = "done meanwhile"
-# What the statements of a file sent at once may overrun their statement_timeout by (the
-# server's cancel, the client's work): with this much budget left per statement, none can be cut
-# short by it.
-_AT_ONCE_SLACK = 1.0
+_BUDGET_SPENT = "migrator budget: spent"
 _GUARD = (
     "SELECT CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN ('{failed}{elsewhere} ' || pg_backend_pid())::int"
     " WHEN {negation}coalesce((SELECT is_applied FROM {table} WHERE {since}version_id = {version}"
     " ORDER BY id DESC LIMIT 1), false) THEN ('{failed}{meanwhile} ' || pg_backend_pid())::int END"
+)
+# Before each statement of a file sent at once under a budget: what is left of it now, in the
+# server's own clock (statement_timestamp() is when the server received the file's query, the
+# same for all its commands), becomes the statement's timeout if it is less than its own, or
+# the statement is not started once less than a millisecond is left. The last column says
+# which timeout the statement got. pg_catalog is named: a file's search_path cannot replace a
+# function here. The reason is cast the way the guard casts it (the pid: no constant). The server
+# plans it before every statement: about 0.1 ms each (a SET LOCAL costs a tenth of that), less
+# than a round trip over any network; one expression in double precision was no cheaper.
+_BUDGET_CHECK = (
+    "SELECT CASE WHEN left_ms < 1 THEN ('{spent} ' || pg_catalog.pg_backend_pid())::int END,"
+    " pg_catalog.set_config('statement_timeout', floor(least(left_ms, {own}))::bigint || 'ms', true),"
+    " left_ms < {own} FROM (SELECT {left} - 1000 * extract(epoch FROM pg_catalog.clock_timestamp()"
+    " - pg_catalog.statement_timestamp()) AS left_ms) AS budget"
 )
 
 
@@ -87,6 +106,16 @@ class _Blocked(Exception):
     def __init__(self, number: int, cause: psycopg.Error):
         self.number = number
         self.cause = cause
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A file whose statements ran in its open transaction, its version rows and COMMIT not yet
+    sent: they go with the next file's statements, or alone (Applier._flush)."""
+
+    step: Step
+    closing: str
+    seconds: float  # how long the file took until then
 
 
 class _OutOfTime(Exception):
@@ -152,6 +181,10 @@ class Applier:
         self.run_timeout = run_timeout
         self.deadline: float | None = None  # time.monotonic() when the budget is spent
         self._budget_bound = False  # the running statement's timeout is what is left of the budget
+        self._pending: _Pending | None = None
+        self._chain = True  # whether a file's closing may wait for the next file
+        self._results: list[MigrationResult] = []
+        self._started = 0.0  # time.perf_counter() when the current step started
 
     def start_clock(self) -> None:
         """The run's budget starts now (once it holds the lock)."""
@@ -192,22 +225,55 @@ class Applier:
         """Apply the steps in order, adding each finished one to ``results`` as it finishes.
         ``seen_up_to`` is the highest row id of goose's table before the steps were planned."""
         self._seen_up_to = seen_up_to
+        self._results = results
         for step in steps:
-            started = time.perf_counter()
+            self._started = time.perf_counter()
             if step.parsed.use_tx:
                 self._apply_in_transaction(step)
             else:
+                self._flush()
                 self._apply_without_transaction(step)
-            migration = step.migration
-            result = MigrationResult(
-                migration.version,
-                migration.filename,
-                step.direction,
-                time.perf_counter() - started,
-                not step.parsed.statements,
-            )
-            results.append(result)
-            self.notify(MigrationFinished(result))
+            if self._pending is None or self._pending.step is not step:
+                self._finished(step, time.perf_counter() - self._started)
+        self._flush()
+
+    def _finished(self, step: Step, seconds: float) -> None:
+        migration = step.migration
+        result = MigrationResult(
+            migration.version, migration.filename, step.direction, seconds, not step.parsed.statements
+        )
+        self._results.append(result)
+        self.notify(MigrationFinished(result))
+
+    def _flush(self) -> None:
+        """Send the pending file's closing alone: the next step does not go at once, or none follows."""
+        previous, self._pending = self._pending, None
+        if previous is None:
+            return
+        try:
+            self.conn.execute(previous.closing)
+        except (psycopg.Error, KeyboardInterrupt) as exc:
+            self._previous_failed(previous, exc)
+            return
+        self._finished(previous.step, previous.seconds)
+
+    def _previous_failed(self, previous: _Pending, exc: psycopg.Error | KeyboardInterrupt) -> None:
+        """The pending file's closing failed before its COMMIT was done: a lost session or
+        Ctrl-C is told as when it is sent alone; otherwise the file runs again with its closing
+        sent alone, which reports or retries as that does."""
+        step = previous.step
+        if isinstance(exc, psycopg.Error) and self.conn.broken:
+            raise self._lost_in_transaction(step, 0, exc) from None
+        with suppress(psycopg.Error):
+            self.conn.execute("ROLLBACK")
+        if isinstance(exc, KeyboardInterrupt):
+            raise self._interrupted(step, 0) from None
+        self._chain = False
+        try:
+            self._apply_in_transaction(step)
+        finally:
+            self._chain = True
+        self._finished(step, previous.seconds)
 
     def _tracking(self, step: Step) -> sql.Composed:
         """The version row and the ledger entry of a finished step, as one statement list."""
@@ -286,31 +352,28 @@ class Applier:
         # reset and the version rows with COMMIT: one round trip per statement and one more per
         # file, where psql needs three more. A failure still names its statement: BEGIN, SET
         # and a guard that passes do not fail. A file that can go at once (_at_once) sends the
-        # opening and every statement in one round trip instead.
+        # opening and every statement in one round trip instead, after the previous file's
+        # closing when that waits (_Pending), and leaves its own to the next file.
         number = 0  # 0 while the version row is written
         cursor = self.conn.cursor()
-        try:
-            timeouts = self._timeouts(1 if step.parsed.statements else 0)
-        except _OutOfTime as spent:
-            raise self._out_of_time(
-                step,
-                spent.number,
-                f"nothing of this file was applied and version {step.migration.version} was not {step.tracking}",
-            ) from None
-        opening = ["BEGIN", *self._opening_sets(timeouts), self._guard(step)]
-        closing = f"{self.session.file_end}; {self._local}; {self._tracking(step).as_string(self.conn)}; COMMIT"
         split = first_split(step.parsed)
         copies = _copies_to_client(step)
         at_once = split is None and not copies and self._at_once(step)
+        opening = self._opening(step, at_once=at_once)
+        closing = f"{self.session.file_end}; {self._local}; {self._tracking(step).as_string(self.conn)}; COMMIT"
         try:
             if not step.parsed.statements:
                 cursor.execute("; ".join(opening))
             if at_once:
-                batch = _Batch(opening, step.parsed.statements)
+                previous, self._pending = self._pending, None
+                batch = _Batch(opening, step.parsed.statements, self._budget_check(), previous)
                 try:
-                    batch.run(self.conn)
+                    self._run_batch(batch, previous)
                 finally:
                     number = batch.reached()
+                if not batch.previous_committed:  # it ran again on its own; this file never began
+                    self._attempt_in_transaction(step)
+                    return
             for index, statement in enumerate(() if at_once else step.parsed.statements, start=1):
                 number = index
                 budget = "; ".join(opening) if index == 1 else self._set_statement_timeout(index, local=True)
@@ -321,16 +384,12 @@ class Applier:
                     break
             else:
                 number = 0
-                cursor.execute(closing)
+                self._close(step, closing, chained=at_once and self._chain)
                 return
         except KeyboardInterrupt:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
-            raise Interrupted(
-                f"{step.where(number)} was interrupted; rolled back: nothing of this file was applied"
-                f" and version {step.migration.version} was not {step.tracking}",
-                _failure(step, number, "interrupted", rolled_back=True),
-            ) from None
+            raise self._interrupted(step, number) from None
         except _OutOfTime as spent:
             with suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
@@ -357,6 +416,22 @@ class Applier:
         assert split is not None  # the loop ended at the file's own end of its transaction
         self._run_after_own_transaction(step, split, copies)
 
+    def _opening(self, step: Step, *, at_once: bool) -> list[str]:
+        """BEGIN, the first statement's timeouts and the guard; a pending file's closing is sent
+        first unless the file goes at once, which takes it along."""
+        if not at_once:
+            self._flush()
+        try:
+            timeouts = self._timeouts(1 if step.parsed.statements else 0)
+        except _OutOfTime as spent:
+            self._flush()
+            raise self._out_of_time(
+                step,
+                spent.number,
+                f"nothing of this file was applied and version {step.migration.version} was not {step.tracking}",
+            ) from None
+        return ["BEGIN", *self._opening_sets(timeouts), self._guard(step)]
+
     def _opening_sets(self, timeouts: Safety) -> list[str]:
         """The SET LOCAL commands that open a file, with its first statement's timeouts."""
         return self._local_each if timeouts is self.safety else timeouts.each_set(local=True)
@@ -364,18 +439,45 @@ class Applier:
     def _at_once(self, step: Step) -> bool:
         """Whether the file's statements may all be sent before the first one's result is in
         and run as they would one at a time: each exactly one command (so that results count
-        statements), nobody observing each one's locks, and no statement that could find the
-        run's budget spent or be given less than its own timeout, even if each before it used
-        all of its own."""
+        statements) and nobody observing each one's locks. A budget goes with them
+        (_budget_check)."""
         parsed = step.parsed
         if self.observe is not None or parsed.not_one_command is None or parsed.not_one_command:
             return False
-        if len(parsed.statements) < 2:
-            return False  # one statement goes with the opening anyway
+        return len(parsed.statements) >= 2  # one statement goes with the opening anyway
+
+    def _run_batch(self, batch: _Batch, previous: _Pending | None) -> None:
+        """Send a file at once, after the ``previous`` file's closing; _OutOfTime when the server
+        found the budget spent before one of its statements, which is then rolled back as when
+        the client finds it so. The previous file is finished first, whatever follows, once its
+        COMMIT is done; if it is not, the previous file's failure is told, or it runs again."""
+        try:
+            batch.run(self.conn)
+        except (psycopg.Error, KeyboardInterrupt) as exc:
+            if previous is not None and not batch.previous_committed:
+                self._previous_failed(previous, exc)
+                return
+            if (
+                isinstance(exc, psycopg.Error)
+                and not self.conn.broken
+                and _BUDGET_SPENT in str(exc.diag.message_primary)
+            ):
+                raise _OutOfTime(batch.reached()) from None
+            raise
+        finally:
+            self._budget_bound = batch.budget_bound(batch.reached())
+            if previous is not None and batch.previous_committed:
+                self._finished(previous.step, previous.seconds)
+
+    def _budget_check(self) -> str | None:
+        """The command that gives each statement of a file sent now what is left of the run's
+        budget (_BUDGET_CHECK); None without a budget."""
         if self.deadline is None:
-            return True
-        needed = len(parsed.statements) * (self.safety.statement_timeout + _AT_ONCE_SLACK)
-        return self.deadline - time.monotonic() >= needed
+            return None
+        left = self.deadline - time.monotonic()
+        return _BUDGET_CHECK.format(
+            spent=_BUDGET_SPENT, own=milliseconds(self.safety.statement_timeout), left=round(left * 1000)
+        )
 
     def _run_after_own_transaction(self, step: Step, split: int, copies: set[int]) -> None:
         """The rest of a file whose statement ``split`` ended the migration's transaction, as
@@ -405,6 +507,20 @@ class Applier:
         # The file may have begun a transaction it left open: goose commits it with the version row.
         commit = [sql.SQL("COMMIT")] if self.conn.info.transaction_status is TransactionStatus.INTRANS else []
         self._record_after_statements(step, [sql.SQL(self.session.file_end), self._tracking(step), *commit])
+
+    def _close(self, step: Step, closing: str, *, chained: bool) -> None:
+        """Send a file's version rows and COMMIT now, or leave them to go with the next file."""
+        if chained:
+            self._pending = _Pending(step, closing, time.perf_counter() - self._started)
+        else:
+            self.conn.execute(closing)
+
+    def _interrupted(self, step: Step, number: int) -> Interrupted:
+        return Interrupted(
+            f"{step.where(number)} was interrupted; rolled back: nothing of this file was applied"
+            f" and version {step.migration.version} was not {step.tracking}",
+            _failure(step, number, "interrupted", rolled_back=True),
+        )
 
     def _lost_in_transaction(self, step: Step, number: int, exc: psycopg.Error) -> MigrationFailed:
         """A session that ended mid-file: certain only of what its COMMIT, sent or not, allows."""
@@ -588,13 +704,33 @@ _BETWEEN = "\n;\n"
 
 class _Batch:
     """A file's opening and statements as one simple query, and how far the server got.
-    PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout."""
+    PostgreSQL (13 and later) gives each command of a simple query its own statement_timeout;
+    ``check``, when given, goes before each statement (the run's budget: _BUDGET_CHECK)."""
 
-    def __init__(self, opening: list[str], statements: tuple[Statement, ...]):
-        self.opening = len(opening)
+    def __init__(
+        self,
+        opening: list[str],
+        statements: tuple[Statement, ...],
+        check: str | None = None,
+        previous: _Pending | None = None,
+    ):
+        # Each part's statement number: 0 for the opening; a statement's check counts as its own;
+        # -1 for the previous file's closing, which comes first (a part of several commands).
+        self.owners = [0] * len(opening)
+        parts = list(opening)
+        for number, statement in enumerate(statements, start=1):
+            if check is not None:
+                parts.append(check)
+                self.owners.append(number)
+            parts.append(statement.sql)
+            self.owners.append(number)
+        self.checked = check is not None
+        self.skip = 0 if previous is None else 1
+        if previous is not None:
+            parts.insert(0, previous.closing)
+            self.owners.insert(0, -1)
         # A newline before each semicolon: a statement may end in a -- comment (goose ends a
         # StatementBegin block where its StatementEnd stands), which would swallow it.
-        parts = [*opening, *(s.sql for s in statements)]
         self.starts = list(accumulate((len(part) + len(_BETWEEN) for part in parts), initial=0))[:-1]
         self.text = _BETWEEN.join(parts)
         self.results: list[PGresult] = []
@@ -621,6 +757,22 @@ class _Batch:
     def _failed(self) -> PGresult | None:
         return next((r for r in self.results if r.status == ExecStatus.FATAL_ERROR), None)
 
+    @property
+    def previous_committed(self) -> bool:
+        """Whether the previous file's COMMIT, sent first, was done."""
+        return self.skip == 0 or self._commit() is not None
+
+    def _commit(self) -> int | None:
+        """Where the previous file's COMMIT is among the results: the first COMMIT (a file sent
+        at once has no transaction control of its own)."""
+        done = (ExecStatus.COMMAND_OK, b"COMMIT")
+        return next((i for i, r in enumerate(self.results) if (r.status, r.command_status) == done), None)
+
+    def _own_results(self) -> list[PGresult]:
+        """The results of this file's parts, after the previous file's."""
+        commit = self._commit()
+        return self.results if commit is None else self.results[commit + 1 :]
+
     def reached(self) -> int:
         """The statement the server stopped at: the one whose error points into it (an error in
         PostgreSQL's parsing of the whole query comes first), else the first without a result
@@ -632,8 +784,18 @@ class _Batch:
         if position is not None:
             part = bisect_right(self.starts, int(position) - 1) - 1  # it counts characters from 1
         else:
-            part = sum(1 for r in self.results if r.status != ExecStatus.FATAL_ERROR)
-        return min(max(part - self.opening + 1, 1), self.count)
+            part = self.skip + sum(1 for r in self._own_results() if r.status != ExecStatus.FATAL_ERROR)
+        return min(max(self.owners[min(part, len(self.owners) - 1)], 1), self.count)
+
+    def budget_bound(self, number: int) -> bool:
+        """Whether statement ``number`` ran with what was left of the run's budget as its
+        timeout (its check said so before it started)."""
+        if not self.checked:
+            return False
+        part = (self.owners.index(number) if number in self.owners else len(self.owners)) - self.skip
+        own = self._own_results()
+        check = own[part] if part < len(own) else None
+        return check is not None and check.status == ExecStatus.TUPLES_OK and check.get_value(0, 2) == b"t"
 
 
 def _copies_to_client(step: Step) -> set[int]:

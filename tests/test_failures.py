@@ -6,6 +6,7 @@ import socket
 import time
 
 import psycopg
+import pytest
 from psycopg import conninfo
 
 from migrator.pg_reasons import pg_reason
@@ -30,11 +31,16 @@ def error_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: MigrationDir) -> None:
+# A run budget puts its check before each statement of a file sent at once: still named.
+WITH_AND_WITHOUT_A_BUDGET = pytest.mark.parametrize("options", [[], ["--run-timeout", "1h"]], ids=["", "budget"])
+
+
+@WITH_AND_WITHOUT_A_BUDGET
+def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: MigrationDir, options: list[str]) -> None:
     migrations.add("00001_a.sql", GOOD)
     migrations.add("00002_b.sql", FAILS_AT_THREE)
     migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id int);\n")
-    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", *options, dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     message = error_line(result.stderr)
     assert "00002_b.sql (up): statement 3 (line 5) failed" in message
@@ -46,14 +52,15 @@ def test_failing_statement_rolls_back_its_file_only(dsn: str, migrations: Migrat
     assert tables(dsn) == {"_migrations", "_migrations_ledger", "_migrations_runs", "a"}
 
 
+@WITH_AND_WITHOUT_A_BUDGET
 def test_a_statement_only_the_server_cannot_parse_is_named_though_sent_with_the_others(
-    dsn: str, migrations: MigrationDir
+    dsn: str, migrations: MigrationDir, options: list[str]
 ) -> None:
     """A file's statements go to the server at once, and the server parses them all before the
     first runs: its syntax error still names the statement it points into."""
     newer = "SELECT JSON_OBJECT('a': 1);"  # PostgreSQL 16's syntax: pglast's grammar reads it
     migrations.add("00001_a.sql", f"-- +goose Up\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n{newer}\n")
-    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    result = run_cli("up", *options, dsn=dsn, directory=migrations.path)
     assert result.returncode == 1
     assert error_line(result.stderr) == (
         'migrator: error: 00001_a.sql (up): statement 3 (line 4) failed: ERROR: syntax error at or near ":"'

@@ -405,6 +405,35 @@ def test_a_file_a_lock_blocked_is_reported_rolled_back(
     assert "fresh" not in tables(dsn)
 
 
+def test_a_lock_on_the_version_table_blocks_the_previous_files_closing_sent_with_the_next_file(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    """The first file's version rows travel with the second file: blocked there, the first file
+    runs again on its own and is retried as when its closing goes alone; the second follows."""
+    Migrator(conn, migrations.path, GOOSE_TABLE).up(lock_wait=10)  # goose's table, nothing else
+    two = "-- +goose Up\nCREATE TABLE {0}1 (id int);\nCREATE TABLE {0}2 (id int);\n"
+    migrations.add("00001_a.sql", two.format("a"))
+    migrations.add("00002_b.sql", two.format("b"))
+    events: list[Event] = []
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE _migrations IN SHARE MODE")  # reads pass, the version row waits
+
+        def release_on_retry(event: Event) -> None:
+            events.append(event)
+            if isinstance(event, LockRetry):
+                blocker.rollback()
+
+        safety = Safety(lock_timeout=0.2, lock_retries=2, first_backoff=0.01)
+        migrator = Migrator(conn, migrations.path, GOOSE_TABLE, safety=safety, on_event=release_on_retry)
+        result = migrator.up(lock_wait=10)
+    retries = [(e.file, e.statement, e.attempt) for e in events if isinstance(e, LockRetry)]
+    assert retries == [("00001_a.sql", 0, 1)]
+    finished = [e.result.file for e in events if isinstance(e, MigrationFinished)]
+    assert finished == [r.file for r in result.migrations] == ["00001_a.sql", "00002_b.sql"]
+    assert versions(dsn) == [0, 1, 2]
+    assert {"a1", "a2", "b1", "b2"} <= tables(dsn)
+
+
 @pytest.mark.parametrize("header", ["", "-- +goose NO TRANSACTION\n"])
 def test_the_session_keeps_its_own_timeouts_after_a_run(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir, header: str

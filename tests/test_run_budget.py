@@ -1,7 +1,8 @@
 """The whole run's budget (``--run-timeout``): each statement's ``statement_timeout`` is the
 smaller of its own and what is left, and nothing starts once the budget is spent. Against a
 real PostgreSQL; where the moment the budget runs out must fall between two statements, the
-applier's clock is moved forward instead of waiting for it."""
+applier's clock is moved forward instead of waiting for it, or, for a file sent at once (whose
+budget the server keeps), a statement outlives its timeout."""
 
 from __future__ import annotations
 
@@ -79,6 +80,17 @@ def test_a_statement_whose_own_timeout_is_shorter_keeps_it(dsn: str, migrations:
     )
 
 
+def test_a_statement_sent_at_once_whose_own_timeout_is_shorter_keeps_it(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_slow.sql", "-- +goose Up\nSELECT 1;\nSELECT pg_sleep(30);\n")
+    env = {"MIGRATOR_RUN_TIMEOUT": "1h"}
+    result = run_cli("up", "--statement-timeout", "500ms", dsn=dsn, directory=migrations.path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"migrator: error: 00001_slow.sql (up): statement 2 (line 3) failed: {CANCELED}; rolled back: nothing of"
+        " this file was applied and version 1 was not recorded"
+    )
+
+
 def test_a_no_transaction_statement_gets_what_is_left_with_the_progress_before_it(
     dsn: str, migrations: MigrationDir
 ) -> None:
@@ -136,20 +148,51 @@ def spend_during(dsn: str, clock: MovableClock, sql: str) -> threading.Thread:
     return watcher
 
 
+# A statement of two commands: the file goes one statement at a time, each with its budget.
+TWO_COMMANDS = (
+    "-- +goose StatementBegin\nCREATE TABLE two (id int); CREATE TABLE three (id int);\n-- +goose StatementEnd"
+)
+
+
 def test_a_file_stops_before_its_next_statement_once_the_budget_is_spent(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir, clock: MovableClock
 ) -> None:
-    migrations.add("00001_two.sql", "-- +goose Up\nCREATE TABLE two (id int);\nSELECT pg_sleep(1.5);\n\nSELECT 2;\n")
+    migrations.add("00001_two.sql", f"-- +goose Up\n{TWO_COMMANDS}\nSELECT pg_sleep(1.5);\nSELECT 2;\n")
     watcher = spend_during(dsn, clock, "pg_sleep(1.5)")
     with pytest.raises(MigrationFailed) as failed:
         Migrator(conn, migrations.path, GOOSE_TABLE, run_timeout=60).up(lock_wait=10)
     watcher.join()
     assert str(failed.value) == (
-        "00001_two.sql (up): statement 3 (line 5) was not started: the run's budget (--run-timeout 60s) was spent;"
+        "00001_two.sql (up): statement 3 (line 6) was not started: the run's budget (--run-timeout 60s) was spent;"
         " rolled back: nothing of this file was applied and version 1 was not recorded"
     )
     assert "two" not in tables(dsn)
     assert conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE, "its transaction was rolled back"
+
+
+# A statement that outlives its statement_timeout: it catches the cancel and ends normally, so the
+# statement after it is the one that finds the budget spent.
+OUTLIVES_ITS_TIMEOUT = (
+    "-- +goose StatementBegin\nDO $$ BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN NULL; END $$;\n"
+    "-- +goose StatementEnd"
+)
+
+
+def test_a_file_sent_at_once_stops_where_the_server_finds_the_budget_spent(dsn: str, migrations: MigrationDir) -> None:
+    """The server works out what is left before each statement of a file sent at once: the
+    statement after one that ran to the end of the budget is not started."""
+    file = f"-- +goose Up\nCREATE TABLE three (id int);\n{OUTLIVES_ITS_TIMEOUT}\nSELECT 3;\n"
+    migrations.add("00001_three.sql", file)
+    started = time.monotonic()
+    result = run_cli("up", "--run-timeout", "2s", dsn=dsn, directory=migrations.path)
+    assert time.monotonic() - started < 25, "the budget, not the statement's own 3 h, ended its sleep"
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "migrator: error: 00001_three.sql (up): statement 3 (line 6) was not started: the run's budget"
+        " (--run-timeout 2s) was spent; rolled back: nothing of this file was applied and version 1 was not recorded"
+    )
+    assert versions(dsn) == [0]
+    assert "three" not in tables(dsn)
 
 
 def test_a_no_transaction_file_stops_before_its_next_statement_and_records_how_far_it_got(

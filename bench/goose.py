@@ -41,7 +41,7 @@ import psycopg
 from bench.corpus import write_realistic
 from bench.latency import delayed_link
 from bench.migrator import MANIFEST_ENV, REPO, table_statements, verdict, write_corpus
-from bench.report import Section, run_sections
+from bench.report import Section, compile_package, machine, run_sections
 from migrator import Direction, collect, parse_file
 from tests.pgserver import fresh_database
 
@@ -300,10 +300,8 @@ def main(argv: list[str]) -> int:
         "concurrent": bench_concurrent,
     }
     goose = subprocess.run([binary("goose"), "-version"], capture_output=True, text=True, check=True).stdout.strip()
-    banner = (
-        f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]},"
-        f" {goose}, PostgreSQL on loopback"
-    )
+    banner = machine(f"{goose}, PostgreSQL on loopback")
+    compile_package(REPO)
     header = ["measure (whole process)", "value", "ratio", "goal"]
     return run_sections(argv, __doc__ or "", header, sections, banner)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,12 @@ Section = Callable[[str, Path], Sequence[Sequence[str]]]
 def machine(tools: str) -> str:
     """The banner's first words: the machine, its load now, the interpreter, and ``tools``."""
     return f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}, {tools}"
+
+
+def compile_package(root: Path) -> None:
+    """Bytecode for the checkout's migrator, as Python leaves it after a checkout's first run:
+    with PYTHONDONTWRITEBYTECODE=1 (CI's shell) every timed start would compile it again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "migrator"], cwd=root, check=True)
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.corpus import write_realistic
 from bench.goose import binary, goose_command, image_environment
 from bench.migrator import REPO, table_statements, verdict, write_corpus
-from bench.report import Section, machine, run_sections
+from bench.report import Section, compile_package, machine, run_sections
 from migrator import SETTLED_NS, Direction, collect, parse_file, parse_sql
 from tests.pgserver import fresh_database
 
@@ -209,7 +209,7 @@ def main(argv: list[str]) -> int:
     }
     goose = subprocess.run([binary("goose"), "-version"], capture_output=True, text=True, check=True).stdout.strip()
     for root in checkouts().values():
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "migrator"], cwd=root, check=True)
+        compile_package(root)
     header = ["measure (whole process unless said)", "value", "ratio to goose", "goal"]
     return run_sections(argv, __doc__ or "", header, sections, machine(f"{goose}, PostgreSQL on loopback"))
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests import mutation_support, pgbouncer, pgserver
-from tests.rehearsal_support import scratch_server
-from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
+from tests.support import MigrationDir, SessionSpy, pgbouncer, unavailable
+from tests.support.rehearsal_support import scratch_server
+from tools import pgserver
+from tools.image_builds import Engine, docker
+from tools.mutation import mutation_support
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

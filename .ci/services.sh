@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by .ci/run: a Docker engine, a registry and a local base image for tests/test_image.py.
+# Sourced by .ci/run: a Docker engine, a registry and a local base image for tests/system/test_image.py.
 # Every process started here is recorded by pid and stopped by stop_services.
 
 services_root=""

@@ -16,8 +16,9 @@ on loopback, all reading the same files.
 3. noop: ``up`` with nothing to do at 1,000 applied versions: the migrator (from a checkout,
    and in the image with its checksum manifest), goose's CLI, the goose-library program.
 4. concurrent: 16 started at once on a fresh database with 500 migrations: the migrator
-   against one migrator alone, and against the goose-library program (tests/goose_driver: goose's Provider with its
-   session lock, polled every 5s by default, or every 1s, goose's minimum).
+   against one migrator alone, and against the goose-library program
+   (tests/support/goose_driver: goose's Provider with its session lock, polled every 5s by
+   default, or every 1s, goose's minimum).
 
 The ratio column is always the migrator's time divided by the row's contender (goose's
 CLI for the no-op rows; one migrator alone for 16 at once). The goal column holds issue 27's
@@ -43,7 +44,7 @@ from bench.latency import delayed_link
 from bench.migrator import MANIFEST_ENV, REPO, table_statements, verdict, write_corpus
 from bench.report import Section, compile_package, machine, run_sections
 from migrator import Direction, collect, parse_file
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 TOOLS_BIN = REPO / ".tools" / "bin"
 TABLE = "_migrations"

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 from bench.report import print_table
-from tests import pgserver
-from tests.image_builds import build, copy_context, run_image
-from tests.support import Engine, docker
+from tools import pgserver
+from tools.image_builds import Engine, build, copy_context, docker, run_image
 
 RUNS = 10
 # Times the migrator inside the container, so engine overhead can be told apart.

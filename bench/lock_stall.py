@@ -29,7 +29,7 @@ import psycopg
 from psycopg import conninfo
 
 from bench.report import run_sections
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 BEFORE_SECONDS = 3.0  # pgbench alone: the throughput to compare with

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from bench.report import run_sections
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES_MB = (1, 5, 10, 20)

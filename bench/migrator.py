@@ -9,7 +9,7 @@
 3. hash: the image content hash over 10,000 files, against ``sha256sum`` on the same files.
 4. concurrent: 16 migrators started at once on a fresh database, against one.
 
-Each starts its own PostgreSQL on loopback (tests/pgserver.py) and fresh databases.
+Each starts its own PostgreSQL on loopback (tools/pgserver.py) and fresh databases.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import psycopg
 from bench.report import Section, run_sections
 from infra.image_content import content_hash, image_files
 from migrator import Migrator, TableName, collect
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
 # The command line's variable naming the image's checksum manifest, as migrator/Dockerfile

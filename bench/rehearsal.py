@@ -47,7 +47,7 @@ from migrator import (
     schema_digests,
     take_snapshot,
 )
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 TABLE = TableName.parse("_migrations")
 PENDING = 3

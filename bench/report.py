@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tests import pgserver
+from tools import pgserver
 
 # A section of a benchmark: given the server's admin DSN and a scratch directory, its rows.
 Section = Callable[[str, Path], Sequence[Sequence[str]]]

@@ -36,7 +36,7 @@ from bench.goose import binary, goose_command, image_environment
 from bench.migrator import REPO, table_statements, verdict, write_corpus
 from bench.report import Section, compile_package, machine, run_sections
 from migrator import SETTLED_NS, Direction, collect, parse_file, parse_sql
-from tests.pgserver import fresh_database
+from tools.pgserver import fresh_database
 
 RUNS = {"cli": 15, "validate": 9, "noop": 11, "small": 7}
 TABLE = "_migrations"

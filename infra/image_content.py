@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-# Keep in step with .dockerignore; tests/test_image.py builds the image and compares.
+# Keep in step with .dockerignore; tests/system/test_image.py builds the image and compares.
 IMAGE_FILES = (
     ".dockerignore",
     "migrations/*.sql",

@@ -16,7 +16,7 @@ Two digests come from it, over the parsed blocks and not the text, so a comment 
   replace allocations anyway, so it never replaces one itself.
 
 Both digest python-hcl2's reading of the blocks: a release that reads them otherwise (8.1.0 to
-8.1.2 did, tests/test_api_job.py pins it) changes them once, which replaces every allocation
+8.1.2 did, tests/infra/test_api_job.py pins it) changes them once, which replaces every allocation
 and waits for the migrator's run of the new deployment once.
 """
 

@@ -1,20 +1,20 @@
-"""The fixtures: a PostgreSQL server for the session, a fresh database and a migrations
-directory per test, and the Docker engine the image tests need; and, under a mutant, the
-test order and a time limit per test."""
+"""The fixtures every directory shares: a PostgreSQL server for the session, a fresh database
+and a migrations directory per test; and, under a mutant, the test order and a time limit per
+test. A directory's own conftest holds what only its tests need (the poolers, the Docker engine)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests import mutation_support, pgbouncer, pgserver
-from tests.rehearsal_support import scratch_server
-from tests.support import Engine, MigrationDir, SessionSpy, docker, unavailable
+from tests.support import MigrationDir, SessionSpy, unavailable
+from tests.support.rehearsal_support import scratch_server
+from tools import pgserver
+from tools.mutation import mutation_support
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,20 +32,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
-    base, registry = os.environ.get("MIGRATOR_TEST_BASE_IMAGE"), os.environ.get("TEST_REGISTRY")
-    if shutil.which("docker") is None:
-        unavailable("the docker client is not installed")
-    if not base or not registry:
-        unavailable("MIGRATOR_TEST_BASE_IMAGE and TEST_REGISTRY are not set (bash .ci/run sets them)")
-    assert base
-    assert registry
-    if docker("info", check=False, timeout=30).returncode != 0:
-        unavailable("no Docker engine answers at DOCKER_HOST")
-    return Engine(base, registry)
-
-
-@pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
@@ -60,36 +46,6 @@ def pg_admin_dsn() -> Iterator[str]:
         yield server.admin_dsn
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def poolers(pg_admin_dsn: str) -> Iterator[dict[str, pgbouncer.Pooler]]:
-    """PgBouncer in front of the test server, in session and in transaction mode."""
-    started: dict[str, pgbouncer.Pooler] = {}
-    try:
-        for mode in ("session", "transaction"):
-            started[mode] = pgbouncer.start(pg_admin_dsn, mode)
-    except pgserver.ServerUnavailable as exc:
-        for pooler in started.values():
-            pooler.stop()
-        unavailable(str(exc))
-    try:
-        yield started
-    finally:
-        for pooler in started.values():
-            pooler.stop()
-
-
-@pytest.fixture
-def session_pooled(dsn: str, poolers: dict[str, pgbouncer.Pooler]) -> str:
-    """The test's database through PgBouncer in session mode (Supabase's port 5432)."""
-    return poolers["session"].dsn(dsn)
-
-
-@pytest.fixture
-def transaction_pooled(dsn: str, poolers: dict[str, pgbouncer.Pooler]) -> str:
-    """The test's database through PgBouncer in transaction mode (Supabase's port 6543)."""
-    return poolers["transaction"].dsn(dsn)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by .ci/tools (TOOLS_BIN, GOBIN and GOFLAGS are set there): the Pulumi engine that
-# tests/test_pulumi_engine.py drives, built from the Go module proxy at a pinned version.
+# tests/engine/test_pulumi_engine.py drives, built from the Go module proxy at a pinned version.
 #
 # pkg/v3's go.mod points its sibling sdk/v3 at ../sdk, which `go install pkg@version`
 # refuses. So the CLI is built as a module build in a scratch module, generated here under
@@ -9,7 +9,7 @@
 # committed; Go's module and build caches make a second run take seconds.
 #
 # Not built, because the module proxy refuses them (HTTP 403 "This module version is not
-# available"), so the tests work without them (tests/engine.py says how):
+# available"), so the tests work without them (tests/support/engine.py says how):
 # - github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 at v3.259.0 (untagged:
 #   also refused as its pseudo-version v3.0.0-20260819165155-0ac56e876614);
 # - github.com/pulumi/pulumi-docker/provider/v5 at v5.1.0 and v5.2.0 (the plugin of the Python

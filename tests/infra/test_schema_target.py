@@ -1,0 +1,163 @@
+"""migrateTo checked while the program runs (infra/schema_target.py), against a real database:
+what preview refuses, warns and lists before a deployment rolls anything back."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import psycopg
+import pulumi
+import pytest
+from psycopg import conninfo, sql
+
+from infra import schema_target
+from infra.schema_target import SchemaTargetError, check_schema_target
+from infra.verdict import READ_TIMEOUT_SECONDS
+from migrator.lint import squawk_binary
+from migrator.source import collect
+from tests.support import Logged, MigrationDir, SessionSpy, login_role, rollback_done, table_file
+from tests.support.cli_runner import run_cli
+from tests.support.pulumi_harness import run_declarations
+
+UNREACHABLE = "postgresql://api:pw@127.0.0.1:1/api"
+
+
+def check(
+    url: str, root: Path, migrate_to: int, allow_down: bool = False, rollback: pulumi.Input[str] | None = None
+) -> None:
+    files = collect(root / "migrations")
+    run_declarations(
+        lambda: check_schema_target(
+            pulumi.Output.secret(url), root, files, migrate_to, allow_down, rollback_id=rollback
+        ),
+        {},
+        preview=True,
+    )
+
+
+def unknown() -> pulumi.Output[str]:
+    """An output a preview does not know yet: the id of a rollback request about to be created."""
+    loop = asyncio.get_event_loop()
+    value: asyncio.Future[str] = loop.create_future()
+    value.set_result("")
+    known: asyncio.Future[bool] = loop.create_future()
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)
+
+
+@pytest.fixture
+def warned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return Logged(monkeypatch).warn
+
+
+@pytest.fixture
+def applied(dsn: str, migrations: MigrationDir) -> MigrationDir:
+    """Three applied files; the last one's Down section drops a column and a table."""
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    migrations.add(
+        "00003_c.sql",
+        "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\nCREATE TABLE c (id int);\n"
+        "-- +goose Down\nALTER TABLE a DROP COLUMN note;\nDROP TABLE c;\n",
+    )
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    return migrations
+
+
+def test_a_rollback_the_stack_does_not_allow_names_the_target_and_every_file(dsn: str, applied: MigrationDir) -> None:
+    with pytest.raises(SchemaTargetError) as caught:
+        check(dsn, applied.path.parent, 1)
+    assert str(caught.value) == (
+        "api-migrations:migrateTo 1 is below the database's version 3: going down to it rolls back"
+        " 00003_c.sql, 00002_b.sql, which the stack does not allow (the db-migrator task leaves the database as it"
+        " is). Set `pulumi config set allowDown true` to let it, after reading what preview lists; or set"
+        " migrateTo to 3 or latest"
+    )
+
+
+def test_an_allowed_rollback_lists_each_down_statement_and_squawks_findings_under_the_projects_config(
+    dsn: str, applied: MigrationDir, warned: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = applied.path.parent
+    # The config beside migrations/ is squawk's, as for `lint`; none in the working directory.
+    (root / ".squawk.toml").write_text(
+        'excluded_rules = ["ban-drop-table", "require-lock-timeout", "require-statement-timeout"]\n'
+    )
+    monkeypatch.chdir(root)
+    assert squawk_binary() is not None, "squawk-cli is a dependency of the program"
+    check(dsn, root, 1, allow_down=True)
+    listed = [line for line in warned if line.startswith("rollback: ")]
+    assert listed == [
+        "rollback: 00003_c.sql statement 1 (line 5): ALTER TABLE a DROP COLUMN note;",
+        "rollback: 00003_c.sql statement 2 (line 6): DROP TABLE c;",
+        "rollback: 00002_b.sql statement 1 (line 4): DROP TABLE b;",
+    ]
+    findings = [line for line in warned if line.startswith("rollback lint: ")]
+    assert len(findings) == 1, findings
+    assert findings[0].startswith("rollback lint: 00003_c.sql: statement 1 (line 5): warning ban-drop-column: ")
+
+
+def test_a_rollback_runs_once_and_preview_says_which_one_will(
+    dsn: str, applied: MigrationDir, warned: list[str]
+) -> None:
+    root = applied.path.parent
+    rollback = ("migrate-to", "1", "--allow-down", "--rollback-id", "done-1")
+    assert run_cli(*rollback, dsn=dsn, directory=applied.path).returncode == 0
+    assert run_cli("up", dsn=dsn, directory=applied.path).returncode == 0
+    check(dsn, root, 1, allow_down=True, rollback="done-1")
+    assert len(warned) == 1
+    again = re.escape(
+        ". To roll back to 1 again, `pulumi up --replace` the rollback request (`pulumi stack --show-urns`)"
+    )
+    assert re.fullmatch("migrateTo 1: " + rollback_done("done-1", 1, "2, 3") + again, warned[0]), warned[0]
+    for new_request in ("another", None):
+        warned.clear()
+        check(dsn, root, 1, allow_down=True, rollback=unknown() if new_request is None else new_request)
+        assert [w for w in warned if w.startswith("rollback: ")] == [
+            "rollback: 00003_c.sql statement 1 (line 5): ALTER TABLE a DROP COLUMN note;",
+            "rollback: 00003_c.sql statement 2 (line 6): DROP TABLE c;",
+            "rollback: 00002_b.sql statement 1 (line 4): DROP TABLE b;",
+        ], new_request
+
+
+def test_a_database_preview_cannot_reach_is_a_warning(tmp_path: Path, warned: list[str]) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "00001_a.sql").write_text(table_file("a"))
+    check(UNREACHABLE, tmp_path, 1)
+    assert warned == ["migrateTo 1: the database cannot be read from here; rollback not checked"]
+
+
+def test_a_rollback_the_migrator_would_refuse_fails_the_preview_with_its_reason(
+    dsn: str, applied: MigrationDir
+) -> None:
+    (applied.path / "00002_b.sql").unlink()
+    with pytest.raises(SchemaTargetError) as caught:
+        check(dsn, applied.path.parent, 1, allow_down=True)
+    assert str(caught.value) == (
+        "migrateTo 1: the migrator would refuse to roll back:"
+        " version 2 is applied but has no migration file to roll it back"
+    )
+
+
+def test_preview_reads_in_a_read_only_session_with_a_short_connect_timeout(
+    dsn: str, applied: MigrationDir, session_spy: SessionSpy
+) -> None:
+    session_spy.watch(schema_target)
+    with pytest.raises(SchemaTargetError):
+        check(dsn, applied.path.parent, 2)
+    assert session_spy.sessions == [{"read_only": "on", "connect_timeout": str(READ_TIMEOUT_SECONDS)}]
+    assert READ_TIMEOUT_SECONDS < 10, "shorter than libpq's default the migrator uses"
+
+
+def test_a_role_that_can_read_only_the_goose_table_still_sees_the_rollback(dsn: str, applied: MigrationDir) -> None:
+    reader = login_role(dsn, "reader", "reader-pw", "GRANT SELECT ON _migrations TO {}")
+    role = str(conninfo.conninfo_to_dict(reader)["user"])
+    try:
+        with pytest.raises(SchemaTargetError, match=r"rolls back 00003_c\.sql, 00002_b\.sql, which"):
+            check(reader, applied.path.parent, 1)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -1,0 +1,409 @@
+"""Checksums of applied files, squawk lint, and lock-safe DDL, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from infra.migration_status import lint_warnings
+from migrator import lint as lint_module
+from migrator.cli.arguments import MANIFEST_ENV
+from migrator.errors import InputError
+from migrator.ledger import file_sha256
+from migrator.lint import Finding, squawk_binary
+from migrator.parser import Direction, parse_file
+from migrator.source import collect
+from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
+from tests.support.cli_runner import run_cli
+from tests.support.migrator_process import run_migrator
+
+A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
+B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"
+
+
+@pytest.fixture
+def squawk() -> None:
+    if squawk_binary() is None:
+        pytest.fail("squawk (squawk-cli) is a declared dependency and must be installed", pytrace=False)
+
+
+# -- checksums -------------------------------------------------------------------------
+
+
+def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: MigrationDir) -> None:
+    first = migrations.add("00001_a.sql", A)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    ledger = query(dsn, "SELECT version_id, filename, state FROM _migrations_ledger")
+    assert ledger == [(1, "00001_a.sql", "applied")]
+
+    first.write_text(A.replace("bigint", "bigint NOT NULL"))
+    migrations.add("00002_b.sql", B)
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00001_a.sql was edited after it was applied" in refused.stderr
+    assert "--allow-edited" in refused.stderr
+    assert versions(dsn) == [0, 1]
+
+    validate = run_cli("validate", dsn=dsn, directory=migrations.path)
+    assert validate.returncode == 2
+    assert "00001_a.sql was edited" in validate.stderr
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["edited"] == [1]
+    assert status["migrations"][0]["edited"] is True
+    assert "(EDITED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
+    assert run_cli("plan", dsn=dsn, directory=migrations.path).returncode == 2
+
+    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) -> None:
+    first = migrations.add("00001_a.sql", A)
+    migrations.add("00002_b.sql", B)
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    first.unlink()
+    refused = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert refused.returncode == 2
+    assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert status["vanished"] == [1]
+    assert status["unknown_applied"] == [1]
+    assert "00001_a.sql (file REMOVED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
+
+
+def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    columns = query(
+        dsn,
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_name = '_migrations' ORDER BY ordinal_position",
+    )
+    assert columns == [
+        ("id", "integer", "NO"),
+        ("version_id", "bigint", "NO"),
+        ("is_applied", "boolean", "NO"),
+        ("tstamp", "timestamp without time zone", "NO"),
+    ]
+
+
+# -- lint ------------------------------------------------------------------------------
+
+
+def test_shipped_migrations_pass_lint(squawk: None) -> None:
+    result = run_cli("lint", "--all", directory=REPO / "migrations")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"lint found nothing in {len(shipped_migrations())} file(s)" in result.stdout
+
+
+def test_lint_all_reads_only_the_up_sections(squawk: None, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nDROP TABLE a;\n")
+    result = run_cli("lint", "--all", directory=migrations.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "migrator: lint found nothing in 1 file(s)"
+
+
+def test_plan_lists_each_pending_file_with_squawks_findings_under_the_config_beside_it(
+    squawk: None, dsn: str, migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.add("00001_a.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN b int;\n")
+    migrations.add("00002_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT 1;\n\nSELECT 2;\n")
+    (tmp_path / ".squawk.toml").write_text('excluded_rules = ["require-lock-timeout", "require-statement-timeout"]\n')
+    elsewhere = tmp_path / "elsewhere"  # no config in the working directory: the one beside the files counts
+    elsewhere.mkdir()
+    text = run_cli("plan", dsn=dsn, directory=migrations.path, cwd=elsewhere)
+    assert text.returncode == 0, text.stderr
+    statements, lint_line = text.stdout.rsplit("-- lint: ", 1)
+    assert statements == (
+        "-- 00001_a.sql: 1 statement(s), in one transaction\n"
+        "-- statement 1 (line 2)\nALTER TABLE a ADD COLUMN b int;\n"
+        "-- 00002_no_tx.sql: 2 statement(s), NO TRANSACTION\n"
+        "-- statement 1 (line 3)\nSELECT 1;\n-- statement 2 (line 5)\nSELECT 2;\n"
+    )
+    assert lint_line.startswith("00001_a.sql: statement 1 (line 2): warning prefer-bigint-over-int: ")
+    document = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path, cwd=elsewhere).stdout)
+    assert [(p["name"], [f["rule"] for f in p["lint"]]) for p in document["pending"]] == [
+        ("00001_a.sql", ["prefer-bigint-over-int"]),
+        ("00002_no_tx.sql", []),
+    ]
+
+    # Where squawk is not installed (the image has none), plan says so rather than "no findings".
+    monkeypatch.setattr("migrator.cli.commands.squawk_binary", lambda: None)
+    without = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert [p["lint"] for p in without["pending"]] == [None, None]
+    assert "-- lint" not in run_cli("plan", dsn=dsn, directory=migrations.path).stdout
+
+    query(dsn, "CREATE TABLE a (id bigint)")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert run_cli("plan", dsn=dsn, directory=migrations.path).stdout == "migrator: nothing pending\n"
+
+
+def test_squawk_is_found_on_path_first_then_beside_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrations: MigrationDir
+) -> None:
+    """A virtualenv's bin/ (where pip puts squawk-cli's binary) need not be on PATH."""
+    venv_bin, on_path = tmp_path / "venv" / "bin", tmp_path / "on-path"
+    for folder in (venv_bin, on_path):
+        folder.mkdir(parents=True)
+        (folder / "squawk").write_text("#!/bin/sh\n")
+        (folder / "squawk").chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(on_path))
+    assert squawk_binary() == str(on_path / "squawk")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert squawk_binary() == str(venv_bin / "squawk")
+    (venv_bin / "squawk").unlink()
+    assert squawk_binary() is None
+
+    migrations.add("00001_a.sql", A)
+    result = run_cli("lint", "--all", directory=migrations.path, env={"PATH": str(tmp_path)})
+    assert (result.returncode, result.stderr) == (
+        2,
+        "migrator: error: squawk is not installed: pip install squawk-cli\n",
+    )
+
+
+def test_lint_knows_which_files_run_in_a_transaction(squawk: None, migrations: MigrationDir) -> None:
+    # squawk asks for IF NOT EXISTS only where a failure cannot roll the file back.
+    body = "CREATE TABLE b (id bigint);\nALTER TABLE a ADD COLUMN c bigint;\n"
+    migrations.add("00001_tx.sql", "-- +goose Up\n" + body)
+    migrations.add("00002_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n" + body)
+    migrations.add(
+        "00003_third.sql", "-- +goose Up\nSELECT 1;\n\nSELECT 2;\n-- the risky one\nALTER TABLE a DROP COLUMN b;\n"
+    )
+    result = run_cli("lint", "--all", directory=migrations.path)
+    assert result.returncode == 4
+    outside_transaction = "prefer-robust-stmts"
+    rules = {(line.split(":")[0], line.split(" ")[6].rstrip(":")) for line in result.stdout.splitlines()}
+    assert ("00001_tx.sql", outside_transaction) not in rules, result.stdout
+    assert ("00002_no_tx.sql", outside_transaction) in rules, result.stdout
+    assert "00003_third.sql: statement 3 (line 6): warning ban-drop-column: " in result.stdout
+
+
+def test_lint_reads_only_the_config_it_is_given(
+    squawk: None, migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk would pick up a .squawk.toml in its working directory: it runs beside the files."""
+    path = migrations.add("00001_a.sql", "-- +goose Up\nALTER TABLE a DROP COLUMN b;\n")
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / ".squawk.toml").write_text('excluded_rules = ["ban-drop-column"]\n')
+    monkeypatch.chdir(stray)
+    findings = lint_module.lint([(collect(migrations.path)[0], parse_file(path, Direction.UP))], None)
+    assert "ban-drop-column" in {finding.rule for finding in findings}
+
+
+def test_a_no_transaction_file_is_linted_as_such_whatever_the_config_assumes(
+    squawk: None, migrations: MigrationDir, tmp_path: Path
+) -> None:
+    config = tmp_path / ".squawk.toml"
+    config.write_text("assume_in_transaction = true\n")
+    body = "CREATE INDEX CONCURRENTLY a_idx ON a (id);\nALTER TABLE a VALIDATE CONSTRAINT fk;\n"
+    path = migrations.add("00001_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n" + body)
+    findings = lint_module.lint([(collect(migrations.path)[0], parse_file(path, Direction.UP))], config)
+    assert findings, "the other rules still apply"
+    assert "ban-concurrent-index-creation-in-transaction" not in {finding.rule for finding in findings}
+
+
+def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
+    finding = Finding("00002_b.sql", 2, 6, "concurrent-index", "Warning", "Blocks writes.", None)
+    assert str(finding) == "00002_b.sql: statement 2 (line 6): warning concurrent-index: Blocks writes."
+    advised = Finding("00002_b.sql", 2, 6, "rule", "Error", "Blocks writes.", "Use CONCURRENTLY.")
+    assert str(advised) == "00002_b.sql: statement 2 (line 6): error rule: Blocks writes. (Use CONCURRENTLY.)"
+
+
+def test_a_squawk_that_cannot_run_is_an_error_not_a_clean_bill(
+    migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squawk exits 1 both for findings and for a config it cannot read; only the first prints JSON."""
+    fake = tmp_path / "squawk"
+    fake.write_text("#!/bin/sh\necho 'Configuration error: unknown variant' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    path = migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    migration = collect(migrations.path)[0]
+    with pytest.raises(InputError, match=r"squawk failed \(exit 1\): Configuration error: unknown variant"):
+        lint_module.lint([(migration, parse_file(path, Direction.UP))], None)
+    fake.write_text("#!/bin/sh\nprintf '%0700d' 0 >&2\nexit 3\n")
+    with pytest.raises(InputError) as failed:
+        lint_module.lint([(migration, parse_file(path, Direction.UP))], None)
+    assert str(failed.value) == "squawk failed (exit 3): " + "0" * 500, "squawk's message, cut to 500 characters"
+
+
+def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add(
+        "00002_risky.sql",
+        "-- +goose Up\n-- adds a column\nALTER TABLE a\n    ADD COLUMN email text NOT NULL;\n\n"
+        "CREATE INDEX a_id_idx ON a (id);\n",
+    )
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    result = run_cli("lint", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 4
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith("00002_risky.sql: statement 1 (line 4): warning adding-required-field") for line in lines
+    ), lines
+    assert any(
+        line.startswith("00002_risky.sql: statement 2 (line 6): warning require-concurrent-index-creation")
+        for line in lines
+    ), lines
+    assert not any(line.startswith("00001_a.sql") for line in lines), "applied files are not linted"
+    assert not any("require-lock-timeout" in line for line in lines), ".squawk.toml excludes it"
+    assert result.stderr.strip() == f"migrator: error: lint: {len(lines)} finding(s) in 1 of 1 file(s)"
+
+    plan = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    rules = {finding["rule"] for finding in plan["pending"][0]["lint"]}
+    assert {"adding-required-field", "require-concurrent-index-creation"} <= rules
+    # squawk's own words reach the JSON: its message always, its advice where it gives one.
+    required = next(f for f in plan["pending"][0]["lint"] if f["rule"] == "adding-required-field")
+    assert (required["statement"], required["line"], required["level"]) == (1, 4, "Warning")
+    assert isinstance(required["message"], str)
+    assert required["message"] not in {"", "None"}
+    assert required["help"] not in {"", "None", None}
+    assert f"{required['message']} ({required['help']})" in result.stdout
+
+    warnings = lint_warnings(collect(migrations.path)[1:], migrations.path)
+    assert any("00002_risky.sql: statement 1 (line 4)" in w and "adding-required-field" in w for w in warnings)
+
+
+# -- lock-safe DDL ---------------------------------------------------------------------
+
+
+def test_each_migration_runs_with_lock_and_statement_timeouts(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add(
+        "00001_settings.sql",
+        "-- +goose Up\nCREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock,"
+        " current_setting('statement_timeout') AS statement;\n",
+    )
+    migrations.add(
+        "00002_session.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO seen SELECT current_setting('lock_timeout'),"
+        " current_setting('statement_timeout');\n",
+    )
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "90s"})
+    assert result.returncode == 0, result.stderr
+    assert query(dsn, "SELECT lock, statement FROM seen") == [("500ms", "90s"), ("500ms", "90s")]
+    flagged = run_cli("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
+    assert flagged.returncode == 0, flagged.stderr
+    assert ("750ms", "3h") in query(dsn, "SELECT lock, statement FROM seen")
+
+
+def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add(
+        "00002_alter.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\nALTER TABLE a ADD COLUMN note text;\n"
+    )
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")  # an open transaction reading a
+        result = run_cli("up", "--db-lock-timeout", "200ms", "--lock-retries", "2", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert result.stdout.count("blocked by a lock (attempt") == 2
+    error = result.stderr.strip()
+    # PostgreSQL names no relation when a table lock times out.
+    assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock: it waited longer than" in error
+    assert "lock_timeout (0.2s) 3 time(s)" in error
+    assert "nothing of this file was applied" in error
+    assert versions(dsn) == [0, 1]
+    assert "c" not in tables(dsn)
+
+
+def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationDir) -> None:
+    """A row lock's timeout names the relation, in the error's context line only."""
+    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE accounts (id int);\nINSERT INTO accounts VALUES (1);\n")
+    migrations.add("00002_touch.sql", "-- +goose Up\nUPDATE accounts SET id = 2;\n")
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT * FROM accounts FOR UPDATE")
+        result = run_cli("up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "migrator: error: 00002_touch.sql (up): statement 1 (line 2) was blocked by a lock on accounts:"
+        " it waited longer than lock_timeout (0.1s) 1 time(s). Rolled back: nothing of this file was applied."
+        " Find the blocking sessions with pg_blocking_pids(), then rerun"
+    )
+    assert versions(dsn) == [0, 1]
+
+
+def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add("00002_alter.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\n")
+    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
+    results: list[subprocess.CompletedProcess[str]] = []
+    with psycopg.connect(dsn) as holder:
+        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
+        # A process, not run_cli: its signal handler can only be installed in the main thread.
+        migrator = threading.Thread(
+            target=lambda: results.append(
+                run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
+            )
+        )
+        migrator.start()
+        # Once the ALTER waits behind the lock, hold on past one lock_timeout, then let go.
+        wait_until(
+            "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE NOT l.granted AND a.application_name = 'migrator' AND a.datname = current_database()",
+            dsn,
+        )
+        time.sleep(0.6)
+        holder.rollback()
+    migrator.join()
+    [result] = results
+    assert result.returncode == 0, result.stderr
+    assert "blocked by a lock (attempt 1 of 16)" in result.stdout
+    assert versions(dsn) == [0, 1, 2]
+
+
+# -- the image's checksum manifest and the sealed no-op ----------------------------------
+
+
+def write_manifest(migrations: MigrationDir, path: Path, override: dict[str, str] | None = None) -> dict[str, str]:
+    names = sorted(p.name for p in migrations.path.iterdir())
+    sums = {name: (override or {}).get(name) or file_sha256(migrations.path / name) for name in names}
+    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    return {MANIFEST_ENV: str(path)}
+
+
+def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
+    dsn: str, migrations: MigrationDir, tmp_path: Path
+) -> None:
+    migrations.add("00001_a.sql", A)
+    migrations.add("00002_b.sql", B)
+    env = write_manifest(migrations, tmp_path / "migrations.sha256")
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
+    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert again.stdout.strip() == "migrator: no migrations to run. current version: 2"
+
+    # goose (or a hand) rolls back version 2 behind our back: the seal no longer holds.
+    query(dsn, "DROP TABLE b")
+    query(dsn, "DELETE FROM _migrations WHERE version_id = 2")
+    rerun = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.startswith("OK   00002_b.sql")
+    assert "b" in tables(dsn)
+
+    # A manifest that does not list exactly the directory's files is ignored, seal and all.
+    migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\n")
+    stale = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert stale.returncode == 0
+    assert stale.stdout.startswith("OK   00003_c.sql")
+    assert versions(dsn) == [0, 1, 2, 3]
+
+
+def test_manifest_checksums_stand_for_the_files(dsn: str, migrations: MigrationDir, tmp_path: Path) -> None:
+    migrations.add("00001_a.sql", A)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    env = write_manifest(migrations, tmp_path / "m.sha256", override={"00001_a.sql": "0" * 64})
+    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path, env=env).stdout)
+    assert status["edited"] == [1], "the manifest's checksum was used, not the file's"
+    plain = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert plain["edited"] == []

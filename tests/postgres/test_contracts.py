@@ -1,0 +1,422 @@
+"""Contracts other programs rely on, each with its literal value, against a real PostgreSQL.
+
+The values here are written out, never imported from the code under test: goose's lock
+key, goose's table, the JSON field names and the environment variables are promises to
+goose, to the Pulumi program and to operators, and a test that followed a changed constant
+would let the promise break unnoticed.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import subprocess
+import threading
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+from migrator.api import Migrator
+from migrator.dsn import connect
+from migrator.errors import MigrationFailed
+from migrator.events import LockRetry, MigrationFinished, MigrationResult
+from migrator.operator_text import event_line
+from migrator.parser import Direction
+from migrator.safety import Safety
+from migrator.store import Store, TableName
+from tests.support import (
+    WRITING_FUNCTION,
+    MigrationDir,
+    login_role,
+    query,
+    refuse_inserts,
+    table_file,
+    tables,
+    versions,
+    wait_until,
+)
+from tests.support.cli_runner import run_cli
+from tests.support.migrator_process import run_migrator
+
+GOOSE_LOCK_KEY = 4097083626
+
+
+def manifest_for(migrations: MigrationDir, names: list[str]) -> dict[str, str]:
+    """A sha256sum listing of ``names``, as the image build writes it, and the env naming it."""
+    listing = subprocess.run(
+        ["sha256sum", "--", *names], cwd=migrations.path, capture_output=True, text=True, check=True
+    ).stdout
+    path = migrations.path.parent / "migrations.sha256"
+    path.write_text(listing)
+    return {"MIGRATOR_CHECKSUMS": str(path)}
+
+
+# -- the lock ------------------------------------------------------------------------------
+
+
+def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
+        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 3, result.stderr
+    assert "advisory key 4097083626" in result.stderr
+    assert tables(dsn) == set()
+
+
+def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    with connect(dsn) as conn:
+        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
+        with pytest.raises(MigrationFailed):
+            migrator.up(lock_wait=5)
+        held = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ).fetchone()
+    assert held == (0,)
+
+
+def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pause is drawn at random up to a cap that doubles ("full jitter"): here half of it."""
+    drawn: list[tuple[float, float]] = []
+
+    def half_of_the_cap(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high / 2
+
+    monkeypatch.setattr("migrator.safety.random.uniform", half_of_the_cap)
+    query(dsn, "CREATE TABLE busy (id int)")
+    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
+    retries: list[LockRetry] = []
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        with connect(dsn) as conn:
+            safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
+            migrator = Migrator(
+                conn,
+                migrations.path,
+                TableName.parse("_migrations"),
+                on_event=lambda event: retries.append(event) if isinstance(event, LockRetry) else None,
+                safety=safety,
+            )
+            with pytest.raises(MigrationFailed, match="4 time"):
+                migrator.up(lock_wait=5)
+        blocker.rollback()
+    waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
+    assert waits == ["25.00ms", "50.00ms", "100.00ms"]
+    assert drawn == [(0, 0.05), (0, 0.1), (0, 0.2)]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0.25, "250.00ms"), (0.0004, "0.40ms"), (1.0, "1.00s"), (75.5, "75.50s")]
+)
+def test_a_file_s_line_gives_its_duration_in_milliseconds_under_a_second(seconds: float, shown: str) -> None:
+    finished = MigrationFinished(MigrationResult(1, "00001_a.sql", Direction.UP, seconds, False))
+    assert event_line(finished) == f"OK   00001_a.sql ({shown})"
+
+
+def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: MigrationDir) -> None:
+    query(dsn, "CREATE TABLE busy (id int)")
+    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
+    with psycopg.connect(dsn) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        env = {"MIGRATOR_LOCK_RETRIES": "0", "MIGRATOR_DB_LOCK_TIMEOUT": "100ms"}
+        result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+        blocker.rollback()
+    assert result.returncode == 1
+    assert "lock_timeout (0.1s) 1 time(s)" in result.stderr
+
+
+# -- applying ----------------------------------------------------------------------------
+
+
+def test_files_run_in_numeric_version_order(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("2_users.sql", "-- +goose Up\nCREATE TABLE users (id int PRIMARY KEY);\n")
+    migrations.add("10_posts.sql", "-- +goose Up\nCREATE TABLE posts (user_id int REFERENCES users);\n")
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 2, 10]
+
+
+def test_the_version_row_commits_with_the_file_or_not_at_all(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path).returncode == 0
+    refuse_inserts(dsn, "_migrations", "NEW.version_id = 2", "no version 2")
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert "no version 2" in result.stderr
+    assert "b" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+
+
+def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    weak = login_role(dsn, "no_create", "no-create-pw")
+    query(dsn, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    result = run_cli("up", dsn=weak, directory=migrations.path)
+    assert result.returncode == 1, result.stderr
+    assert "permission denied for schema public" in result.stderr
+
+
+def test_crlf_files_are_checksummed_as_bytes(dsn: str, migrations: MigrationDir) -> None:
+    path = migrations.path / "00001_crlf.sql"
+    path.write_bytes(b"-- +goose Up\r\nCREATE TABLE crlf (id int);\r\n")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 1") == [
+        (hashlib.sha256(path.read_bytes()).hexdigest(),)
+    ]
+    again = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert again.returncode == 0, again.stderr
+
+
+def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_env.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE t AS SELECT '$$${NAME}' AS v;\n")
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
+    assert result.returncode == 0, result.stderr
+    assert query(dsn, "SELECT v FROM t") == [("$x",)]
+
+
+# -- the sealed no-op --------------------------------------------------------------------
+
+
+def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
+    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1, 2]
+
+
+def test_a_sealed_no_op_writes_nothing(dsn: str, migrations: MigrationDir) -> None:
+    """The shortcut is taken: the seal row is read, not removed and written again (its xmin,
+    the transaction that wrote it, stays the same)."""
+    migrations.add("00001_a.sql", table_file("a"))
+    env = manifest_for(migrations, ["00001_a.sql"])
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    seal_row = "SELECT xmin::text, sha256 FROM _migrations_ledger WHERE version_id = 0"
+    sealed = query(dsn, seal_row)
+    assert len(sealed) == 1
+    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert again.stdout.strip() == "migrator: no migrations to run. current version: 1"
+    assert query(dsn, seal_row) == sealed
+    # Without the manifest its seal does not hold: the run reads the files, and the seal it
+    # leaves (none while the files are fresh, see seal.py) is the checkout's own.
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert query(dsn, seal_row) != sealed
+
+
+def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: MigrationDir) -> None:
+    """The rollback leaves goose's table as it was: the seal must not hide it from `up`."""
+    migrations.add(
+        "00001_nt.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n"
+        "-- +goose Down\nDROP TABLE nt;\nSELECT 1 / 0;\n",
+    )
+    env = manifest_for(migrations, ["00001_nt.sql"])
+    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
+    assert run_cli("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
+    assert "nt" not in tables(dsn)
+    assert versions(dsn) == [0, 1]
+    after = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.splitlines() == [
+        "migrator: rolling back 00001_nt.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s); see status",
+        "migrator: no migrations to run. current version: 1",
+    ]
+    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "not sealed again"
+
+
+def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
+    """A stale manifest (it does not list exactly the files) must not stand in for them:
+    its checksum of 00001_a.sql is not the file's, and would report an edit that is not there."""
+    migrations.add("00001_a.sql", table_file("a"))
+    migrations.add("00002_b.sql", table_file("b"))
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    stale = migrations.path.parent / "stale.sha256"
+    stale.write_text(f"{hashlib.sha256(b'an older 00001_a.sql').hexdigest()}  00001_a.sql\n")
+    env = {"MIGRATOR_CHECKSUMS": str(stale)}
+    for command in ("up", "validate", "down"):
+        result = run_cli(command, dsn=dsn, directory=migrations.path, env=env)
+        assert result.returncode == 0, (command, result.stderr)
+    assert versions(dsn) == [0, 1]
+
+
+def test_an_up_allowed_past_an_edited_file_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
+    """A seal over an edited file would let every later ``up`` shortcut past the edit it
+    must refuse."""
+    migrations.add("00001_a.sql", table_file("a"))
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00001_a.sql", table_file("a") + "-- edited after it was applied\n")
+    migrations.add("00002_b.sql", table_file("b"))
+    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
+    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path, env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert versions(dsn) == [0, 1, 2]
+    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "sealed"
+    refused = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
+    assert refused.returncode == 2
+    assert "00001_a.sql" in refused.stderr
+
+
+# -- command line and JSON ---------------------------------------------------------------
+
+
+def test_goose_dbstring_is_the_last_resort(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    result = run_cli("up", directory=migrations.path, env={"GOOSE_DBSTRING": dsn})
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1]
+    both = run_cli(
+        "status",
+        directory=migrations.path,
+        env={"GOOSE_DBSTRING": "host=nowhere.invalid", "POSTGRES_CONNECTION_STRING": dsn},
+    )
+    assert both.returncode == 0, both.stderr
+
+
+def test_plan_json_field_names(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    document = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert list(document) == ["pending"]
+    [entry] = document["pending"]
+    assert set(entry) == {"version", "name", "transaction", "transaction_ends", "statements", "lint"}
+    assert (entry["version"], entry["name"], entry["transaction"]) == (1, "00001_a.sql", True)
+    assert entry["statements"] == ["CREATE TABLE a (id int);"]
+
+
+def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    document = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
+    assert {"table", "current", "migrations", "pending", "unknown_applied"} <= set(document)
+    assert (document["table"], document["current"], document["pending"]) == ("_migrations", 0, [1])
+    assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
+
+
+@pytest.mark.parametrize(
+    ("names", "fixed"),
+    [
+        (
+            ["00001_first.sql", "20260101000000_second.sql", "20260102000000_third.sql"],
+            ["00001_first.sql", "00002_second.sql", "00003_third.sql"],
+        ),
+        # Without sequential files numbering starts at 1; only the version prefix is renamed.
+        (
+            ["20260101000000_copy_of_20260101000000.sql", "20260102000000_b.sql"],
+            ["00001_copy_of_20260101000000.sql", "00002_b.sql"],
+        ),
+    ],
+)
+def test_fix_gives_every_file_its_own_number(migrations: MigrationDir, names: list[str], fixed: list[str]) -> None:
+    for name in names:
+        migrations.add(name, table_file(name.split("_")[1]))
+    assert run_cli("fix", directory=migrations.path).returncode == 0
+    assert sorted(p.name for p in migrations.path.iterdir()) == fixed
+
+
+@pytest.mark.parametrize("command", ["status", "version", "plan", "lint"])
+def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations: MigrationDir, command: str) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    query(
+        dsn,
+        WRITING_FUNCTION
+        + " CREATE VIEW _migrations AS SELECT 1 AS id, write_audit() AS version_id, true AS is_applied,"
+        " now()::timestamp AS tstamp",
+    )
+    result = run_cli(command, dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert "read-only transaction" in result.stderr
+    assert query(dsn, "SELECT count(*) FROM audit") == [(0,)]
+
+
+def test_percent_encoded_passwords_connect(dsn: str, migrations: MigrationDir) -> None:
+    params = conninfo.conninfo_to_dict(login_role(dsn, "encoded_ok", "p@ss/w:rd %"))
+    url = f"postgresql://{params['user']}:p%40ss%2Fw%3Ard%20%25@127.0.0.1:{params['port']}/{params['dbname']}"
+    result = run_cli("status", dsn=url, directory=migrations.path)
+    assert result.returncode == 0, result.stderr
+
+
+def create_goose_table(conn: psycopg.Connection, name: str) -> None:
+    """What goose's Provider runs, in its own transaction, when it finds no table."""
+    conn.execute(
+        f"CREATE TABLE {name} (id integer PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY,"
+        " version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now())"
+    )
+    conn.execute(f"INSERT INTO {name} (version_id, is_applied) VALUES (0, true)")
+
+
+def test_every_way_of_losing_the_race_for_goose_s_table_to_goose_is_taken_as_goose_s_win(dsn: str) -> None:
+    """goose checks for its table and creates it, table and version-0 row in one transaction,
+    outside its lock. Raced from a barrier, PostgreSQL tells the loser "relation already
+    exists", "type already exists" or a duplicate catalog key, depending on when the winner
+    commits: the migrator must go on with goose's table after each of them."""
+    goose_outcomes: list[str] = []
+    with psycopg.connect(dsn, autocommit=True) as ours, psycopg.connect(dsn, autocommit=True) as goose:
+        for attempt in range(200):
+            name = f"race_{attempt}"
+            barrier = threading.Barrier(2)
+
+            def create_as_goose(name: str = name, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                if goose.execute("SELECT to_regclass(%s)", (name,)).fetchone() != (None,):
+                    return
+                try:
+                    with goose.transaction():
+                        create_goose_table(goose, name)
+                except psycopg.Error:
+                    goose_outcomes.append("lost")  # goose retries and finds the migrator's table
+                else:
+                    goose_outcomes.append("won")
+
+            rival = threading.Thread(target=create_as_goose)
+            rival.start()
+            barrier.wait()
+            try:
+                Store(ours, TableName(None, name)).ensure()
+            finally:
+                rival.join()
+            assert query(dsn, f"SELECT version_id, is_applied FROM {name}") == [(0, True)]
+    # goose both won and lost races it entered: the two sides did create the table at once.
+    assert {"won", "lost"} <= set(goose_outcomes), collections.Counter(goose_outcomes)
+
+
+def test_a_type_named_like_goose_s_table_is_reported_not_taken_for_the_table(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    """Losing the race to goose and finding a type of that name raise the same errors; only
+    the first leaves a table behind to go on with."""
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE _migrations AS ENUM ('applied')")
+    result = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 1
+    assert 'type "_migrations" already exists' in result.stderr
+    assert query(dsn, "SELECT to_regclass('a') IS NULL, to_regclass('_migrations_ledger') IS NULL") == [(True, True)]
+
+
+def test_a_goose_table_created_meanwhile_is_taken_as_it_is(dsn: str, migrations: MigrationDir) -> None:
+    """goose's Provider creates the table outside its lock (status, version): the migrator may
+    find no table, then lose the race to create it. It must go on with goose's table."""
+    migrations.add("00001_a.sql", table_file("a"))
+    results: list[subprocess.CompletedProcess[str]] = []
+    with psycopg.connect(dsn) as goose_like:
+        create_goose_table(goose_like, "_migrations")
+        # A process, not run_cli: its signal handler can only be installed in the main thread.
+        migrator = threading.Thread(
+            target=lambda: results.append(run_migrator("up", dsn=dsn, directory=migrations.path))
+        )
+        migrator.start()
+        wait_until(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'migrator'"
+            " AND wait_event_type = 'Lock' AND datname = current_database()",
+            dsn,
+        )
+        goose_like.commit()
+    migrator.join()
+    [result] = results
+    assert result.returncode == 0, result.stderr
+    assert versions(dsn) == [0, 1]

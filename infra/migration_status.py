@@ -13,6 +13,7 @@ unreachable database is a warning within seconds, never a crash and never a hang
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,8 @@ def read_database(
     refusal = None
     try:
         with connect(database_url, read_only=True, timeout_seconds=READ_TIMEOUT_SECONDS) as conn:
-            migrator = Migrator(conn, migrations, TableName.parse(table))
+            # ENVSUB lines expand from the Pulumi program's environment: the library reads none itself.
+            migrator = Migrator(conn, migrations, TableName.parse(table), env=os.environ)
             status = migrator.status()
             try:
                 if migrate_to is None or migrate_to > status.highest:  # else schema_target.py checks it
@@ -222,7 +224,7 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
     if squawk_binary() is None:
         return ["migration lint: squawk is not installed here, pending migrations were not linted"]
     try:
-        files = [(m, parse_file(m.path, Direction.UP)) for m in pending if not m.go]
+        files = [(m, parse_file(m.path, Direction.UP, os.environ)) for m in pending if not m.go]
         return [f"migration lint: {finding}" for finding in lint_migrations(files, find_config(directory))]
     except MigratorError as exc:
         return [f"migration lint: {exc}"]
@@ -233,7 +235,7 @@ def _how_it_runs(migration: Migration) -> str:
     parse gets nothing here (lint_warnings reports why). A pending Go migration never gets here:
     the migrator would refuse to run it, and so does preview (read_database)."""
     try:
-        said = transaction_note(parse_file(migration.path, Direction.UP))
+        said = transaction_note(parse_file(migration.path, Direction.UP, os.environ))
     except MigratorError:
         return ""
     return f" ({said})" if said else ""

@@ -447,3 +447,22 @@ def test_preview_says_how_a_pending_file_runs_where_goose_runs_it_unlike_the_res
     assert logged.info == info
     linted = {line.split(":")[1].strip() for line in logged.warn}
     assert linted == {name for name in files if name.endswith(".sql")}  # squawk reads the SQL files only
+
+
+def test_preview_expands_envsub_lines_from_the_programs_environment(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library reads no environment itself: the Pulumi program hands it its own, as the
+    preview did before, so a file whose COMMIT comes from a variable is described as it runs."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    body = "-- +goose Up\n-- +goose ENVSUB ON\nCREATE TABLE m1 (id int);\n${END_WITH};\n"
+    (directory / "00001_m1.sql").write_text(body)
+    monkeypatch.setenv("END_WITH", "COMMIT")
+    logged = Logged(monkeypatch)
+    assert preview_pending(dsn, tmp_path) == [1]
+    assert logged.info == [
+        "pending migration: 00001_m1.sql (its own COMMIT at line 4 (statement 2) ends the transaction it runs"
+        " in: as goose does, the migrator commits statements 1 to 2 there and records the version after it,"
+        " outside that transaction)"
+    ]

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from migrator.history import History, Outcome, Run, RunPlace, RunRecorder
     from migrator.history import Recording as RunRecording
     from migrator.interruptions import InterruptedRun
-    from migrator.ledger import LedgerUnreadable
+    from migrator.ledger_entries import LedgerUnreadable
     from migrator.lint import Finding as LintFinding
     from migrator.lint import find_config, squawk_binary
     from migrator.lint import lint as lint_migrations
@@ -83,7 +83,8 @@ if TYPE_CHECKING:
     from migrator.source import Migration, collect
     from migrator.statement_locks import RelationLock, StatementLocks
     from migrator.status import MigrationState, Status
-    from migrator.store import DEFAULT_TABLE, Store, TableName
+    from migrator.store import Store
+    from migrator.table_name import DEFAULT_TABLE, TableName
 
 __version__ = "0.1.0"
 
@@ -94,8 +95,8 @@ _EXPORTS: dict[str, str] = {
     "Migrator": "migrator.api",
     "Options": "migrator.options",
     "Safety": "migrator.safety",
-    "TableName": "migrator.store",
-    "DEFAULT_TABLE": "migrator.store",
+    "TableName": "migrator.table_name",
+    "DEFAULT_TABLE": "migrator.table_name",
     "SETTLED_NS": "migrator.seal",
     "Store": "migrator.store",
     "SessionLocker": "migrator.lock",
@@ -178,7 +179,7 @@ _EXPORTS: dict[str, str] = {
     "GoMigrationRefused": "migrator.planning",
     "SessionRefused": "migrator.server_session",
     "DatabaseError": "migrator.errors",
-    "LedgerUnreadable": "migrator.ledger",
+    "LedgerUnreadable": "migrator.ledger_entries",
     "MigrationFailed": "migrator.errors",
     "Interrupted": "migrator.errors",
     "LockTimeout": "migrator.errors",

@@ -34,7 +34,8 @@ from migrator.events import (
 )
 from migrator.history import History, Recording, RunRecorder
 from migrator.interruptions import interrupted_run
-from migrator.ledger import Ledger, checksums
+from migrator.ledger import Ledger
+from migrator.ledger_entries import checksums
 from migrator.lock import AdvisoryLocker, SessionLocker
 from migrator.options import Options
 from migrator.parser import Direction
@@ -44,7 +45,8 @@ from migrator.seal import Seal
 from migrator.server_session import writable_session
 from migrator.source import Migration, collect
 from migrator.status import Status, read_status
-from migrator.store import Store, TableName, current_version
+from migrator.store import Store, current_version
+from migrator.table_name import TableName
 
 
 @dataclass

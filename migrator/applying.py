@@ -60,7 +60,8 @@ from migrator.durations import MIN_SECONDS, milliseconds
 from migrator.errors import Failure, Interrupted, MigrationFailed
 from migrator.events import Event, LockRetry, MigrationFinished, MigrationResult
 from migrator.index_builds import BUILDS, INVALID_LEFT, concurrent_build, invalid_indexes, refusal_sql, repair
-from migrator.ledger import Ledger, State
+from migrator.ledger import Ledger
+from migrator.ledger_entries import State
 from migrator.lock import GOOSE_LOCK_ID
 from migrator.own_transaction import first_split, what_stays
 from migrator.parser import Direction, Statement

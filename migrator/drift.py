@@ -24,7 +24,8 @@ from psycopg import sql
 
 from migrator.history import runs_table
 from migrator.schema_snapshot import SchemaObject, Snapshot, take_snapshot
-from migrator.store import TableName, tolerated
+from migrator.store import tolerated
+from migrator.table_name import TableName
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from psycopg.types.json import Jsonb
 
 from migrator.errors import Failure, Interrupted, MigrationFailed, MigratorError
 from migrator.lock import GOOSE_LOCK_ROW
-from migrator.store import TableName, tolerated
+from migrator.store import tolerated
+from migrator.table_name import TableName
 
 KEEP_RUNS = 100
 # Columns added since the table was first shipped, with their types: a table an older migrator

@@ -14,16 +14,11 @@ from psycopg import sql
 
 from migrator.errors import DatabaseError
 
-# What the ledger records, defined apart so that commands that never connect import no psycopg;
-# the ledger's users still import these from here.
-from migrator.ledger_entries import SEAL_NAME, SEAL_VERSION
-from migrator.ledger_entries import Entry as Entry  # noqa: PLC0414
-from migrator.ledger_entries import LedgerUnreadable as LedgerUnreadable  # noqa: PLC0414
-from migrator.ledger_entries import State as State  # noqa: PLC0414
-from migrator.ledger_entries import checksums as checksums  # noqa: PLC0414
-from migrator.ledger_entries import file_sha256 as file_sha256  # noqa: PLC0414
+# What the ledger records is defined apart, so that commands that never connect import no psycopg.
+from migrator.ledger_entries import SEAL_NAME, SEAL_VERSION, Entry, LedgerUnreadable, State
 from migrator.source import Migration
-from migrator.store import TableName, table_exists, tolerated
+from migrator.store import table_exists, tolerated
+from migrator.table_name import TableName
 
 _STATES = {state.value for state in State}
 

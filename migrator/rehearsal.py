@@ -44,7 +44,8 @@ from migrator.server_session import own_session
 from migrator.source import Migration
 from migrator.statement_locks import LockObserver, RelationLock, StatementLocks
 from migrator.status import Status
-from migrator.store import Store, TableName
+from migrator.store import Store
+from migrator.table_name import TableName
 
 _NAME = r'"(?P<name>(?:[^"]|"")*)"'
 # SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the rows' fault.

@@ -22,7 +22,7 @@ import psycopg
 
 from migrator.history import runs_table
 from migrator.ledger import Ledger
-from migrator.store import TableName
+from migrator.table_name import TableName
 
 # One statement for every kind of object. %(schemas)s is NULL for every non-system schema;
 # %(excluded)s the oids of the migrator's own tables. A grantee that owns the object is

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from migrator.errors import InputError
-from migrator.store import TableName
+from migrator.table_name import TableName
 
 # Who the server session is: a pid alone may be reused by a later session.
 _IDENTITY = "SELECT pg_backend_pid(), (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid())"

@@ -16,9 +16,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-# Where the name's definition stood before it moved; the store's users still import it from here.
-from migrator.table_name import DEFAULT_TABLE as DEFAULT_TABLE  # noqa: PLC0414
-from migrator.table_name import TableName as TableName  # noqa: PLC0414
+from migrator.table_name import TableName
 
 # What a CREATE TABLE raises when another session creates the same name first: "relation
 # already exists", "type already exists" (the table's row type) or a duplicate key in the

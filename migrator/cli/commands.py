@@ -31,7 +31,7 @@ from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.planning import refuse_drift
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
-from migrator.store import TableName
+from migrator.table_name import TableName
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import pytest
 from migrator import Migrator, TableName
 from migrator.errors import Failure, MigrationFailed
 from migrator.events import Event, LockRetry
-from migrator.ledger import State, file_sha256
+from migrator.ledger_entries import State, file_sha256
 from migrator.own_transaction import what_stays
 from migrator.parser import Direction, parse_file
 from migrator.safety import Safety

@@ -24,7 +24,7 @@ from infra.verdict import (
 from migrator.dsn import connect
 from migrator.errors import DatabaseError
 from migrator.history import Outcome, Run
-from migrator.store import TableName
+from migrator.table_name import TableName
 from tests.support import MigrationDir, SessionSpy, table_file
 from tests.support.cli_runner import run_cli
 

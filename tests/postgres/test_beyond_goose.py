@@ -15,7 +15,7 @@ from infra.migration_status import lint_warnings
 from migrator import lint as lint_module
 from migrator.cli.arguments import MANIFEST_ENV
 from migrator.errors import InputError
-from migrator.ledger import file_sha256
+from migrator.ledger_entries import file_sha256
 from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.source import collect

@@ -25,7 +25,7 @@ from migrator.cli.exit_codes import exit_code
 from migrator.errors import Interrupted, MigratorError
 from migrator.options import Options
 from migrator.safety import Safety
-from migrator.store import TableName
+from migrator.table_name import TableName
 from tests.support.cli_runner import run_cli
 
 APPLYING = ("up", "up-by-one", "up-to", "down", "down-to", "redo", "reset", "migrate-to")

@@ -25,7 +25,8 @@ from migrator.events import LockRetry, MigrationFinished, MigrationResult
 from migrator.operator_text import event_line
 from migrator.parser import Direction
 from migrator.safety import Safety
-from migrator.store import Store, TableName
+from migrator.store import Store
+from migrator.table_name import TableName
 from tests.support import (
     WRITING_FUNCTION,
     MigrationDir,

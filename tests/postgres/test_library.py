@@ -23,7 +23,7 @@ from migrator.dsn import describe
 from migrator.errors import Failure, MigrationFailed, ParseError
 from migrator.events import Ahead, DatabaseAhead, Event, InterruptedRunFound, LockRetry, MigrationFinished
 from migrator.interruptions import InterruptedRun, interruption_advice
-from migrator.ledger import Entry, LedgerUnreadable, State
+from migrator.ledger_entries import Entry, LedgerUnreadable, State
 from migrator.parser import Direction
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
 from migrator.safety import Safety

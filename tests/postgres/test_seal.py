@@ -15,7 +15,7 @@ from migrator.api import Migrator
 from migrator.dsn import connect
 from migrator.ledger_entries import file_sha256
 from migrator.seal import SETTLED_NS, stat_listing
-from migrator.store import TableName
+from migrator.table_name import TableName
 from tests.support import MigrationDir, query, table_file, versions
 from tests.support.cli_runner import run_cli
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from infra.image_content import content_hash, image_files
-from migrator.ledger import file_sha256
+from migrator.ledger_entries import file_sha256
 from tests.support import REPO, query, shipped_migrations, tables, versions
 from tools.image_builds import Engine, build, copy_context, docker, run_image
 

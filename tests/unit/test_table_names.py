@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.errors import InputError
-from migrator.store import TableName
+from migrator.table_name import TableName
 
 
 @pytest.mark.parametrize(

@@ -89,11 +89,11 @@ class Seal:
         """A digest of goose's table (every row's id, version and state) and the ledger's
         entries, the highest applied version, and the seal; None without both tables."""
         query = sql.SQL(
-            "SELECT (SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
-            " ',' ORDER BY id)), '') || ' ' || coalesce(max(version_id) FILTER (WHERE is_applied), 0) FROM {goose}),"
+            "SELECT coalesce(md5(string_agg(id::text || ' ' || version_id::text || ' ' || is_applied::text,"
+            " ',' ORDER BY id)), ''), coalesce(max(version_id) FILTER (WHERE is_applied), 0),"
             " (SELECT coalesce(md5(string_agg(concat_ws(' ', version_id, filename, sha256, state, statements_done,"
             " statements_total), ',' ORDER BY version_id)), '') FROM {ledger} WHERE version_id <> {seal}),"
-            " (SELECT sha256 FROM {ledger} WHERE version_id = {seal})"
+            " (SELECT sha256 FROM {ledger} WHERE version_id = {seal}) FROM {goose}"
         ).format(goose=self.store.table.identifier, ledger=self.ledger.table.identifier, seal=SEAL_VERSION)
         try:
             with tolerated(self.conn):
@@ -101,8 +101,8 @@ class Seal:
         except pg_errors.UndefinedTable:
             return None
         assert row is not None
-        goose, entries, seal = row
-        return f"{goose}\0{entries}", int(goose.rpartition(" ")[2]), seal
+        rows, highest, entries, seal = row
+        return f"{rows} {highest}\0{entries}", highest, seal
 
     def _digest(self, files: str, tables: str) -> str:
         return hashlib.sha256(f"{self.store.table}\0{tables}\0{files}".encode()).hexdigest()

@@ -22,12 +22,11 @@ from migrator import __version__
 from migrator.cli import flags
 from migrator.cli.arguments import Arguments, Json
 from migrator.cli.command_table import BY_NAME, COMMANDS, Command
-from migrator.cli.exit_codes import EXIT_OK, EXIT_TERMINATED, HELP, exit_code
+from migrator.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, HELP, exit_code
 from migrator.cli.flags import UsageError
 from migrator.errors import Interrupted, MigratorError, Reported
 
 PROG = "python -m migrator"
-EXIT_CODES = HELP
 _GLOBALS = "global options"
 
 
@@ -37,9 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG, description="Apply goose SQL migrations to PostgreSQL, goose-compatibly.", epilog=EXIT_CODES
-    )
+    parser = _Parser(prog=PROG, description="Apply goose SQL migrations to PostgreSQL, goose-compatibly.", epilog=HELP)
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
     everywhere = parser.add_argument_group(_GLOBALS)
     for dest, source, default in flags.sources(Arguments):
@@ -47,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             source.add_to(everywhere, dest, default)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
     for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=EXIT_CODES)
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=HELP)
         flags.add_arguments(command.takes, sub, _GLOBALS)
     return parser
 
@@ -131,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reported = isinstance(exc, Reported)
         return _report(_redact(error_message(exc), dsn), exit_code(exc), as_json and not reported)
     except KeyboardInterrupt:
-        code = EXIT_TERMINATED if terminated.received else 128 + signal.SIGINT
+        code = EXIT_TERMINATED if terminated.received else EXIT_INTERRUPTED
         return _report("interrupted: files applied before this point stay applied; see `status`", code, as_json)
     except Exception as exc:
         psycopg = sys.modules.get("psycopg")  # a database error can only come once psycopg was imported

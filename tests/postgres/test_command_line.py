@@ -21,7 +21,7 @@ from migrator.cli import commands, flags
 from migrator.cli import program as cli
 from migrator.cli.arguments import Arguments
 from migrator.cli.command_table import BY_NAME, COMMANDS
-from migrator.cli.exit_codes import exit_code
+from migrator.cli.exit_codes import HELP, exit_code
 from migrator.errors import Interrupted, MigratorError
 from migrator.options import Options
 from migrator.safety import Safety
@@ -233,7 +233,7 @@ def test_the_help_names_every_command_and_the_exit_codes(capsys: pytest.CaptureF
     assert " COMMAND ... Apply goose SQL migrations to PostgreSQL, goose-compatibly. options: " in text
     for command in COMMANDS:
         assert f"{command.name} {command.help}" in text
-    assert text.endswith(" ".join(cli.EXIT_CODES.split()))
+    assert text.endswith(" ".join(HELP.split()))
     assert "global options: --dir DIR migrations directory (env GOOSE_MIGRATION_DIR, default migrations)" in text
     assert "--table TABLE version table (env GOOSE_TABLE, default _migrations)" in text
     assert "--dsn DSN database URL (env POSTGRES_CONNECTION_STRING or GOOSE_DBSTRING) commands:" in text
@@ -246,7 +246,7 @@ def test_each_command_has_its_help_its_argument_and_its_options(
     text = help_of(command.name, capsys=capsys)
     assert text.startswith(f"usage: python -m migrator {command.name} [-h]")
     assert f" {command.help} " in text
-    assert text.endswith(" ".join(cli.EXIT_CODES.split()))
+    assert text.endswith(" ".join(HELP.split()))
     positional = [source for _, source, _ in flags.sources(command.takes) if source.kind is flags.Kind.ARGUMENT]
     if positional:
         assert f"positional arguments: {positional[0].metavar} {positional[0].help} " in text

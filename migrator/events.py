@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from migrator.planning import Step
 
 
+def place(file: str, direction: Direction, number: int, line: int | None) -> str:
+    """A file's statement ``number`` starting at ``line`` (0 and None: its version row), as
+    messages and events name it."""
+    name = f"{file} ({direction.value})"
+    if number == 0:
+        return f"{name}: recording the version"
+    return f"{name}: statement {number} (line {line})"
+
+
 @dataclass(frozen=True)
 class MigrationResult:
     """One file a command ran, as goose's Provider reports it."""
@@ -82,17 +91,22 @@ class LockRetry:
     @classmethod
     def of(cls, step: Step, statement: int, attempt: int, attempts: int, backoff: float) -> LockRetry:
         """The retry of planned ``step``, blocked at its ``statement``."""
-        line = step.parsed.statements[statement - 1].line if statement else None
         migration = step.migration
-        return cls(migration.version, migration.filename, step.direction, statement, line, attempt, attempts, backoff)
+        return cls(
+            migration.version,
+            migration.filename,
+            step.direction,
+            statement,
+            step.line(statement),
+            attempt,
+            attempts,
+            backoff,
+        )
 
     @property
     def where(self) -> str:
         """The file and the statement that waited, for messages, as the applier names them."""
-        name = f"{self.file} ({self.direction.value})"
-        if self.line is None:
-            return f"{name}: recording the version"
-        return f"{name}: statement {self.statement} (line {self.line})"
+        return place(self.file, self.direction, self.statement, self.line)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import takewhile
 
 from migrator.errors import InputError
+from migrator.events import place
 from migrator.ledger_entries import State
 from migrator.options import Options
 from migrator.parser import Direction, ParsedMigration, parse_file
@@ -63,12 +64,13 @@ class Step:
         """What finishing the step does to its version row, for messages."""
         return "recorded" if self.direction is Direction.UP else "removed"
 
+    def line(self, number: int) -> int | None:
+        """Where statement ``number`` starts in the file; None for the version row (0)."""
+        return self.parsed.statements[number - 1].line if number else None
+
     def where(self, number: int) -> str:
         """The file and the statement ``number`` (0: the version row), for messages."""
-        name = f"{self.migration.filename} ({self.direction.value})"
-        if number == 0:
-            return f"{name}: recording the version"
-        return f"{name}: statement {number} (line {self.parsed.statements[number - 1].line})"
+        return place(self.migration.filename, self.direction, number, self.line(number))
 
 
 def parse_step(migration: Migration, direction: Direction, env: Mapping[str, str] | None = None) -> Step:

@@ -206,16 +206,20 @@ def _made(default: Any) -> Any:
     return default.make() if isinstance(default, _Later) else default
 
 
+def _members(of: type, members: Mapping[str, Source]) -> Iterator[tuple[str, Source, Any]]:
+    """A group's members: each field of ``of`` it reads, its source and the default ``of`` declares."""
+    defaults = {member.name: _default(member) for member in dataclasses.fields(of)}
+    for name, source in members.items():
+        yield name, source, defaults[name]
+
+
 def sources(cls: type) -> Iterator[tuple[str, Source, Any]]:
     """Each value ``cls`` takes: its name (a group's member by its own), source and default."""
     for field in dataclasses.fields(cls):
         if _SOURCE in field.metadata:
             yield field.name, field.metadata[_SOURCE], _default(field)
         elif _GROUP in field.metadata:
-            of, members = field.metadata[_GROUP]
-            defaults = {member.name: _default(member) for member in dataclasses.fields(of)}
-            for name, source in members.items():
-                yield name, source, defaults[name]
+            yield from _members(*field.metadata[_GROUP])
 
 
 def add_arguments(cls: type, parser: argparse.ArgumentParser, globals_title: str) -> None:
@@ -239,11 +243,10 @@ def read(cls: type, parsed: Mapping[str, Any], environ: Mapping[str, str], comma
             values[field.name] = source.value(parsed, field.name, environ, _made(_default(field)), command)
         elif _GROUP in field.metadata:
             of, members = field.metadata[_GROUP]
-            defaults = {member.name: _default(member) for member in dataclasses.fields(of)}
             values[field.name] = of(
                 **{
-                    name: source.value(parsed, name, environ, defaults[name], command)
-                    for name, source in members.items()
+                    name: source.value(parsed, name, environ, default, command)
+                    for name, source, default in _members(of, members)
                 }
             )
     return cls(**values)

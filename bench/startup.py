@@ -12,6 +12,10 @@
 4. small: ``up`` from empty of 2, 5 and 10 files (bench.corpus's realistic files) on a fresh
    database each run, against goose's CLI (goal: 3x goose).
 
+The noop and small sections also time the floor under their goals: a Python process that
+imports psycopg, connects and runs ``SELECT 1``, the least any run of this stack pays before
+doing anything of its own.
+
 Before timing, each checkout's package is compiled to bytecode (``compileall``), as Python
 leaves it after a checkout's first run; a shell with PYTHONDONTWRITEBYTECODE=1 (CI's) would
 otherwise compile the package in every process, about 75 ms on our CI machines.
@@ -88,6 +92,14 @@ def goal_rows(found: dict[str, float], goals: dict[str, float]) -> list[list[str
     return rows
 
 
+def psycopg_floor(dsn: str) -> list[str]:
+    """The least a no-op of any Python program on psycopg costs: start, import, connect, one query."""
+    return [sys.executable, "-c", "import sys, psycopg; psycopg.connect(sys.argv[1]).execute('SELECT 1')", dsn]
+
+
+FLOOR = "floor: python, import psycopg, connect, SELECT 1"
+
+
 def bench_cli(_admin_dsn: str, _scratch: Path) -> list[list[str]]:
     timers = {
         f"{label}{flag}": (lambda root=root, flag=flag: timed(migrator(flag), root))
@@ -156,6 +168,7 @@ def bench_noop(admin_dsn: str, scratch: Path) -> list[list[str]]:
         for timer in timers.values():
             timer()
         timers["goose up"] = lambda: timed(goose_command(goose_dsn, corpus), REPO)
+        timers[FLOOR] = lambda: timed(psycopg_floor(goose_dsn), REPO)
         found = medians(RUNS["noop"], timers)
     goose = found["goose up"]
     rows = goal_rows(found, GOALS_MS)
@@ -191,11 +204,14 @@ def bench_small(admin_dsn: str, scratch: Path) -> list[list[str]]:
         timers[f"goose up {count} files from empty"] = fresh(
             lambda dsn, corpus=corpus: goose_command(dsn, corpus), REPO
         )
+        if count == 2:
+            timers[FLOOR] = fresh(psycopg_floor, REPO)
         found = medians(RUNS["small"], timers)
         goose = found[f"goose up {count} files from empty"]
         for name, seconds in found.items():
             ratio = seconds / goose
-            met = "" if name.startswith("goose") else verdict(ratio <= SMALL_GOAL, f"<= {SMALL_GOAL:.0f}x goose")
+            mine = not name.startswith(("goose", FLOOR))
+            met = verdict(ratio <= SMALL_GOAL, f"<= {SMALL_GOAL:.0f}x goose") if mine else ""
             rows.append([name, f"{seconds * 1000:.0f} ms", f"{ratio:.2f}", met])
     return rows
 

@@ -111,6 +111,8 @@ class LockRetry:
 
 @dataclass(frozen=True)
 class MigrationFinished:
+    """A file was applied or rolled back: its result."""
+
     result: MigrationResult
 
 

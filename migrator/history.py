@@ -53,6 +53,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Run:
+    """One recorded run of a command, as its row in the run history reads."""
+
     id: int
     started_at: datetime
     finished_at: datetime | None

@@ -25,6 +25,8 @@ class LedgerUnreadable(DatabaseError):
 
 @dataclass(frozen=True)
 class Entry:
+    """A ledger row: an applied file's name and checksum, and how far a NO TRANSACTION run of it got."""
+
     version: int
     filename: str
     sha256: str

@@ -25,6 +25,8 @@ CONFIG_NAME = ".squawk.toml"
 
 @dataclass(frozen=True)
 class Finding:
+    """One of squawk's findings, placed by our file, statement and line."""
+
     filename: str
     statement: int
     line: int
@@ -59,6 +61,8 @@ def find_config(migrations_dir: Path) -> Path | None:
 
 @dataclass(frozen=True)
 class _Placed:
+    """A file's statements as written for squawk, and where each starts there."""
+
     migration: Migration
     parsed: ParsedMigration
     path: Path  # the file squawk reads

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Options:
+    """The refusals a run is allowed past; each is off unless the operator says otherwise."""
+
     allow_missing: bool = False  # apply pending files older than the highest applied version
     allow_edited: bool = False  # go on although an applied file was edited or removed (reported again)
     accept_edited: bool = False  # record the edited applied files' new checksums, then go on

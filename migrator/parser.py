@@ -59,6 +59,8 @@ _ANNOTATIONS = {a.value.casefold(): a for a in _Annotation}
 
 @dataclass(frozen=True)
 class Statement:
+    """One statement as goose's grammar yields it, with the line where it starts."""
+
     sql: str
     line: int  # where the statement's first line stands in its file
     block: bool = False  # written between StatementBegin and StatementEnd
@@ -66,6 +68,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class ParsedMigration:
+    """One direction of a file: its statements, whether it runs in a transaction, what the grammar found."""
+
     statements: tuple[Statement, ...]
     use_tx: bool
     sha256: str = ""  # of the file's bytes, when parsed from a file

@@ -70,6 +70,8 @@ class GrammarError:
 
 @dataclass(frozen=True)
 class Reading:
+    """What PostgreSQL's grammar found in one direction of a file."""
+
     commands: tuple[Command, ...]  # in the order they run
     errors: tuple[GrammarError, ...]
     # The statements that are not exactly one command (none, several, or a count the grammar

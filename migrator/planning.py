@@ -55,6 +55,8 @@ def refuse_go(planned: list[Migration], direction: Direction) -> None:
 
 @dataclass(frozen=True)
 class Step:
+    """One file to apply or roll back, parsed."""
+
     migration: Migration
     direction: Direction
     parsed: ParsedMigration

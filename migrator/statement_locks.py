@@ -75,6 +75,8 @@ class RelationLock:
 
 @dataclass(frozen=True)
 class StatementLocks:
+    """The locks one statement of a transactional file made stronger on tables that existed before it."""
+
     statement: int
     line: int
     locks: list[RelationLock]

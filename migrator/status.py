@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MigrationState:
+    """One migration file and whether, and when, it was applied."""
+
     migration: Migration
     applied: bool
     applied_at: datetime | None  # None when not applied, or when times were not read
@@ -29,6 +31,8 @@ class MigrationState:
 
 @dataclass(frozen=True)
 class Status:
+    """The files beside the database's version rows: applied, pending, and every fact a run refuses on."""
+
     current: int  # goose's current version: the most recently applied one, by the table's ids
     migrations: list[MigrationState]
     unknown_applied: list[int]  # versions recorded in the table with no file

@@ -32,6 +32,8 @@ def _unquote(part: str) -> str:
 
 @dataclass(frozen=True)
 class TableName:
+    """goose's version table, maybe schema-qualified; the tables beside it take its schema."""
+
     schema: str | None
     name: str
 

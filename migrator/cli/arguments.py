@@ -166,6 +166,8 @@ class Arguments:
 
 @dataclass(frozen=True, kw_only=True)
 class Json(Arguments):
+    """A command that can print one JSON document instead of text."""
+
     as_json: bool = switch("--json", help="print one JSON document")
 
 
@@ -193,16 +195,22 @@ class Applying(Arguments):
 
 @dataclass(frozen=True, kw_only=True)
 class Up(Applying):
+    """up and up-by-one: apply pending files."""
+
     options: Options = _refusals(allow_missing=ALLOW_MISSING, allow_edited=ALLOW_EDITED, accept_edited=ACCEPT_EDITED)
 
 
 @dataclass(frozen=True, kw_only=True)
 class UpTo(Up):
+    """up-to: apply pending files up to a version."""
+
     version: int = argument("VERSION", "highest version", convert=_version)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Down(Applying):
+    """down, redo and reset: roll back applied files."""
+
     options: Options = _refusals(
         allow_edited=ALLOW_EDITED, accept_edited=ACCEPT_EDITED, allow_interrupted=ALLOW_INTERRUPTED
     )
@@ -210,11 +218,15 @@ class Down(Applying):
 
 @dataclass(frozen=True, kw_only=True)
 class DownTo(Down):
+    """down-to: roll back every file applied after a version."""
+
     version: int = argument("VERSION", "version to keep", convert=_version)
 
 
 @dataclass(frozen=True, kw_only=True)
 class MigrateTo(Applying):
+    """migrate-to: move the database to exactly one version, up or down."""
+
     version: int | None = argument("VERSION", "a version of a migration file, or latest", convert=_version_or_latest)
     options: Options = _refusals(
         allow_down=ALLOW_DOWN, allow_missing=ALLOW_MISSING, allow_edited=ALLOW_EDITED, accept_edited=ACCEPT_EDITED,
@@ -228,11 +240,15 @@ class MigrateTo(Applying):
 
 @dataclass(frozen=True, kw_only=True)
 class Plan(Json):
+    """plan: the pending files and their statements."""
+
     options: Options = _refusals(allow_missing=ALLOW_MISSING, allow_edited=ALLOW_EDITED)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Lint(Arguments):
+    """lint: squawk's findings on the pending files, or on every file."""
+
     every_file: bool = switch("--all", help="every file, not only pending ones")
     options: Options = _refusals(allow_missing=ALLOW_MISSING, allow_edited=ALLOW_EDITED)
 
@@ -253,11 +269,15 @@ class Rehearsing(Json):
 
 @dataclass(frozen=True, kw_only=True)
 class Rehearse(Rehearsing):
+    """rehearse: the pending files applied on a scratch server first."""
+
     options: Options = _refusals(allow_missing=ALLOW_MISSING, allow_edited=ALLOW_EDITED)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Create(Arguments):
+    """create: a new migration file."""
+
     name: str = argument("NAME", "what the migration does, e.g. add_users")
     kind: str | None = argument("sql", "goose's type word; only sql", choices=("sql",), optional=True)
     sequential: bool = switch("-s", "--sequential", help="next sequential version instead of a UTC timestamp")
@@ -265,5 +285,7 @@ class Create(Arguments):
 
 @dataclass(frozen=True, kw_only=True)
 class Show(Json):
+    """show: the statements one file yields."""
+
     file: str = argument("FILE", "file name or path")
     down: bool = switch("--down", help="the Down section instead of Up")

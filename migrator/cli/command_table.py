@@ -14,6 +14,8 @@ from migrator.cli import arguments as a
 
 @dataclass(frozen=True)
 class Command:
+    """A command's row: its name and help line, the class of what it takes, and its handler."""
+
     name: str
     help: str
     takes: type[a.Arguments]

@@ -61,6 +61,8 @@ class _Later:
 
 @dataclass(frozen=True)
 class Source:
+    """Where a field's value comes from: its flag or argument, its variables, and how its text is read."""
+
     kind: Kind
     flags: tuple[str, ...] = ()
     help: str = ""

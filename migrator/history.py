@@ -41,6 +41,11 @@ KEEP_RUNS = 100
 # created gains them, and reading one that has not gained them yet reads the Run's defaults.
 _ADDED_COLUMNS = {"deployment": "text NOT NULL DEFAULT ''", "rollback_id": "text", "backend_pid": "integer"}
 DIGESTS_COLUMN = "schema_digests"
+# The columns the table was first shipped with.
+_FIRST_COLUMNS = (
+    "id", "started_at", "finished_at", "image", "allocation", "command", "outcome", "applied", "failed_file",
+    "failed_statement", "failed_line", "error",
+)  # fmt: skip
 
 
 class Outcome(StrEnum):
@@ -105,10 +110,12 @@ class History:
         return {str(row[0]) for row in rows}
 
     def ensure(self) -> set[str]:
-        """The table, made or brought up to date; the columns it has. A table an older migrator
-        made under another role cannot gain columns: runs are then recorded without them."""
+        """The table, made or brought up to date; the columns it has. A new table is made whole
+        in one statement; a table an older migrator made under another role cannot gain
+        columns: runs are then recorded without them."""
         columns = self._columns()
         if not columns:
+            added = {**_ADDED_COLUMNS, DIGESTS_COLUMN: "jsonb"}
             self.conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
@@ -120,9 +127,15 @@ class History:
                     " command text NOT NULL,"
                     " outcome text NOT NULL DEFAULT 'running',"
                     " applied bigint[] NOT NULL DEFAULT '{{}}',"
-                    " failed_file text, failed_statement integer, failed_line integer, error text)"
-                ).format(self.table.identifier)
+                    " failed_file text, failed_statement integer, failed_line integer, error text, {})"
+                ).format(
+                    self.table.identifier,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in added.items()
+                    ),
+                )
             )
+            return set(_FIRST_COLUMNS) | set(added)
         missing = [name for name in _ADDED_COLUMNS if name not in columns]
         if missing:
             try:
@@ -202,13 +215,13 @@ class History:
             ),
         )
 
-    def record_digests(self, run_id: int, digests: Mapping[str, str]) -> None:
+    def record_digests(self, run_id: int, digests: Mapping[str, str], columns: set[str]) -> None:
         """Add the schema's digests to a run. A table an older migrator made gains their column
-        first, looked up in the catalog beforehand: ADD COLUMN IF NOT EXISTS would take the
-        table's lock and leave a notice every time. A role that does not own the table cannot
-        add it (InsufficientPrivilege)."""
+        first, when ``columns`` (those ``ensure`` found) lack it: ADD COLUMN IF NOT EXISTS
+        would take the table's lock and leave a notice every time. A role that does not own
+        the table cannot add it (InsufficientPrivilege)."""
         column = sql.Identifier(DIGESTS_COLUMN)
-        if DIGESTS_COLUMN not in self._columns():
+        if DIGESTS_COLUMN not in columns:
             self.conn.execute(
                 sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} jsonb").format(self.table.identifier, column)
             )
@@ -269,17 +282,18 @@ class Recording:
         self.rollback_id = rollback_id
         self.place = place
         self.run_id: int | None = None
+        self.columns: set[str] = set()  # those the table has, once started
 
     def start(self) -> int:
         if self.run_id is None:
-            columns = self.history.ensure()
+            self.columns = self.history.ensure()
             self.run_id = self.history.start(
                 self.command,
                 self.place.image,
                 self.place.allocation,
                 self.place.deployment,
                 self.rollback_id,
-                columns=columns,
+                columns=self.columns,
             )
         return self.run_id
 
@@ -328,4 +342,4 @@ class RunRecorder:
         if self.digests is not None and changed():
             # The run succeeded and says so: digests that cannot be read or stored must not fail it.
             with suppress(psycopg.Error):
-                recording.history.record_digests(run_id, self.digests(conn))
+                recording.history.record_digests(run_id, self.digests(conn), recording.columns)

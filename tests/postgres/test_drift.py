@@ -371,6 +371,22 @@ def test_no_recorded_digests_means_nothing_to_compare_with(conn: psycopg.Connect
     assert changes_since_last_run(conn, GOOSE_TABLE) is None
 
 
+def test_a_new_run_table_is_made_whole_in_one_statement(
+    conn: psycopg.Connection, dsn: str, migrations: MigrationDir
+) -> None:
+    """Every column, the digests' included, comes from the one CREATE TABLE (one transaction id
+    on every column's catalog row): a first run adds none afterwards."""
+    migrations.add("00001_users.sql", USERS)
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    assert digests_recorded(dsn) == [schema_digests(conn, GOOSE_TABLE)]
+    made = query(
+        dsn,
+        "SELECT count(DISTINCT xmin::text), count(*) FILTER (WHERE attname = 'schema_digests') FROM pg_attribute"
+        " WHERE attrelid = '_migrations_runs'::regclass AND attnum > 0",
+    )
+    assert made == [(1, 1)]
+
+
 def test_a_run_table_an_older_migrator_made_gains_the_digests_column(
     conn: psycopg.Connection, dsn: str, migrations: MigrationDir
 ) -> None:

@@ -13,14 +13,12 @@ import pytest
 
 from infra.migration_status import lint_warnings
 from migrator import lint as lint_module
-from migrator.cli.arguments import MANIFEST_ENV
 from migrator.errors import InputError
-from migrator.ledger_entries import file_sha256
 from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
 from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import run_cli, write_manifest
 from tests.support.migrator_process import run_migrator
 
 A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
@@ -362,41 +360,7 @@ def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migratio
     assert versions(dsn) == [0, 1, 2]
 
 
-# -- the image's checksum manifest and the sealed no-op ----------------------------------
-
-
-def write_manifest(migrations: MigrationDir, path: Path, override: dict[str, str] | None = None) -> dict[str, str]:
-    names = sorted(p.name for p in migrations.path.iterdir())
-    sums = {name: (override or {}).get(name) or file_sha256(migrations.path / name) for name in names}
-    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
-    return {MANIFEST_ENV: str(path)}
-
-
-def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
-    dsn: str, migrations: MigrationDir, tmp_path: Path
-) -> None:
-    migrations.add("00001_a.sql", A)
-    migrations.add("00002_b.sql", B)
-    env = write_manifest(migrations, tmp_path / "migrations.sha256")
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
-    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert again.stdout.strip() == "migrator: no migrations to run. current version: 2"
-
-    # goose (or a hand) rolls back version 2 behind our back: the seal no longer holds.
-    query(dsn, "DROP TABLE b")
-    query(dsn, "DELETE FROM _migrations WHERE version_id = 2")
-    rerun = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.startswith("OK   00002_b.sql")
-    assert "b" in tables(dsn)
-
-    # A manifest that does not list exactly the directory's files is ignored, seal and all.
-    migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\n")
-    stale = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert stale.returncode == 0
-    assert stale.stdout.startswith("OK   00003_c.sql")
-    assert versions(dsn) == [0, 1, 2, 3]
+# -- the image's checksum manifest ----------------------------------------------------
 
 
 def test_manifest_checksums_stand_for_the_files(dsn: str, migrations: MigrationDir, tmp_path: Path) -> None:

@@ -44,16 +44,6 @@ from tests.support.migrator_process import run_migrator
 GOOSE_LOCK_KEY = 4097083626
 
 
-def manifest_for(migrations: MigrationDir, names: list[str]) -> dict[str, str]:
-    """A sha256sum listing of ``names``, as the image build writes it, and the env naming it."""
-    listing = subprocess.run(
-        ["sha256sum", "--", *names], cwd=migrations.path, capture_output=True, text=True, check=True
-    ).stdout
-    path = migrations.path.parent / "migrations.sha256"
-    path.write_text(listing)
-    return {"MIGRATOR_CHECKSUMS": str(path)}
-
-
 # -- the lock ------------------------------------------------------------------------------
 
 
@@ -180,56 +170,7 @@ def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: Migratio
     assert query(dsn, "SELECT v FROM t") == [("$x",)]
 
 
-# -- the sealed no-op --------------------------------------------------------------------
-
-
-def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    migrations.add("00002_b.sql", table_file("b"))
-    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
-    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert result.returncode == 0, result.stderr
-    assert versions(dsn) == [0, 1, 2]
-
-
-def test_a_sealed_no_op_writes_nothing(dsn: str, migrations: MigrationDir) -> None:
-    """The shortcut is taken: the seal row is read, not removed and written again (its xmin,
-    the transaction that wrote it, stays the same)."""
-    migrations.add("00001_a.sql", table_file("a"))
-    env = manifest_for(migrations, ["00001_a.sql"])
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    seal_row = "SELECT xmin::text, sha256 FROM _migrations_ledger WHERE version_id = 0"
-    sealed = query(dsn, seal_row)
-    assert len(sealed) == 1
-    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert again.stdout.strip() == "migrator: no migrations to run. current version: 1"
-    assert query(dsn, seal_row) == sealed
-    # Without the manifest its seal does not hold: the run reads the files, and the seal it
-    # leaves (none while the files are fresh, see seal.py) is the checkout's own.
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    assert query(dsn, seal_row) != sealed
-
-
-def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: MigrationDir) -> None:
-    """The rollback leaves goose's table as it was: the seal must not hide it from `up`."""
-    migrations.add(
-        "00001_nt.sql",
-        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n"
-        "-- +goose Down\nDROP TABLE nt;\nSELECT 1 / 0;\n",
-    )
-    env = manifest_for(migrations, ["00001_nt.sql"])
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    assert run_cli("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
-    assert "nt" not in tables(dsn)
-    assert versions(dsn) == [0, 1]
-    after = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert after.returncode == 0, after.stderr
-    assert after.stdout.splitlines() == [
-        "migrator: rolling back 00001_nt.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s); see status",
-        "migrator: no migrations to run. current version: 1",
-    ]
-    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "not sealed again"
+# -- the checksum manifest --------------------------------------------------------------
 
 
 def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
@@ -245,23 +186,6 @@ def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir
         result = run_cli(command, dsn=dsn, directory=migrations.path, env=env)
         assert result.returncode == 0, (command, result.stderr)
     assert versions(dsn) == [0, 1]
-
-
-def test_an_up_allowed_past_an_edited_file_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
-    """A seal over an edited file would let every later ``up`` shortcut past the edit it
-    must refuse."""
-    migrations.add("00001_a.sql", table_file("a"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    migrations.add("00001_a.sql", table_file("a") + "-- edited after it was applied\n")
-    migrations.add("00002_b.sql", table_file("b"))
-    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
-    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path, env=env)
-    assert allowed.returncode == 0, allowed.stderr
-    assert versions(dsn) == [0, 1, 2]
-    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "sealed"
-    refused = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert refused.returncode == 2
-    assert "00001_a.sql" in refused.stderr
 
 
 # -- command line and JSON ---------------------------------------------------------------

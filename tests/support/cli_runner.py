@@ -18,7 +18,9 @@ from pathlib import Path
 from unittest import mock
 
 from migrator.cli import program as cli
-from tests.support import REPO
+from migrator.cli.arguments import MANIFEST_ENV
+from migrator.ledger_entries import file_sha256
+from tests.support import REPO, MigrationDir
 from tests.support.migrator_process import child_environment
 
 
@@ -48,3 +50,17 @@ def run_cli(
     finally:
         signal.signal(signal.SIGTERM, sigterm)
     return subprocess.CompletedProcess(["migrator", *argv], code, out.getvalue(), err.getvalue())
+
+
+def rolled_back(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The files a run reports, in the order it ran them."""
+    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith(("OK ", "EMPTY"))]
+
+
+def write_manifest(migrations: MigrationDir, path: Path, override: dict[str, str] | None = None) -> dict[str, str]:
+    """A checksum manifest of every file in ``migrations`` at ``path`` (``override`` names a
+    file's stand-in checksum), and the environment that hands it to the migrator."""
+    names = sorted(p.name for p in migrations.path.iterdir())
+    sums = {name: (override or {}).get(name) or file_sha256(migrations.path / name) for name in names}
+    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    return {MANIFEST_ENV: str(path)}

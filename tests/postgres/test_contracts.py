@@ -222,27 +222,6 @@ def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
 
 
-@pytest.mark.parametrize(
-    ("names", "fixed"),
-    [
-        (
-            ["00001_first.sql", "20260101000000_second.sql", "20260102000000_third.sql"],
-            ["00001_first.sql", "00002_second.sql", "00003_third.sql"],
-        ),
-        # Without sequential files numbering starts at 1; only the version prefix is renamed.
-        (
-            ["20260101000000_copy_of_20260101000000.sql", "20260102000000_b.sql"],
-            ["00001_copy_of_20260101000000.sql", "00002_b.sql"],
-        ),
-    ],
-)
-def test_fix_gives_every_file_its_own_number(migrations: MigrationDir, names: list[str], fixed: list[str]) -> None:
-    for name in names:
-        migrations.add(name, table_file(name.split("_")[1]))
-    assert run_cli("fix", directory=migrations.path).returncode == 0
-    assert sorted(p.name for p in migrations.path.iterdir()) == fixed
-
-
 @pytest.mark.parametrize("command", ["status", "version", "plan", "lint"])
 def test_read_commands_cannot_write_even_through_a_function(dsn: str, migrations: MigrationDir, command: str) -> None:
     migrations.add("00001_a.sql", table_file("a"))

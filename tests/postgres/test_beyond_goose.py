@@ -1,4 +1,5 @@
-"""Checksums of applied files, squawk lint, and lock-safe DDL, against a real PostgreSQL."""
+"""goose's table, squawk lint, and lock-safe DDL, against a real PostgreSQL (the checksums of
+applied files: test_checksums.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
 from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
-from tests.support.cli_runner import run_cli, write_manifest
+from tests.support.cli_runner import run_cli
 from tests.support.migrator_process import run_migrator
 
 A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
@@ -31,49 +32,7 @@ def squawk() -> None:
         pytest.fail("squawk (squawk-cli) is a declared dependency and must be installed", pytrace=False)
 
 
-# -- checksums -------------------------------------------------------------------------
-
-
-def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: MigrationDir) -> None:
-    first = migrations.add("00001_a.sql", A)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    ledger = query(dsn, "SELECT version_id, filename, state FROM _migrations_ledger")
-    assert ledger == [(1, "00001_a.sql", "applied")]
-
-    first.write_text(A.replace("bigint", "bigint NOT NULL"))
-    migrations.add("00002_b.sql", B)
-    refused = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "00001_a.sql was edited after it was applied" in refused.stderr
-    assert "--allow-edited" in refused.stderr
-    assert versions(dsn) == [0, 1]
-
-    validate = run_cli("validate", dsn=dsn, directory=migrations.path)
-    assert validate.returncode == 2
-    assert "00001_a.sql was edited" in validate.stderr
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["edited"] == [1]
-    assert status["migrations"][0]["edited"] is True
-    assert "(EDITED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
-    assert run_cli("plan", dsn=dsn, directory=migrations.path).returncode == 2
-
-    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path)
-    assert allowed.returncode == 0, allowed.stderr
-    assert versions(dsn) == [0, 1, 2]
-
-
-def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) -> None:
-    first = migrations.add("00001_a.sql", A)
-    migrations.add("00002_b.sql", B)
-    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    first.unlink()
-    refused = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["vanished"] == [1]
-    assert status["unknown_applied"] == [1]
-    assert "00001_a.sql (file REMOVED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
+# -- goose's table (edited and removed files: test_checksums.py) -----------------------
 
 
 def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> None:
@@ -358,16 +317,3 @@ def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migratio
     assert result.returncode == 0, result.stderr
     assert "blocked by a lock (attempt 1 of 16)" in result.stdout
     assert versions(dsn) == [0, 1, 2]
-
-
-# -- the image's checksum manifest ----------------------------------------------------
-
-
-def test_manifest_checksums_stand_for_the_files(dsn: str, migrations: MigrationDir, tmp_path: Path) -> None:
-    migrations.add("00001_a.sql", A)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    env = write_manifest(migrations, tmp_path / "m.sha256", override={"00001_a.sql": "0" * 64})
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path, env=env).stdout)
-    assert status["edited"] == [1], "the manifest's checksum was used, not the file's"
-    plain = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert plain["edited"] == []

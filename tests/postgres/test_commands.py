@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -296,20 +295,6 @@ def test_validate_counts_the_files_that_do_not_parse_and_names_drift(
     (migrations.path / "00004_bad_too.sql").unlink()
     drift_only = run_cli("validate", dsn=dsn, directory=migrations.path)
     assert drift_only.stderr.splitlines()[-1] == "migrator: error: applied files were edited or removed"
-
-
-def test_validate_in_the_image_takes_the_checksums_from_its_manifest(
-    dsn: str, migrations: MigrationDir, tmp_path: Path
-) -> None:
-    """The image's manifest lists the files it was built with: validate does not hash them again."""
-    migrations.add("00001_users.sql", USERS)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    other = hashlib.sha256(USERS.replace("users", "members").encode()).hexdigest()
-    manifest = tmp_path / "SHA256SUMS"
-    manifest.write_text(f"{other}  00001_users.sql\n")
-    checked = run_cli("validate", dsn=dsn, directory=migrations.path, env={"MIGRATOR_CHECKSUMS": str(manifest)})
-    assert checked.returncode == 2
-    assert "00001_users.sql was edited after it was applied" in checked.stderr
 
 
 def test_redo_is_recorded_and_may_accept_an_edit(dsn: str, migrations: MigrationDir) -> None:

@@ -9,7 +9,6 @@ would let the promise break unnoticed.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import subprocess
 import threading
@@ -152,40 +151,11 @@ def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: Mig
     assert "permission denied for schema public" in result.stderr
 
 
-def test_crlf_files_are_checksummed_as_bytes(dsn: str, migrations: MigrationDir) -> None:
-    path = migrations.path / "00001_crlf.sql"
-    path.write_bytes(b"-- +goose Up\r\nCREATE TABLE crlf (id int);\r\n")
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 1") == [
-        (hashlib.sha256(path.read_bytes()).hexdigest(),)
-    ]
-    again = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert again.returncode == 0, again.stderr
-
-
 def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_env.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE t AS SELECT '$$${NAME}' AS v;\n")
     result = run_cli("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
     assert result.returncode == 0, result.stderr
     assert query(dsn, "SELECT v FROM t") == [("$x",)]
-
-
-# -- the checksum manifest --------------------------------------------------------------
-
-
-def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
-    """A stale manifest (it does not list exactly the files) must not stand in for them:
-    its checksum of 00001_a.sql is not the file's, and would report an edit that is not there."""
-    migrations.add("00001_a.sql", table_file("a"))
-    migrations.add("00002_b.sql", table_file("b"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    stale = migrations.path.parent / "stale.sha256"
-    stale.write_text(f"{hashlib.sha256(b'an older 00001_a.sql').hexdigest()}  00001_a.sql\n")
-    env = {"MIGRATOR_CHECKSUMS": str(stale)}
-    for command in ("up", "validate", "down"):
-        result = run_cli(command, dsn=dsn, directory=migrations.path, env=env)
-        assert result.returncode == 0, (command, result.stderr)
-    assert versions(dsn) == [0, 1]
 
 
 # -- command line and JSON ---------------------------------------------------------------

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from migrator.cli import commands
 from tests.support import REPO, MigrationDir, SessionSpy, query, shipped_migrations, table_file, tables, versions
@@ -170,25 +169,6 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
 
     plan = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert [p["version"] for p in plan["pending"]] == [3]
-
-
-@pytest.mark.parametrize(
-    "command",
-    [["up"], ["up-by-one"], ["up-to", "1"], ["down"], ["down-to", "0"], ["redo"], ["reset"], ["migrate-to", "latest"]],
-    ids=lambda command: command[0],
-)
-def test_every_writing_command_gives_up_on_gooses_lock_after_lock_timeout(
-    dsn: str, migrations: MigrationDir, command: list[str]
-) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    if command[0] in ("down", "down-to", "redo", "reset"):
-        assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    before = versions(dsn) if "_migrations" in tables(dsn) else None
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(4097083626)")
-        waited = run_cli(*command, "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
-    assert waited.returncode == 3, waited.stderr
-    assert (versions(dsn) if "_migrations" in tables(dsn) else None) == before
 
 
 def test_status_text_marks_edited_removed_and_unknown_versions(dsn: str, migrations: MigrationDir) -> None:

@@ -40,32 +40,7 @@ from tests.support import (
 from tests.support.cli_runner import run_cli
 from tests.support.migrator_process import run_migrator
 
-GOOSE_LOCK_KEY = 4097083626
-
-
-# -- the lock ------------------------------------------------------------------------------
-
-
-def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
-        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
-    assert result.returncode == 3, result.stderr
-    assert "advisory key 4097083626" in result.stderr
-    assert tables(dsn) == set()
-
-
-def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
-    with connect(dsn) as conn:
-        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
-        with pytest.raises(MigrationFailed):
-            migrator.up(lock_wait=5)
-        held = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-        ).fetchone()
-    assert held == (0,)
+# -- a file blocked by a lock (goose's advisory lock: test_locking.py) ---------------------
 
 
 def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,13 +17,9 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from migrator.api import Migrator
-from migrator.dsn import connect
-from migrator.errors import MigrationFailed
-from migrator.events import LockRetry, MigrationFinished, MigrationResult
+from migrator.events import MigrationFinished, MigrationResult
 from migrator.operator_text import event_line
 from migrator.parser import Direction
-from migrator.safety import Safety
 from migrator.store import Store
 from migrator.table_name import TableName
 from tests.support import (
@@ -40,38 +36,7 @@ from tests.support import (
 from tests.support.cli_runner import run_cli
 from tests.support.migrator_process import run_migrator
 
-# -- a file blocked by a lock (goose's advisory lock: test_locking.py) ---------------------
-
-
-def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each pause is drawn at random up to a cap that doubles ("full jitter"): here half of it."""
-    drawn: list[tuple[float, float]] = []
-
-    def half_of_the_cap(low: float, high: float) -> float:
-        drawn.append((low, high))
-        return high / 2
-
-    monkeypatch.setattr("migrator.safety.random.uniform", half_of_the_cap)
-    query(dsn, "CREATE TABLE busy (id int)")
-    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
-    retries: list[LockRetry] = []
-    with psycopg.connect(dsn) as blocker:
-        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-        with connect(dsn) as conn:
-            safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
-            migrator = Migrator(
-                conn,
-                migrations.path,
-                TableName.parse("_migrations"),
-                on_event=lambda event: retries.append(event) if isinstance(event, LockRetry) else None,
-                safety=safety,
-            )
-            with pytest.raises(MigrationFailed, match="4 time"):
-                migrator.up(lock_wait=5)
-        blocker.rollback()
-    waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
-    assert waits == ["25.00ms", "50.00ms", "100.00ms"]
-    assert drawn == [(0, 0.05), (0, 0.1), (0, 0.2)]
+# -- a file's line (goose's lock: test_locking.py; a file blocked by a lock: test_lock_timeouts.py) --
 
 
 @pytest.mark.parametrize(
@@ -80,18 +45,6 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monk
 def test_a_file_s_line_gives_its_duration_in_milliseconds_under_a_second(seconds: float, shown: str) -> None:
     finished = MigrationFinished(MigrationResult(1, "00001_a.sql", Direction.UP, seconds, False))
     assert event_line(finished) == f"OK   00001_a.sql ({shown})"
-
-
-def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: MigrationDir) -> None:
-    query(dsn, "CREATE TABLE busy (id int)")
-    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
-    with psycopg.connect(dsn) as blocker:
-        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-        env = {"MIGRATOR_LOCK_RETRIES": "0", "MIGRATOR_DB_LOCK_TIMEOUT": "100ms"}
-        result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-        blocker.rollback()
-    assert result.returncode == 1
-    assert "lock_timeout (0.1s) 1 time(s)" in result.stderr
 
 
 # -- applying ----------------------------------------------------------------------------

@@ -1,30 +1,23 @@
-"""Checksums of applied files, squawk lint, and lock-safe DDL, against a real PostgreSQL."""
+"""goose's table and squawk lint, against a real PostgreSQL (the checksums of applied files:
+test_checksums.py; lock-safe DDL: test_lock_timeouts.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
-import time
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from infra.migration_status import lint_warnings
 from migrator import lint as lint_module
-from migrator.cli.arguments import MANIFEST_ENV
 from migrator.errors import InputError
-from migrator.ledger_entries import file_sha256
 from migrator.lint import Finding, squawk_binary
 from migrator.parser import Direction, parse_file
 from migrator.source import collect
-from tests.support import REPO, MigrationDir, query, shipped_migrations, tables, versions, wait_until
+from tests.support import REPO, MigrationDir, query, shipped_migrations
 from tests.support.cli_runner import run_cli
-from tests.support.migrator_process import run_migrator
 
 A = "-- +goose Up\nCREATE TABLE a (id bigint);\n-- +goose Down\nDROP TABLE a;\n"
-B = "-- +goose Up\nCREATE TABLE b (id bigint);\n-- +goose Down\nDROP TABLE b;\n"
 
 
 @pytest.fixture
@@ -33,49 +26,7 @@ def squawk() -> None:
         pytest.fail("squawk (squawk-cli) is a declared dependency and must be installed", pytrace=False)
 
 
-# -- checksums -------------------------------------------------------------------------
-
-
-def test_edited_applied_file_is_refused_until_allowed(dsn: str, migrations: MigrationDir) -> None:
-    first = migrations.add("00001_a.sql", A)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    ledger = query(dsn, "SELECT version_id, filename, state FROM _migrations_ledger")
-    assert ledger == [(1, "00001_a.sql", "applied")]
-
-    first.write_text(A.replace("bigint", "bigint NOT NULL"))
-    migrations.add("00002_b.sql", B)
-    refused = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "00001_a.sql was edited after it was applied" in refused.stderr
-    assert "--allow-edited" in refused.stderr
-    assert versions(dsn) == [0, 1]
-
-    validate = run_cli("validate", dsn=dsn, directory=migrations.path)
-    assert validate.returncode == 2
-    assert "00001_a.sql was edited" in validate.stderr
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["edited"] == [1]
-    assert status["migrations"][0]["edited"] is True
-    assert "(EDITED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
-    assert run_cli("plan", dsn=dsn, directory=migrations.path).returncode == 2
-
-    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path)
-    assert allowed.returncode == 0, allowed.stderr
-    assert versions(dsn) == [0, 1, 2]
-
-
-def test_vanished_applied_file_is_refused(dsn: str, migrations: MigrationDir) -> None:
-    first = migrations.add("00001_a.sql", A)
-    migrations.add("00002_b.sql", B)
-    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    first.unlink()
-    refused = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "00001_a.sql (version 1) was applied but its file is gone" in refused.stderr
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert status["vanished"] == [1]
-    assert status["unknown_applied"] == [1]
-    assert "00001_a.sql (file REMOVED since applied)" in run_cli("status", dsn=dsn, directory=migrations.path).stdout
+# -- goose's table (edited and removed files: test_checksums.py) -----------------------
 
 
 def test_goose_table_keeps_goose_schema(dsn: str, migrations: MigrationDir) -> None:
@@ -272,138 +223,3 @@ def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrati
 
     warnings = lint_warnings(collect(migrations.path)[1:], migrations.path)
     assert any("00002_risky.sql: statement 1 (line 4)" in w and "adding-required-field" in w for w in warnings)
-
-
-# -- lock-safe DDL ---------------------------------------------------------------------
-
-
-def test_each_migration_runs_with_lock_and_statement_timeouts(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add(
-        "00001_settings.sql",
-        "-- +goose Up\nCREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock,"
-        " current_setting('statement_timeout') AS statement;\n",
-    )
-    migrations.add(
-        "00002_session.sql",
-        "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO seen SELECT current_setting('lock_timeout'),"
-        " current_setting('statement_timeout');\n",
-    )
-    result = run_cli("up", dsn=dsn, directory=migrations.path, env={"MIGRATOR_STATEMENT_TIMEOUT": "90s"})
-    assert result.returncode == 0, result.stderr
-    assert query(dsn, "SELECT lock, statement FROM seen") == [("500ms", "90s"), ("500ms", "90s")]
-    flagged = run_cli("redo", "--db-lock-timeout", "750ms", dsn=dsn, directory=migrations.path)
-    assert flagged.returncode == 0, flagged.stderr
-    assert ("750ms", "3h") in query(dsn, "SELECT lock, statement FROM seen")
-
-
-def test_blocked_migration_retries_then_fails_naming_the_lock(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", A)
-    migrations.add(
-        "00002_alter.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\nALTER TABLE a ADD COLUMN note text;\n"
-    )
-    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    with psycopg.connect(dsn) as holder:
-        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")  # an open transaction reading a
-        result = run_cli("up", "--db-lock-timeout", "200ms", "--lock-retries", "2", dsn=dsn, directory=migrations.path)
-    assert result.returncode == 1
-    assert result.stdout.count("blocked by a lock (attempt") == 2
-    error = result.stderr.strip()
-    # PostgreSQL names no relation when a table lock times out.
-    assert "00002_alter.sql (up): statement 2 (line 3) was blocked by a lock: it waited longer than" in error
-    assert "lock_timeout (0.2s) 3 time(s)" in error
-    assert "nothing of this file was applied" in error
-    assert versions(dsn) == [0, 1]
-    assert "c" not in tables(dsn)
-
-
-def test_a_blocked_row_is_named_by_its_relation(dsn: str, migrations: MigrationDir) -> None:
-    """A row lock's timeout names the relation, in the error's context line only."""
-    migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE accounts (id int);\nINSERT INTO accounts VALUES (1);\n")
-    migrations.add("00002_touch.sql", "-- +goose Up\nUPDATE accounts SET id = 2;\n")
-    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    with psycopg.connect(dsn) as holder:
-        holder.execute("SELECT * FROM accounts FOR UPDATE")
-        result = run_cli("up", "--db-lock-timeout", "100ms", "--lock-retries", "0", dsn=dsn, directory=migrations.path)
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "migrator: error: 00002_touch.sql (up): statement 1 (line 2) was blocked by a lock on accounts:"
-        " it waited longer than lock_timeout (0.1s) 1 time(s). Rolled back: nothing of this file was applied."
-        " Find the blocking sessions with pg_blocking_pids(), then rerun"
-    )
-    assert versions(dsn) == [0, 1]
-
-
-def test_blocked_migration_succeeds_once_the_lock_is_released(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", A)
-    migrations.add("00002_alter.sql", "-- +goose Up\nALTER TABLE a ADD COLUMN note text;\n")
-    assert run_cli("up-by-one", dsn=dsn, directory=migrations.path).returncode == 0
-    results: list[subprocess.CompletedProcess[str]] = []
-    with psycopg.connect(dsn) as holder:
-        holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
-        # A process, not run_cli: its signal handler can only be installed in the main thread.
-        migrator = threading.Thread(
-            target=lambda: results.append(
-                run_migrator("up", "--db-lock-timeout", "300ms", dsn=dsn, directory=migrations.path)
-            )
-        )
-        migrator.start()
-        # Once the ALTER waits behind the lock, hold on past one lock_timeout, then let go.
-        wait_until(
-            "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-            " WHERE NOT l.granted AND a.application_name = 'migrator' AND a.datname = current_database()",
-            dsn,
-        )
-        time.sleep(0.6)
-        holder.rollback()
-    migrator.join()
-    [result] = results
-    assert result.returncode == 0, result.stderr
-    assert "blocked by a lock (attempt 1 of 16)" in result.stdout
-    assert versions(dsn) == [0, 1, 2]
-
-
-# -- the image's checksum manifest and the sealed no-op ----------------------------------
-
-
-def write_manifest(migrations: MigrationDir, path: Path, override: dict[str, str] | None = None) -> dict[str, str]:
-    names = sorted(p.name for p in migrations.path.iterdir())
-    sums = {name: (override or {}).get(name) or file_sha256(migrations.path / name) for name in names}
-    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
-    return {MANIFEST_ENV: str(path)}
-
-
-def test_sealed_noop_is_invalidated_by_any_write_to_the_goose_table(
-    dsn: str, migrations: MigrationDir, tmp_path: Path
-) -> None:
-    migrations.add("00001_a.sql", A)
-    migrations.add("00002_b.sql", B)
-    env = write_manifest(migrations, tmp_path / "migrations.sha256")
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    assert query(dsn, "SELECT filename FROM _migrations_ledger WHERE version_id = 0") == [("(verified state)",)]
-    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert again.stdout.strip() == "migrator: no migrations to run. current version: 2"
-
-    # goose (or a hand) rolls back version 2 behind our back: the seal no longer holds.
-    query(dsn, "DROP TABLE b")
-    query(dsn, "DELETE FROM _migrations WHERE version_id = 2")
-    rerun = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.startswith("OK   00002_b.sql")
-    assert "b" in tables(dsn)
-
-    # A manifest that does not list exactly the directory's files is ignored, seal and all.
-    migrations.add("00003_c.sql", "-- +goose Up\nCREATE TABLE c (id bigint);\n")
-    stale = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert stale.returncode == 0
-    assert stale.stdout.startswith("OK   00003_c.sql")
-    assert versions(dsn) == [0, 1, 2, 3]
-
-
-def test_manifest_checksums_stand_for_the_files(dsn: str, migrations: MigrationDir, tmp_path: Path) -> None:
-    migrations.add("00001_a.sql", A)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    env = write_manifest(migrations, tmp_path / "m.sha256", override={"00001_a.sql": "0" * 64})
-    status = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path, env=env).stdout)
-    assert status["edited"] == [1], "the manifest's checksum was used, not the file's"
-    plain = json.loads(run_cli("status", "--json", dsn=dsn, directory=migrations.path).stdout)
-    assert plain["edited"] == []

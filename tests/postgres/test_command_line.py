@@ -26,7 +26,7 @@ from migrator.errors import Interrupted, MigratorError
 from migrator.options import Options
 from migrator.safety import Safety
 from migrator.table_name import TableName
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import help_of, run_cli
 
 APPLYING = ("up", "up-by-one", "up-to", "down", "down-to", "redo", "reset", "migrate-to")
 REHEARSING = ("rehearse", "drift")  # apply migrations on a scratch server, and take no advisory lock
@@ -220,13 +220,6 @@ def test_a_command_is_required() -> None:
 # -- the help ------------------------------------------------------------------------------
 
 
-def help_of(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as stopped:
-        cli.build_parser().parse_args([*argv, "--help"])
-    assert stopped.value.code == 0
-    return " ".join(capsys.readouterr().out.split())
-
-
 def test_the_help_names_every_command_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_of(capsys=capsys)
     assert text.startswith("usage: python -m migrator [-h] [--version] [--dir DIR] [--table TABLE] [--dsn DSN] COMMAND")
@@ -251,12 +244,6 @@ def test_each_command_has_its_help_its_argument_and_its_options(
     if positional:
         assert f"positional arguments: {positional[0].metavar} {positional[0].help} " in text
     assert "global options: --dir DIR migrations directory" in text
-
-
-def test_create_documents_its_name_and_gooses_type_word(capsys: pytest.CaptureFixture[str]) -> None:
-    text = help_of("create", capsys=capsys)
-    assert "usage: python -m migrator create [-h] [-s] [--dir DIR] [--table TABLE] [--dsn DSN] NAME [sql]" in text
-    assert "positional arguments: NAME what the migration does, e.g. add_users sql goose's type word; only sql" in text
 
 
 # -- main: every error is one line and an exit code ---------------------------------------

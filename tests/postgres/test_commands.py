@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from migrator.cli import commands
 from tests.support import REPO, MigrationDir, SessionSpy, query, shipped_migrations, table_file, tables, versions
@@ -173,25 +171,6 @@ def test_status_version_and_plan(dsn: str, migrations: MigrationDir) -> None:
     assert [p["version"] for p in plan["pending"]] == [3]
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["up"], ["up-by-one"], ["up-to", "1"], ["down"], ["down-to", "0"], ["redo"], ["reset"], ["migrate-to", "latest"]],
-    ids=lambda command: command[0],
-)
-def test_every_writing_command_gives_up_on_gooses_lock_after_lock_timeout(
-    dsn: str, migrations: MigrationDir, command: list[str]
-) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    if command[0] in ("down", "down-to", "redo", "reset"):
-        assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    before = versions(dsn) if "_migrations" in tables(dsn) else None
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(4097083626)")
-        waited = run_cli(*command, "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
-    assert waited.returncode == 3, waited.stderr
-    assert (versions(dsn) if "_migrations" in tables(dsn) else None) == before
-
-
 def test_status_text_marks_edited_removed_and_unknown_versions(dsn: str, migrations: MigrationDir) -> None:
     three(migrations)
     assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
@@ -296,20 +275,6 @@ def test_validate_counts_the_files_that_do_not_parse_and_names_drift(
     (migrations.path / "00004_bad_too.sql").unlink()
     drift_only = run_cli("validate", dsn=dsn, directory=migrations.path)
     assert drift_only.stderr.splitlines()[-1] == "migrator: error: applied files were edited or removed"
-
-
-def test_validate_in_the_image_takes_the_checksums_from_its_manifest(
-    dsn: str, migrations: MigrationDir, tmp_path: Path
-) -> None:
-    """The image's manifest lists the files it was built with: validate does not hash them again."""
-    migrations.add("00001_users.sql", USERS)
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    other = hashlib.sha256(USERS.replace("users", "members").encode()).hexdigest()
-    manifest = tmp_path / "SHA256SUMS"
-    manifest.write_text(f"{other}  00001_users.sql\n")
-    checked = run_cli("validate", dsn=dsn, directory=migrations.path, env={"MIGRATOR_CHECKSUMS": str(manifest)})
-    assert checked.returncode == 2
-    assert "00001_users.sql was edited after it was applied" in checked.stderr
 
 
 def test_redo_is_recorded_and_may_accept_an_edit(dsn: str, migrations: MigrationDir) -> None:

@@ -9,7 +9,6 @@ would let the promise break unnoticed.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import subprocess
 import threading
@@ -18,13 +17,9 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from migrator.api import Migrator
-from migrator.dsn import connect
-from migrator.errors import MigrationFailed
-from migrator.events import LockRetry, MigrationFinished, MigrationResult
+from migrator.events import MigrationFinished, MigrationResult
 from migrator.operator_text import event_line
 from migrator.parser import Direction
-from migrator.safety import Safety
 from migrator.store import Store
 from migrator.table_name import TableName
 from tests.support import (
@@ -41,73 +36,7 @@ from tests.support import (
 from tests.support.cli_runner import run_cli
 from tests.support.migrator_process import run_migrator
 
-GOOSE_LOCK_KEY = 4097083626
-
-
-def manifest_for(migrations: MigrationDir, names: list[str]) -> dict[str, str]:
-    """A sha256sum listing of ``names``, as the image build writes it, and the env naming it."""
-    listing = subprocess.run(
-        ["sha256sum", "--", *names], cwd=migrations.path, capture_output=True, text=True, check=True
-    ).stdout
-    path = migrations.path.parent / "migrations.sha256"
-    path.write_text(listing)
-    return {"MIGRATOR_CHECKSUMS": str(path)}
-
-
-# -- the lock ------------------------------------------------------------------------------
-
-
-def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
-        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
-    assert result.returncode == 3, result.stderr
-    assert "advisory key 4097083626" in result.stderr
-    assert tables(dsn) == set()
-
-
-def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
-    with connect(dsn) as conn:
-        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
-        with pytest.raises(MigrationFailed):
-            migrator.up(lock_wait=5)
-        held = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-        ).fetchone()
-    assert held == (0,)
-
-
-def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each pause is drawn at random up to a cap that doubles ("full jitter"): here half of it."""
-    drawn: list[tuple[float, float]] = []
-
-    def half_of_the_cap(low: float, high: float) -> float:
-        drawn.append((low, high))
-        return high / 2
-
-    monkeypatch.setattr("migrator.safety.random.uniform", half_of_the_cap)
-    query(dsn, "CREATE TABLE busy (id int)")
-    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
-    retries: list[LockRetry] = []
-    with psycopg.connect(dsn) as blocker:
-        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-        with connect(dsn) as conn:
-            safety = Safety(lock_timeout=0.05, lock_retries=3, first_backoff=0.05, max_backoff=1)
-            migrator = Migrator(
-                conn,
-                migrations.path,
-                TableName.parse("_migrations"),
-                on_event=lambda event: retries.append(event) if isinstance(event, LockRetry) else None,
-                safety=safety,
-            )
-            with pytest.raises(MigrationFailed, match="4 time"):
-                migrator.up(lock_wait=5)
-        blocker.rollback()
-    waits = [event_line(retry).rsplit("retrying in ", 1)[1] for retry in retries]
-    assert waits == ["25.00ms", "50.00ms", "100.00ms"]
-    assert drawn == [(0, 0.05), (0, 0.1), (0, 0.2)]
+# -- a file's line (goose's lock: test_locking.py; a file blocked by a lock: test_lock_timeouts.py) --
 
 
 @pytest.mark.parametrize(
@@ -116,18 +45,6 @@ def test_lock_retries_back_off_doubling(dsn: str, migrations: MigrationDir, monk
 def test_a_file_s_line_gives_its_duration_in_milliseconds_under_a_second(seconds: float, shown: str) -> None:
     finished = MigrationFinished(MigrationResult(1, "00001_a.sql", Direction.UP, seconds, False))
     assert event_line(finished) == f"OK   00001_a.sql ({shown})"
-
-
-def test_migrator_lock_retries_from_the_environment(dsn: str, migrations: MigrationDir) -> None:
-    query(dsn, "CREATE TABLE busy (id int)")
-    migrations.add("00001_alter.sql", "-- +goose Up\nALTER TABLE busy ADD COLUMN extra int;\n")
-    with psycopg.connect(dsn) as blocker:
-        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
-        env = {"MIGRATOR_LOCK_RETRIES": "0", "MIGRATOR_DB_LOCK_TIMEOUT": "100ms"}
-        result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-        blocker.rollback()
-    assert result.returncode == 1
-    assert "lock_timeout (0.1s) 1 time(s)" in result.stderr
 
 
 # -- applying ----------------------------------------------------------------------------
@@ -162,106 +79,11 @@ def test_a_permission_error_is_a_failure_not_bad_input(dsn: str, migrations: Mig
     assert "permission denied for schema public" in result.stderr
 
 
-def test_crlf_files_are_checksummed_as_bytes(dsn: str, migrations: MigrationDir) -> None:
-    path = migrations.path / "00001_crlf.sql"
-    path.write_bytes(b"-- +goose Up\r\nCREATE TABLE crlf (id int);\r\n")
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    assert query(dsn, "SELECT sha256 FROM _migrations_ledger WHERE version_id = 1") == [
-        (hashlib.sha256(path.read_bytes()).hexdigest(),)
-    ]
-    again = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert again.returncode == 0, again.stderr
-
-
 def test_envsub_double_dollar_is_a_literal_dollar(dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_env.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE t AS SELECT '$$${NAME}' AS v;\n")
     result = run_cli("up", dsn=dsn, directory=migrations.path, env={"NAME": "x"})
     assert result.returncode == 0, result.stderr
     assert query(dsn, "SELECT v FROM t") == [("$x",)]
-
-
-# -- the sealed no-op --------------------------------------------------------------------
-
-
-def test_an_incomplete_run_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    migrations.add("00002_b.sql", table_file("b"))
-    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
-    assert run_cli("up-to", "1", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    result = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert result.returncode == 0, result.stderr
-    assert versions(dsn) == [0, 1, 2]
-
-
-def test_a_sealed_no_op_writes_nothing(dsn: str, migrations: MigrationDir) -> None:
-    """The shortcut is taken: the seal row is read, not removed and written again (its xmin,
-    the transaction that wrote it, stays the same)."""
-    migrations.add("00001_a.sql", table_file("a"))
-    env = manifest_for(migrations, ["00001_a.sql"])
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    seal_row = "SELECT xmin::text, sha256 FROM _migrations_ledger WHERE version_id = 0"
-    sealed = query(dsn, seal_row)
-    assert len(sealed) == 1
-    again = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert again.stdout.strip() == "migrator: no migrations to run. current version: 1"
-    assert query(dsn, seal_row) == sealed
-    # Without the manifest its seal does not hold: the run reads the files, and the seal it
-    # leaves (none while the files are fresh, see seal.py) is the checkout's own.
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    assert query(dsn, seal_row) != sealed
-
-
-def test_a_rollback_interrupted_half_way_ends_the_seal(dsn: str, migrations: MigrationDir) -> None:
-    """The rollback leaves goose's table as it was: the seal must not hide it from `up`."""
-    migrations.add(
-        "00001_nt.sql",
-        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE nt (id int);\n"
-        "-- +goose Down\nDROP TABLE nt;\nSELECT 1 / 0;\n",
-    )
-    env = manifest_for(migrations, ["00001_nt.sql"])
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    assert run_cli("down", dsn=dsn, directory=migrations.path, env=env).returncode == 1
-    assert "nt" not in tables(dsn)
-    assert versions(dsn) == [0, 1]
-    after = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert after.returncode == 0, after.stderr
-    assert after.stdout.splitlines() == [
-        "migrator: rolling back 00001_nt.sql (NO TRANSACTION) was interrupted after 1 of 2 statement(s); see status",
-        "migrator: no migrations to run. current version: 1",
-    ]
-    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "not sealed again"
-
-
-def test_a_manifest_of_other_files_is_ignored(dsn: str, migrations: MigrationDir) -> None:
-    """A stale manifest (it does not list exactly the files) must not stand in for them:
-    its checksum of 00001_a.sql is not the file's, and would report an edit that is not there."""
-    migrations.add("00001_a.sql", table_file("a"))
-    migrations.add("00002_b.sql", table_file("b"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    stale = migrations.path.parent / "stale.sha256"
-    stale.write_text(f"{hashlib.sha256(b'an older 00001_a.sql').hexdigest()}  00001_a.sql\n")
-    env = {"MIGRATOR_CHECKSUMS": str(stale)}
-    for command in ("up", "validate", "down"):
-        result = run_cli(command, dsn=dsn, directory=migrations.path, env=env)
-        assert result.returncode == 0, (command, result.stderr)
-    assert versions(dsn) == [0, 1]
-
-
-def test_an_up_allowed_past_an_edited_file_leaves_no_seal(dsn: str, migrations: MigrationDir) -> None:
-    """A seal over an edited file would let every later ``up`` shortcut past the edit it
-    must refuse."""
-    migrations.add("00001_a.sql", table_file("a"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    migrations.add("00001_a.sql", table_file("a") + "-- edited after it was applied\n")
-    migrations.add("00002_b.sql", table_file("b"))
-    env = manifest_for(migrations, ["00001_a.sql", "00002_b.sql"])
-    allowed = run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path, env=env)
-    assert allowed.returncode == 0, allowed.stderr
-    assert versions(dsn) == [0, 1, 2]
-    assert query(dsn, "SELECT count(*) FROM _migrations_ledger WHERE version_id = 0") == [(0,)], "sealed"
-    refused = run_cli("up", dsn=dsn, directory=migrations.path, env=env)
-    assert refused.returncode == 2
-    assert "00001_a.sql" in refused.stderr
 
 
 # -- command line and JSON ---------------------------------------------------------------
@@ -296,27 +118,6 @@ def test_status_json_field_names(dsn: str, migrations: MigrationDir) -> None:
     assert {"table", "current", "migrations", "pending", "unknown_applied"} <= set(document)
     assert (document["table"], document["current"], document["pending"]) == ("_migrations", 0, [1])
     assert {"version", "name", "applied", "applied_at"} <= set(document["migrations"][0])
-
-
-@pytest.mark.parametrize(
-    ("names", "fixed"),
-    [
-        (
-            ["00001_first.sql", "20260101000000_second.sql", "20260102000000_third.sql"],
-            ["00001_first.sql", "00002_second.sql", "00003_third.sql"],
-        ),
-        # Without sequential files numbering starts at 1; only the version prefix is renamed.
-        (
-            ["20260101000000_copy_of_20260101000000.sql", "20260102000000_b.sql"],
-            ["00001_copy_of_20260101000000.sql", "00002_b.sql"],
-        ),
-    ],
-)
-def test_fix_gives_every_file_its_own_number(migrations: MigrationDir, names: list[str], fixed: list[str]) -> None:
-    for name in names:
-        migrations.add(name, table_file(name.split("_")[1]))
-    assert run_cli("fix", directory=migrations.path).returncode == 0
-    assert sorted(p.name for p in migrations.path.iterdir()) == fixed
 
 
 @pytest.mark.parametrize("command", ["status", "version", "plan", "lint"])

@@ -15,26 +15,16 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from psycopg import conninfo
 
-from migrator import authoring
 from tests.support import REPO, MigrationDir, query, server_role, tables, unavailable, versions
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import one_error, run_cli
 from tests.support.migrator_process import AnotherUser, another_user_runtime, run_migrator
 
 GOOD = "-- +goose Up\nCREATE TABLE good (id int);\n-- +goose Down\nDROP TABLE good;\n"
-
-
-def one_error(result: subprocess.CompletedProcess[str], exit_code: int = 2) -> str:
-    """What a failed run printed, after checking its exit code and that it ends in one error line."""
-    assert result.returncode == exit_code, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("migrator: error: "), result.stderr
-    return result.stderr
 
 
 # -- 1. bytes PostgreSQL cannot carry ---------------------------------------------------
@@ -153,64 +143,12 @@ def test_a_duration_from_the_environment_is_checked_too(dsn: str, migrations: Mi
     assert "_migrations" not in tables(dsn)
 
 
-# -- 4, 13. create ------------------------------------------------------------------------
-
-
-def test_create_accepts_gooses_type_word_and_keeps_the_name(migrations: MigrationDir) -> None:
-    result = run_cli("create", "add_users", "sql", directory=migrations.path)
-    assert result.returncode == 0, result.stderr
-    [created] = migrations.path.glob("*.sql")
-    assert created.name.endswith("_add_users.sql")
-    assert "Go migrations" not in result.stderr
-    refused = run_cli("create", "add_users", "go", directory=migrations.path)
-    assert refused.returncode == 2
-
-
-def test_two_creates_in_one_second_get_two_versions(migrations: MigrationDir) -> None:
-    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    first = authoring.create(migrations.path, "first", now=now, sequential=False)
-    second = authoring.create(migrations.path, "second", now=now, sequential=False)
-    assert first.name == "20260102030405_first.sql"
-    assert second.name == "20260102030406_second.sql"
-    assert run_cli("validate", directory=migrations.path).returncode == 0
-
-
-def test_create_names_the_version_in_utc_whatever_the_local_time_zone(migrations: MigrationDir) -> None:
-    """goose's timestamps are UTC: two developers in two time zones must not get versions
-    hours apart, out of the order they wrote them in. (A process, for its own TZ.)"""
-    before = datetime.now(UTC).replace(microsecond=0)
-    result = run_migrator("create", "in_utc", directory=migrations.path, env={"TZ": "LOCAL-14"})
-    after = datetime.now(UTC)
-    assert result.returncode == 0, result.stderr
-    [created] = migrations.path.glob("*.sql")
-    stamp = datetime.strptime(created.name.split("_")[0], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    assert before <= stamp <= after, f"{created.name} made between {before} and {after} (UTC)"
-
-
-def test_create_template_applies_no_sql(dsn: str, migrations: MigrationDir) -> None:
-    assert run_cli("create", "nothing_yet", directory=migrations.path).returncode == 0
-    [created] = migrations.path.glob("*.sql")
-    shown = json.loads(run_cli("show", created.name, "--json", directory=migrations.path).stdout)
-    assert shown["statements"] == []
-
-
-def test_create_with_an_overlong_name_is_refused(migrations: MigrationDir) -> None:
-    error = one_error(run_cli("create", "x" * 300, directory=migrations.path))
-    assert "under 255" in error
-    assert list(migrations.path.iterdir()) == []
+# -- 4, 13. show (create and fix: tests/unit/test_authoring.py) -------------------------
 
 
 def test_show_names_a_file_it_cannot_find(migrations: MigrationDir) -> None:
     error = one_error(run_cli("show", "00009_nothing.sql", directory=migrations.path))
     assert error.strip() == "migrator: error: 00009_nothing.sql: no such migration file"
-
-
-def test_fix_renames_nothing_when_a_target_name_is_taken(migrations: MigrationDir) -> None:
-    migrations.add("20260101000000_a.sql", GOOD)
-    (migrations.path / "00001_a.sql").mkdir()
-    error = one_error(run_cli("fix", directory=migrations.path))
-    assert error.strip() == "migrator: error: 00001_a.sql: a directory, not a migration file"
-    assert (migrations.path / "20260101000000_a.sql").exists()
 
 
 # -- 5. transaction control: tests/goose/test_own_transaction.py runs a transactional file's own COMMIT ---

@@ -1,4 +1,6 @@
-"""goose's advisory lock: concurrent migrators serialise, a held lock times out with exit 3."""
+"""goose's advisory lock: its key, concurrent migrators serialise, a held lock times out with
+exit 3 for every writing command, and a failed file releases it. (Against goose itself:
+tests/goose/test_goose_interop.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 
+from migrator.api import Migrator
+from migrator.dsn import connect
+from migrator.errors import MigrationFailed
 from migrator.lock import GOOSE_LOCK_ID, AdvisoryLocker
-from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, tables, versions, wait_until
+from migrator.table_name import TableName
+from tests.support import ADVISORY_LOCKS_HERE, MigrationDir, query, table_file, tables, versions, wait_until
 from tests.support.cli_runner import run_cli
 from tests.support.migrator_process import started_migrator
+
+GOOSE_LOCK_KEY = 4097083626  # written out: goose's key is a promise, not a constant to follow
 
 
 def test_eight_migrators_at_once_record_every_version_once(dsn: str, migrations: MigrationDir) -> None:
@@ -146,3 +154,44 @@ def test_lock_timeout_must_be_a_duration(migrations: MigrationDir) -> None:
     result = run_cli("up", "--lock-timeout", "soon", dsn="host=127.0.0.1", directory=migrations.path)
     assert result.returncode == 2
     assert "invalid duration 'soon'" in result.stderr
+
+
+def test_the_lock_is_gooses_key_4097083626(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (GOOSE_LOCK_KEY,))
+        result = run_cli("up", "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert result.returncode == 3, result.stderr
+    assert "advisory key 4097083626" in result.stderr
+    assert tables(dsn) == set()
+
+
+def test_the_lock_is_released_when_a_migration_fails(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_bad.sql", "-- +goose Up\nSELECT 1 / 0;\n")
+    with connect(dsn) as conn:
+        migrator = Migrator(conn, migrations.path, TableName.parse("_migrations"))
+        with pytest.raises(MigrationFailed):
+            migrator.up(lock_wait=5)
+        held = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ).fetchone()
+    assert held == (0,)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["up"], ["up-by-one"], ["up-to", "1"], ["down"], ["down-to", "0"], ["redo"], ["reset"], ["migrate-to", "latest"]],
+    ids=lambda command: command[0],
+)
+def test_every_writing_command_gives_up_on_gooses_lock_after_lock_timeout(
+    dsn: str, migrations: MigrationDir, command: list[str]
+) -> None:
+    migrations.add("00001_a.sql", table_file("a"))
+    if command[0] in ("down", "down-to", "redo", "reset"):
+        assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    before = versions(dsn) if "_migrations" in tables(dsn) else None
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(4097083626)")
+        waited = run_cli(*command, "--lock-timeout", "1s", dsn=dsn, directory=migrations.path)
+    assert waited.returncode == 3, waited.stderr
+    assert (versions(dsn) if "_migrations" in tables(dsn) else None) == before

@@ -1,11 +1,11 @@
-"""Rolling back in goose's order, and recovering from interrupted runs, edits and tampering,
-against a real PostgreSQL."""
+"""Rolling back in goose's order, and recovering from interrupted runs and dead connections,
+against a real PostgreSQL (edited files: test_checksums.py; tampering with goose's table:
+test_seal.py)."""
 
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
 
 import psycopg
 import pytest
@@ -14,13 +14,8 @@ from psycopg import conninfo
 from migrator import Migrator, TableName
 from migrator.dsn import connect
 from tests.support import REPO, MigrationDir, login_role, query, table_file, tables, versions, wait_until
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import rolled_back, run_cli
 from tests.support.migrator_process import started_migrator
-
-
-def rolled_back(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """The files a run reports, in the order it ran them."""
-    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith(("OK ", "EMPTY"))]
 
 
 @pytest.fixture
@@ -139,65 +134,6 @@ def test_a_rollback_that_stopped_half_way_is_finished_by_the_next_down(dsn: str,
     assert rolled_back(finished) == ["00002_nt.sql"]
     assert versions(dsn) == [0, 1]
     assert tables(dsn) & {"x", "blocker"} == set()
-
-
-# -- 9. accepting an edit ------------------------------------------------------------------
-
-
-def test_accept_edited_records_the_new_checksum_once_and_for_all(dsn: str, migrations: MigrationDir) -> None:
-    path = migrations.add("00001_a.sql", table_file("a"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    path.write_text(path.read_text() + "-- a comment added later\n")
-    refused = run_cli("up", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "--accept-edited" in refused.stderr
-    assert run_cli("up", "--allow-edited", dsn=dsn, directory=migrations.path).returncode == 0
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 2  # --allow-edited is once
-    accepted = run_cli("up", "--accept-edited", dsn=dsn, directory=migrations.path)
-    assert accepted.returncode == 0, accepted.stderr
-    assert "accepted the edit of 00001_a.sql" in accepted.stdout
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-
-
-def test_down_to_refuses_an_edited_file(dsn: str, migrations: MigrationDir) -> None:
-    migrations.add("00001_a.sql", table_file("a"))
-    path = migrations.add("00002_b.sql", table_file("b"))
-    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
-    path.write_text(path.read_text().replace("DROP TABLE b", "DROP TABLE b CASCADE"))
-    refused = run_cli("down-to", "0", dsn=dsn, directory=migrations.path)
-    assert refused.returncode == 2
-    assert "00002_b.sql was edited after it was applied" in refused.stderr
-    assert versions(dsn) == [0, 1, 2]
-    # Only the files a rollback runs must be unedited.
-    path.write_text(table_file("b"))
-    migrations.add("00001_a.sql", table_file("a").replace("DROP TABLE a", "DROP TABLE a CASCADE"))
-    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 0
-    assert versions(dsn) == [0, 1]
-    # --accept-edited records the edit, then rolls back with the new Down section.
-    assert run_cli("down", dsn=dsn, directory=migrations.path).returncode == 2
-    accepted = run_cli("down", "--accept-edited", dsn=dsn, directory=migrations.path)
-    assert accepted.returncode == 0, accepted.stderr
-    assert versions(dsn) == [0]
-
-
-# -- 12. the seal covers the table's content ---------------------------------------------
-
-
-def test_a_hand_edit_that_keeps_counts_and_sums_breaks_the_seal(dsn: str, migrations: MigrationDir) -> None:
-    for version, name in ((1, "a"), (2, "b"), (3, "c")):
-        migrations.add(f"0000{version}_{name}.sql", f"-- +goose Up\nCREATE TABLE IF NOT EXISTS {name} (id int);\n")
-    manifest = migrations.path.parent / "migrations.sha256"
-    listing = subprocess.run(["sha256sum", "--", *sorted(p.name for p in migrations.path.iterdir())],
-                             cwd=migrations.path, capture_output=True, text=True, check=True)  # fmt: skip
-    manifest.write_text(listing.stdout)
-    env = {"MIGRATOR_CHECKSUMS": str(manifest)}
-    assert run_cli("up", dsn=dsn, directory=migrations.path, env=env).returncode == 0
-    # Rows 0, 1, 2, 3 become 0, 0, 3, 3: same count, sum, maximum and last id; 1 and 2 unapplied.
-    query(dsn, "UPDATE _migrations SET version_id = 0 WHERE version_id = 1")
-    query(dsn, "UPDATE _migrations SET version_id = 3 WHERE version_id = 2")
-    result = run_cli("up", "--allow-missing", dsn=dsn, directory=migrations.path, env=env)
-    assert result.returncode == 0, result.stderr
-    assert rolled_back(result) == ["00001_a.sql", "00002_b.sql"]
 
 
 # -- 7. a dead network ends the run --------------------------------------------------------

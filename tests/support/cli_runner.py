@@ -17,8 +17,12 @@ from contextlib import chdir, redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
+import pytest
+
 from migrator.cli import program as cli
-from tests.support import REPO
+from migrator.cli.arguments import MANIFEST_ENV
+from migrator.ledger_entries import file_sha256
+from tests.support import REPO, MigrationDir
 from tests.support.migrator_process import child_environment
 
 
@@ -48,3 +52,33 @@ def run_cli(
     finally:
         signal.signal(signal.SIGTERM, sigterm)
     return subprocess.CompletedProcess(["migrator", *argv], code, out.getvalue(), err.getvalue())
+
+
+def rolled_back(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The files a run reports, in the order it ran them."""
+    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith(("OK ", "EMPTY"))]
+
+
+def write_manifest(migrations: MigrationDir, path: Path, override: dict[str, str] | None = None) -> dict[str, str]:
+    """A checksum manifest of every file in ``migrations`` at ``path`` (``override`` names a
+    file's stand-in checksum), and the environment that hands it to the migrator."""
+    names = sorted(p.name for p in migrations.path.iterdir())
+    sums = {name: (override or {}).get(name) or file_sha256(migrations.path / name) for name in names}
+    path.write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    return {MANIFEST_ENV: str(path)}
+
+
+def one_error(result: subprocess.CompletedProcess[str], exit_code: int = 2) -> str:
+    """What a failed run printed, after checking its exit code and that it ends in one error line."""
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("migrator: error: "), result.stderr
+    return result.stderr
+
+
+def help_of(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """The help ``argv --help`` prints, its words joined by single spaces."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args([*argv, "--help"])
+    assert stopped.value.code == 0
+    return " ".join(capsys.readouterr().out.split())

@@ -33,9 +33,7 @@ from migrator import (
     ahead_text,
     connect,
     error_message,
-    find_config,
-    lint_migrations,
-    squawk_binary,
+    lint_if_installed,
 )
 
 
@@ -83,9 +81,8 @@ def announce_rollback(steps: list[Step], migrate_to: int, directory: Path) -> No
         for number, statement in enumerate(step.parsed.statements, start=1):
             pulumi.log.warn(f"rollback: {step.migration.filename} statement {number} (line {statement.line}):"
                             f" {statement.sql}")  # fmt: skip
-    if squawk_binary() is not None:
-        for finding in lint_migrations([(s.migration, s.parsed) for s in steps], find_config(directory)):
-            pulumi.log.warn(f"rollback lint: {finding}")
+    for finding in lint_if_installed([(s.migration, s.parsed) for s in steps], directory) or []:
+        pulumi.log.warn(f"rollback lint: {finding}")
 
 
 def completed_rollback(conn: psycopg.Connection, rollback_id: str) -> Run | None:

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from migrator.interruptions import InterruptedRun
     from migrator.ledger_entries import LedgerUnreadable
     from migrator.lint import Finding as LintFinding
-    from migrator.lint import find_config, squawk_binary
+    from migrator.lint import find_config, lint_if_installed, squawk_binary
     from migrator.lint import lint as lint_migrations
     from migrator.lock import GOOSE_LOCK_ROW, AdvisoryLocker, SessionLocker
     from migrator.operator_text import ahead_text, error_message
@@ -117,6 +117,7 @@ _EXPORTS: dict[str, str] = {
     "transaction_note": "migrator.own_transaction:note",
     "lint_migrations": "migrator.lint:lint",
     "find_config": "migrator.lint",
+    "lint_if_installed": "migrator.lint",
     "squawk_binary": "migrator.lint",
     # results and events
     "Status": "migrator.status",
@@ -267,6 +268,7 @@ __all__ = [
     "connect",
     "error_message",
     "find_config",
+    "lint_if_installed",
     "lint_migrations",
     "milliseconds",
     "parse_duration",

@@ -24,6 +24,7 @@ from migrator import (
     DEFAULT_TABLE,
     Ahead,
     History,
+    InputError,
     Migration,
     Migrator,
     MigratorError,
@@ -34,6 +35,7 @@ from migrator import (
     connect,
     error_message,
     lint_if_installed,
+    refuse_unknown_target,
 )
 
 
@@ -42,12 +44,15 @@ class SchemaTargetError(pulumi.RunError):
 
 
 def check_known(migrate_to: int | None, migrations: list[Migration]) -> None:
-    """The image must carry the files of the version it is asked to reach."""
-    if migrate_to not in (None, 0) and migrate_to not in {m.version for m in migrations}:
+    """The image must carry the files of the version it is asked to reach: the migrator's
+    own check (its ``migrate-to`` refuses the same versions), in the stack's words."""
+    try:
+        refuse_unknown_target(migrate_to, migrations)
+    except InputError:
         raise SchemaTargetError(
             f"api-migrations:migrateTo {migrate_to} is not a version of migrations/ (the image's files);"
             " the image can only move the database to one of its own versions"
-        )
+        ) from None
 
 
 def rollback_steps(conn: psycopg.Connection, migrations: list[Migration], migrate_to: int) -> list[Step] | None:

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from migrator.parser import Direction, ParsedMigration, Statement, parse_file, parse_sql
     from migrator.pg_grammar import Command
     from migrator.pg_grammar import Kind as CommandKind
-    from migrator.planning import GoMigrationRefused, Step
+    from migrator.planning import GoMigrationRefused, Step, refuse_unknown_target
     from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
     from migrator.rehearsal import DownCheck, DriftCheck, FileRehearsal, Rehearsal, Replay, check_drift, rehearse
     from migrator.rehearsal_report import file_lines as rehearsal_lines
@@ -114,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "parse_file": "migrator.parser",
     "parse_sql": "migrator.parser",
     "Step": "migrator.planning",
+    "refuse_unknown_target": "migrator.planning",
     "transaction_note": "migrator.own_transaction:note",
     "lint_migrations": "migrator.lint:lint",
     "find_config": "migrator.lint",
@@ -275,6 +276,7 @@ __all__ = [
     "parse_file",
     "parse_sql",
     "redact",
+    "refuse_unknown_target",
     "rehearsal_lines",
     "rehearse",
     "schema_digests",

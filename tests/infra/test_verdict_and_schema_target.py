@@ -152,6 +152,7 @@ def test_an_unknown_version_is_refused(migrations: MigrationDir) -> None:
         " the image can only move the database to one of its own versions"
     )
     check_known(1, collect(migrations.path))
+    check_known(0, collect(migrations.path))  # every version rolled back, as the migrator's migrate-to 0
     check_known(None, collect(migrations.path))
 
 

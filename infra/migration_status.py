@@ -46,10 +46,8 @@ from migrator import (
     collect,
     connect,
     error_message,
-    find_config,
-    lint_migrations,
+    lint_if_installed,
     parse_file,
-    squawk_binary,
     transaction_note,
 )
 
@@ -221,13 +219,14 @@ def lint_warnings(pending: list[Migration], directory: Path) -> list[str]:
     """squawk's findings on the files the next ``up`` applies, one line each."""
     if not pending:
         return []
-    if squawk_binary() is None:
-        return ["migration lint: squawk is not installed here, pending migrations were not linted"]
     try:
         files = [(m, parse_file(m.path, Direction.UP, os.environ)) for m in pending if not m.go]
-        return [f"migration lint: {finding}" for finding in lint_migrations(files, find_config(directory))]
+        findings = lint_if_installed(files, directory)
     except MigratorError as exc:
         return [f"migration lint: {exc}"]
+    if findings is None:
+        return ["migration lint: squawk is not installed here, pending migrations were not linted"]
+    return [f"migration lint: {finding}" for finding in findings]
 
 
 def _how_it_runs(migration: Migration) -> str:

@@ -24,6 +24,7 @@ from migrator import (
     DEFAULT_TABLE,
     Ahead,
     History,
+    InputError,
     Migration,
     Migrator,
     MigratorError,
@@ -33,9 +34,8 @@ from migrator import (
     ahead_text,
     connect,
     error_message,
-    find_config,
-    lint_migrations,
-    squawk_binary,
+    lint_if_installed,
+    refuse_unknown_target,
 )
 
 
@@ -44,12 +44,15 @@ class SchemaTargetError(pulumi.RunError):
 
 
 def check_known(migrate_to: int | None, migrations: list[Migration]) -> None:
-    """The image must carry the files of the version it is asked to reach."""
-    if migrate_to not in (None, 0) and migrate_to not in {m.version for m in migrations}:
+    """The image must carry the files of the version it is asked to reach: the migrator's
+    own check (its ``migrate-to`` refuses the same versions), in the stack's words."""
+    try:
+        refuse_unknown_target(migrate_to, migrations)
+    except InputError:
         raise SchemaTargetError(
             f"api-migrations:migrateTo {migrate_to} is not a version of migrations/ (the image's files);"
             " the image can only move the database to one of its own versions"
-        )
+        ) from None
 
 
 def rollback_steps(conn: psycopg.Connection, migrations: list[Migration], migrate_to: int) -> list[Step] | None:
@@ -83,9 +86,8 @@ def announce_rollback(steps: list[Step], migrate_to: int, directory: Path) -> No
         for number, statement in enumerate(step.parsed.statements, start=1):
             pulumi.log.warn(f"rollback: {step.migration.filename} statement {number} (line {statement.line}):"
                             f" {statement.sql}")  # fmt: skip
-    if squawk_binary() is not None:
-        for finding in lint_migrations([(s.migration, s.parsed) for s in steps], find_config(directory)):
-            pulumi.log.warn(f"rollback lint: {finding}")
+    for finding in lint_if_installed([(s.migration, s.parsed) for s in steps], directory) or []:
+        pulumi.log.warn(f"rollback lint: {finding}")
 
 
 def completed_rollback(conn: psycopg.Connection, rollback_id: str) -> Run | None:

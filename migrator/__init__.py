@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from migrator.interruptions import InterruptedRun
     from migrator.ledger_entries import LedgerUnreadable
     from migrator.lint import Finding as LintFinding
-    from migrator.lint import find_config, squawk_binary
+    from migrator.lint import find_config, lint_if_installed, squawk_binary
     from migrator.lint import lint as lint_migrations
     from migrator.lock import GOOSE_LOCK_ROW, AdvisoryLocker, SessionLocker
     from migrator.operator_text import ahead_text, error_message
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from migrator.parser import Direction, ParsedMigration, Statement, parse_file, parse_sql
     from migrator.pg_grammar import Command
     from migrator.pg_grammar import Kind as CommandKind
-    from migrator.planning import GoMigrationRefused, Step
+    from migrator.planning import GoMigrationRefused, Step, refuse_unknown_target
     from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
     from migrator.rehearsal import DownCheck, DriftCheck, FileRehearsal, Rehearsal, Replay, check_drift, rehearse
     from migrator.rehearsal_report import file_lines as rehearsal_lines
@@ -114,9 +114,11 @@ _EXPORTS: dict[str, str] = {
     "parse_file": "migrator.parser",
     "parse_sql": "migrator.parser",
     "Step": "migrator.planning",
+    "refuse_unknown_target": "migrator.planning",
     "transaction_note": "migrator.own_transaction:note",
     "lint_migrations": "migrator.lint:lint",
     "find_config": "migrator.lint",
+    "lint_if_installed": "migrator.lint",
     "squawk_binary": "migrator.lint",
     # results and events
     "Status": "migrator.status",
@@ -267,12 +269,14 @@ __all__ = [
     "connect",
     "error_message",
     "find_config",
+    "lint_if_installed",
     "lint_migrations",
     "milliseconds",
     "parse_duration",
     "parse_file",
     "parse_sql",
     "redact",
+    "refuse_unknown_target",
     "rehearsal_lines",
     "rehearse",
     "schema_digests",

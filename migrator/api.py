@@ -33,7 +33,6 @@ from migrator.events import (
     RunResult,
 )
 from migrator.history import History, Recording, RunRecorder
-from migrator.interruptions import interrupted_run
 from migrator.ledger import Ledger
 from migrator.ledger_entries import checksums
 from migrator.lock import AdvisoryLocker, SessionLocker
@@ -151,8 +150,8 @@ class Migrator:
         status = self._status_for_writing(run)
         steps = self.plan_up(target=target, by_one=by_one, status=status)
         rerun = {step.migration.version for step in steps}
-        for entry in status.interrupted:
-            self.notify(InterruptedRunFound(interrupted_run(entry), entry.version in rerun))
+        for interrupted in status.interrupted:
+            self.notify(InterruptedRunFound(interrupted, interrupted.version in rerun))
         if status.ahead:
             self.notify(DatabaseAhead(status.ahead, status.newest_file, Ahead.NEWER_IMAGE))
         result = self._execute(run, steps, adopt=status.unrecorded, ahead=status.ahead)

@@ -1,8 +1,9 @@
 """How a NO TRANSACTION run that stopped part-way is described: what ran, and what to do.
 
 The ledger records such a run statement by statement; ``InterruptedRun`` is that record as
-the library shows it (events, refusals), and these sentences turn it into what the operator
-needs to repair it, in refusals and in ``status``.
+the library shows it (``Status``, events, refusals): ``from_entry`` converts it where the
+status is read, and nothing else sees the ledger's entry. These sentences turn it into what
+the operator needs to repair it, in refusals and in ``status``.
 """
 
 from __future__ import annotations
@@ -25,16 +26,23 @@ class InterruptedRun:
     statements_total: int
 
 
-def interrupted_run(entry: Entry | InterruptedRun) -> InterruptedRun:
+# The direction a file was running in when it stopped, by the state the ledger left it in.
+_DIRECTIONS = {State.APPLYING: Direction.UP, State.REVERTING: Direction.DOWN}
+
+
+def from_entry(entry: Entry) -> InterruptedRun:
     """The ledger's entry of an interrupted file, as the library shows it."""
-    if isinstance(entry, InterruptedRun):
-        return entry
-    direction = Direction.UP if entry.state is State.APPLYING else Direction.DOWN
-    return InterruptedRun(entry.version, entry.filename, direction, entry.statements_done, entry.statements_total)
+    return InterruptedRun(
+        entry.version, entry.filename, _DIRECTIONS[entry.state], entry.statements_done, entry.statements_total
+    )
 
 
-def describe_interruption(run: Entry | InterruptedRun) -> str:
-    run = interrupted_run(run)
+def ledger_state(run: InterruptedRun) -> State:
+    """The state the ledger records ``run`` in (``status --json`` shows it)."""
+    return next(state for state, direction in _DIRECTIONS.items() if direction is run.direction)
+
+
+def describe_interruption(run: InterruptedRun) -> str:
     doing = "applying" if run.direction is Direction.UP else "rolling back"
     return (
         f"{doing} {run.file} (NO TRANSACTION) was interrupted after {run.statements_done} of"
@@ -42,9 +50,8 @@ def describe_interruption(run: Entry | InterruptedRun) -> str:
     )
 
 
-def interruption_advice(run: Entry | InterruptedRun) -> str:
+def interruption_advice(run: InterruptedRun) -> str:
     """What to do about a NO TRANSACTION file that stopped part-way, precisely."""
-    run = interrupted_run(run)
     command = "up" if run.direction is Direction.UP else "down"
     ran = (
         f"statements 1 to {run.statements_done} ran and were not rolled back"

@@ -70,9 +70,21 @@ class _Placed:
 
 
 def lint(files: list[tuple[Migration, ParsedMigration]], config: Path | None) -> list[Finding]:
+    """squawk's findings on ``files`` with ``config``; InputError when squawk is not installed."""
     binary = squawk_binary()
     if binary is None:
         raise InputError("squawk is not installed: pip install squawk-cli")
+    return _lint(binary, files, config)
+
+
+def lint_if_installed(files: list[tuple[Migration, ParsedMigration]], migrations_dir: Path) -> list[Finding] | None:
+    """squawk's findings on ``files`` with the project's config (``find_config``), or None
+    where squawk is not installed (the image has none): a report that lints when it can."""
+    binary = squawk_binary()
+    return None if binary is None else _lint(binary, files, find_config(migrations_dir))
+
+
+def _lint(binary: str, files: list[tuple[Migration, ParsedMigration]], config: Path | None) -> list[Finding]:
     findings: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="migrator-lint-") as scratch:
         for in_transaction in (True, False):

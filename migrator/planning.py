@@ -17,7 +17,6 @@ from itertools import takewhile
 
 from migrator.errors import InputError
 from migrator.events import place
-from migrator.ledger_entries import State
 from migrator.options import Options
 from migrator.parser import Direction, ParsedMigration, parse_file
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused
@@ -144,7 +143,7 @@ def plan_down(
     for version in versions:
         if version not in files:
             raise InputError(f"version {version} is applied but has no migration file to roll it back")
-    stray = [e for e in status.interrupted if not (e.state is State.REVERTING and e.version in versions)]
+    stray = [r for r in status.interrupted if not (r.direction is Direction.DOWN and r.version in versions)]
     if stray and not options.allow_interrupted:
         raise InterruptedRunRefused(stray)
     if not options.allow_edited:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrator.errors import InputError
-from migrator.interruptions import InterruptedRun, interrupted_run, interruption_advice
-from migrator.ledger_entries import Entry
+from migrator.interruptions import InterruptedRun, interruption_advice
 from migrator.source import Migration
 
 
@@ -29,9 +28,9 @@ class DriftRefused(InputError):
     edited: list[Migration]
     vanished: list[VanishedFile]
 
-    def __init__(self, edited: list[Migration], vanished: list[Entry]):
+    def __init__(self, edited: list[Migration], vanished: list[VanishedFile]):
         self.edited = edited
-        self.vanished = [VanishedFile(e.version, e.filename) for e in vanished]
+        self.vanished = vanished
         problems = [f"{m.filename} was edited after it was applied" for m in edited]
         problems += [f"{v.file} (version {v.version}) was applied but its file is gone" for v in self.vanished]
         super().__init__("; ".join(problems))
@@ -57,8 +56,8 @@ class InterruptedRunRefused(InputError):
 
     interrupted: list[InterruptedRun]
 
-    def __init__(self, interrupted: list[Entry] | list[InterruptedRun]):
-        self.interrupted = [interrupted_run(e) for e in interrupted]
+    def __init__(self, interrupted: list[InterruptedRun]):
+        self.interrupted = interrupted
         super().__init__(
             "; ".join(interruption_advice(e) for e in self.interrupted)
             + ". Rolling back other files first would leave it half done"

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from migrator.ledger_entries import Entry, LedgerUnreadable, State, checksums
+from migrator.interruptions import InterruptedRun, from_entry
+from migrator.ledger_entries import LedgerUnreadable, State, checksums
+from migrator.refusals import VanishedFile
 from migrator.source import Migration
 
 if TYPE_CHECKING:
@@ -38,8 +40,8 @@ class Status:
     unknown_applied: list[int]  # versions recorded in the table with no file
     edited: list[Migration] = field(default_factory=list)  # applied, and the file changed since
     # Applied with a checksum, and its file is gone although a newer file is here.
-    vanished: list[Entry] = field(default_factory=list)
-    interrupted: list[Entry] = field(default_factory=list)  # NO TRANSACTION run that died part-way
+    vanished: list[VanishedFile] = field(default_factory=list)
+    interrupted: list[InterruptedRun] = field(default_factory=list)  # NO TRANSACTION run that died part-way
     unrecorded: list[Migration] = field(default_factory=list)  # applied before checksums existed
     applied_order: list[int] = field(default_factory=list)  # applied versions, oldest application first
     ledger_unreadable: str | None = None  # why checksums could not be compared, in a read-only command
@@ -93,8 +95,8 @@ def read_status(
         migrations=[MigrationState(m, m.version in times, times.get(m.version)) for m in migrations],
         unknown_applied=sorted(v for v in times if v not in by_version),
         edited=[by_version[v] for v in sorted(on_disk) if on_disk[v] != entries[v].sha256],
-        vanished=[entries[v] for v in sorted(recorded) if v not in by_version and v < newest],
-        interrupted=[e for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
+        vanished=[VanishedFile(v, entries[v].filename) for v in sorted(recorded) if v not in by_version and v < newest],
+        interrupted=[from_entry(e) for _, e in sorted(entries.items()) if e.state is not State.APPLIED],
         unrecorded=[by_version[v] for v in sorted(times) if v not in entries and v in by_version]
         if unreadable is None
         else [],

@@ -23,11 +23,11 @@ from migrator.cli.reports import (
 from migrator.dsn import connect, pgx_options, redact
 from migrator.errors import DriftFound, InputError, LintFindings, RehearsalFailed
 from migrator.history import History, RunPlace, RunRecorder
-from migrator.lint import Finding, find_config, lint, squawk_binary
+from migrator.lint import find_config, lint, lint_if_installed
 from migrator.operator_text import error_message
 from migrator.options import Options
 from migrator.own_transaction import note
-from migrator.parser import Direction, ParsedMigration, parse_file
+from migrator.parser import Direction, parse_file
 from migrator.planning import refuse_drift
 from migrator.source import Migration, collect, missing_directory
 from migrator.status import Status
@@ -207,7 +207,7 @@ def plan(args: a.Plan) -> None:
     with _database(args) as conn:
         migrator = _migrator(conn, args, args.options)
         steps = migrator.plan_up(status=_read_status(migrator))
-    print_plan(steps, _lint_findings([(s.migration, s.parsed) for s in steps], args), as_json=args.as_json)
+    print_plan(steps, lint_if_installed([(s.migration, s.parsed) for s in steps], args.directory), as_json=args.as_json)
 
 
 def lint_command(args: a.Lint) -> None:
@@ -305,13 +305,3 @@ def applied_file_problems(args: a.Arguments, migrations: list[Migration]) -> lis
         except InputError as exc:
             return [error_message(exc)]
     return []
-
-
-# -- output ----------------------------------------------------------------------------
-
-
-def _lint_findings(files: list[tuple[Migration, ParsedMigration]], args: a.Arguments) -> list[Finding] | None:
-    """squawk's findings, or None where squawk is not installed (the image has none)."""
-    if squawk_binary() is None:
-        return None
-    return lint(files, find_config(args.directory))

@@ -6,7 +6,7 @@ import json
 import sys
 
 from migrator.events import Event, RunResult
-from migrator.interruptions import interruption_advice
+from migrator.interruptions import interruption_advice, ledger_state
 from migrator.lint import Finding
 from migrator.operator_text import event_line, result_line
 from migrator.own_transaction import note, transaction_ends
@@ -49,11 +49,11 @@ def status_document(found: Status, table: str) -> dict[str, object]:
         "pending": [m.version for m in found.pending],
         "unknown_applied": found.unknown_applied,
         "edited": sorted(edited),
-        "vanished": [e.version for e in found.vanished],
+        "vanished": [v.version for v in found.vanished],
         "interrupted": [
-            {"version": e.version, "name": e.filename, "state": e.state.value,
-             "statements_done": e.statements_done, "statements_total": e.statements_total}
-            for e in found.interrupted
+            {"version": r.version, "name": r.file, "state": ledger_state(r).value,
+             "statements_done": r.statements_done, "statements_total": r.statements_total}
+            for r in found.interrupted
         ],
         "checksums_checked": found.ledger_unreadable is None,
     }  # fmt: skip
@@ -68,11 +68,11 @@ def print_status(found: Status) -> None:
         note = "  (EDITED since applied)" if state.migration.version in edited else ""
         print(f"    {when:<24} -- {state.migration.filename}{note}")
     for version_id in found.unknown_applied:
-        vanished = next((e.filename for e in found.vanished if e.version == version_id), None)
+        vanished = next((v.file for v in found.vanished if v.version == version_id), None)
         what = f"{vanished} (file REMOVED since applied)" if vanished else f"version {version_id}"
         print(f"    {'Applied, no file':<24} -- {what}")
-    for entry in found.interrupted:
-        print(f"\nmigrator: {interruption_advice(entry)}.")
+    for interrupted in found.interrupted:
+        print(f"\nmigrator: {interruption_advice(interrupted)}.")
 
 
 def ends_document(parsed: ParsedMigration) -> list[dict[str, object]]:

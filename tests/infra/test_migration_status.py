@@ -397,7 +397,7 @@ def test_pending_files_are_linted_with_the_projects_config(
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("migration lint: 00001_a.sql: statement 1 (line 2): warning ban-drop-column: ")
     assert not warnings[0].endswith(")"), "squawk gives this rule no advice: nothing in parentheses"
-    monkeypatch.setattr(migration_status, "squawk_binary", lambda: None)
+    monkeypatch.setattr("migrator.lint.squawk_binary", lambda: None)
     assert lint_warnings(collect(migrations.path), migrations.path) == [
         "migration lint: squawk is not installed here, pending migrations were not linted"
     ]

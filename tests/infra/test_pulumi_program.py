@@ -28,30 +28,20 @@ from infra.config import ConfigError, default
 from infra.deadlines import Deadlines
 from infra.image_content import IMAGE_FILES, content_hash, image_files
 from infra.migrator_image import PromotionRefused
-from infra.schema_target import SchemaTargetError
-from migrator.parser import Direction, parse_file
-from migrator.source import collect
 from tests.support import REPO, copy_project
-from tests.support.cli_runner import run_cli
-from tests.support.pulumi_harness import ACCESS_TOKEN, APPLIED, Recorder, Run, run_program
+from tests.support.pulumi_harness import (
+    ACCESS_TOKEN,
+    API_DIGEST,
+    APPLIED,
+    DATABASE_URL,
+    PASSWORD,
+    STAGING,
+    Recorder,
+    Run,
+    run_program,
+    staging,
+)
 
-PASSWORD = "pW-9f2c81e0-secret"
-# A host name that must never show, and hostaddr so that a program run that reads the database
-# only ever reaches a closed port on loopback: tests send nothing anywhere else.
-DATABASE_URL = f"postgresql://api:{PASSWORD}@db.internal.example:1/api?hostaddr=127.0.0.1&sslmode=require"
-API_DIGEST = "us-central1-docker.pkg.dev/e2b-staging/api/api@sha256:" + "ab" * 32
-STAGING = {
-    "gcp:project": "e2b-staging",
-    "gcp:region": "us-central1",
-    "api-migrations:registry": "artifact-registry",
-    "api-migrations:registryReaderServiceAccount": "nomad@e2b-staging.iam.gserviceaccount.com",
-    "api-migrations:apiImage": API_DIGEST,
-    "api-migrations:apiCount": "2",
-    "api-migrations:datacenters": '["us-central1-a"]',
-    "api-migrations:databaseUrl": DATABASE_URL,
-    # The status resource is mocked; reading the database is tested against a real one.
-    "api-migrations:reportMigrations": "false",
-}
 DEV = {
     "api-migrations:registry": "localhost:5000",
     "api-migrations:apiImage": "localhost:5000/api:dev-1",
@@ -65,11 +55,6 @@ IMAGE = "docker:index/image:Image"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 READER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 VARIABLE = "nomad:index/variable:Variable"
-
-
-def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
-    config = {k: v for k, v in {**STAGING, **(overrides or {})}.items() if v is not None}
-    return run_program(program, config, **kw)
 
 
 def declared(run: Run) -> dict[tuple[str, str], dict[str, object]]:
@@ -830,12 +815,6 @@ def test_dev_stack_creates_no_gcp_resource() -> None:
     assert run.exports["registryUrl"] == "localhost:5000"
 
 
-def test_a_migrate_to_the_image_cannot_reach_is_refused() -> None:
-    """Issue 13: refused while the program runs, so `pulumi preview` fails before any change."""
-    with pytest.raises(SchemaTargetError, match="migrateTo 1 is not a version of migrations/"):
-        staging({"api-migrations:migrateTo": "1"})
-
-
 def test_the_migrator_task_moves_the_database_to_migrate_to_within_its_budget() -> None:
     latest = json.loads(job_vars(staging())["migrator_args"])
     assert latest == ["migrate-to", "latest", "--lock-timeout", "3600s", "--run-timeout", "3600s"]
@@ -851,40 +830,3 @@ def test_the_migrator_task_moves_the_database_to_migrate_to_within_its_budget() 
     ]  # fmt: skip
     declared = [r.name for r in staging().recorder.of_type("pulumi-python:dynamic:Resource")]
     assert "rollback-request" not in declared, "no rollback asked for: no request"
-
-
-def shipped_down_statements() -> tuple[int, list[str]]:
-    """Down statements of every shipped file, and the files whose Down section is empty."""
-    files = collect(REPO / "migrations")
-    downs = {m.filename: parse_file(m.path, Direction.DOWN).statements for m in files}
-    return sum(len(s) for s in downs.values()), sorted(name for name, s in downs.items() if not s)
-
-
-def test_going_below_the_database_without_allow_down_fails_the_preview(dsn: str) -> None:
-    """Issue 13: the program reads the database (reportMigrations) and refuses a rollback
-    the stack did not allow, before anything is deployed."""
-    assert run_cli("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
-    stack = {"api-migrations:reportMigrations": "true", "api-migrations:databaseUrl": dsn}
-    with pytest.raises(SchemaTargetError, match=r"is below the database's version \d+: going down to it rolls back "):
-        staging({**stack, "api-migrations:migrateTo": "0"}, preview=True)
-
-
-def test_an_allowed_rollback_lists_every_down_statement_or_names_an_empty_one(
-    dsn: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert run_cli("up", dsn=dsn, directory=REPO / "migrations").returncode == 0
-    warned: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warned.append(message))
-    stack = {
-        "api-migrations:reportMigrations": "true",
-        "api-migrations:databaseUrl": dsn,
-        "api-migrations:migrateTo": "0",
-        "api-migrations:allowDown": "true",
-    }
-    statements, empty = shipped_down_statements()
-    if empty:  # rolling those back would only forget their versions
-        with pytest.raises(SchemaTargetError, match=f"needs the Down section of {empty[-1]}"):
-            staging(stack, preview=True)
-    else:
-        staging(stack, preview=True)
-        assert len([line for line in warned if line.startswith("rollback: ")]) == statements

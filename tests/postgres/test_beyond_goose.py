@@ -86,7 +86,7 @@ def test_plan_lists_each_pending_file_with_squawks_findings_under_the_config_bes
     ]
 
     # Where squawk is not installed (the image has none), plan says so rather than "no findings".
-    monkeypatch.setattr("migrator.cli.commands.squawk_binary", lambda: None)
+    monkeypatch.setattr("migrator.lint.squawk_binary", lambda: None)
     without = json.loads(run_cli("plan", "--json", dsn=dsn, directory=migrations.path).stdout)
     assert [p["lint"] for p in without["pending"]] == [None, None]
     assert "-- lint" not in run_cli("plan", dsn=dsn, directory=migrations.path).stdout

@@ -23,7 +23,7 @@ from migrator.dsn import describe
 from migrator.errors import Failure, MigrationFailed, ParseError
 from migrator.events import Ahead, DatabaseAhead, Event, InterruptedRunFound, LockRetry, MigrationFinished
 from migrator.interruptions import InterruptedRun, interruption_advice
-from migrator.ledger_entries import Entry, LedgerUnreadable, State
+from migrator.ledger_entries import LedgerUnreadable
 from migrator.parser import Direction
 from migrator.refusals import DriftRefused, InterruptedRunRefused, OutOfOrderRefused, VanishedFile
 from migrator.safety import Safety
@@ -279,12 +279,12 @@ def test_a_target_below_the_highest_with_nothing_to_roll_back_rolls_back_nothing
 
 
 def test_an_interrupted_run_refusal_gives_the_advice_for_every_file() -> None:
-    entries = [
-        Entry(2, "00002_a.sql", "0" * 64, State.APPLYING, 1, 3),
-        Entry(3, "00003_b.sql", "1" * 64, State.REVERTING, 0, 2),
+    runs = [
+        InterruptedRun(2, "00002_a.sql", Direction.UP, 1, 3),
+        InterruptedRun(3, "00003_b.sql", Direction.DOWN, 0, 2),
     ]
-    assert str(InterruptedRunRefused(entries)) == (
-        f"{interruption_advice(entries[0])}; {interruption_advice(entries[1])}."
+    assert str(InterruptedRunRefused(runs)) == (
+        f"{interruption_advice(runs[0])}; {interruption_advice(runs[1])}."
         " Rolling back other files first would leave it half done"
     )
 
@@ -302,8 +302,8 @@ def test_a_database_is_described_without_credentials(params: dict[str, str], des
 
 
 def test_interruptions_are_described_for_each_direction() -> None:
-    applying = Entry(2, "00002_a.sql", "0" * 64, State.APPLYING, 1, 3)
-    reverting = Entry(3, "00003_b.sql", "1" * 64, State.REVERTING, 0, 2)
+    applying = InterruptedRun(2, "00002_a.sql", Direction.UP, 1, 3)
+    reverting = InterruptedRun(3, "00003_b.sql", Direction.DOWN, 0, 2)
     repair = " make those statements safe to repeat (IF NOT EXISTS, IF EXISTS) or undo them by hand, then run"
     assert interruption_advice(applying) == (
         "applying 00002_a.sql (NO TRANSACTION) was interrupted after 1 of 3 statement(s): statements 1 to 1 ran and"
@@ -634,9 +634,7 @@ def test_every_public_name_shows_only_public_types() -> None:
         for used in referenced_classes(hint)
         if used.__module__.startswith("migrator") and used not in classes
     }
-    # Status is read by the seal, the planner and status (issue 27's lane this session): its
-    # entries become InterruptedRun and VanishedFile when those readers follow.
-    assert internal == {"Status: migrator.ledger_entries.Entry"}
+    assert internal == set()
 
 
 def test_an_error_declares_the_facts_it_carries() -> None:

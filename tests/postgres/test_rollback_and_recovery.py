@@ -125,6 +125,9 @@ def test_a_rollback_that_stopped_half_way_is_finished_by_the_next_down(dsn: str,
     stopped = run_cli("down", dsn=dsn, directory=migrations.path)
     assert stopped.returncode == 1
     assert versions(dsn) == [0, 1, 2]  # the version row goes last: still applied
+    assert interrupted(dsn, migrations) == [
+        {"version": 2, "name": "00002_nt.sql", "state": "reverting", "statements_done": 1, "statements_total": 2}
+    ]
     kept = run_cli("down-to", "2", dsn=dsn, directory=migrations.path)  # would keep it half rolled back
     assert kept.returncode == 2
     assert "rolling back 00002_nt.sql (NO TRANSACTION) was interrupted" in kept.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from unittest import mock
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+
+from tests.support import REPO
 
 ACCESS_TOKEN = "ya29.mock-access-token"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -146,3 +148,28 @@ def run_declarations(
 
 def run_program(program: Path, config: dict[str, str], **options: Any) -> Run:
     return run_declarations(lambda: runpy.run_path(str(program), run_name="__main__"), config, **options)
+
+
+PASSWORD = "pW-9f2c81e0-secret"
+# A host name that must never show, and hostaddr so that a program run that reads the database
+# only ever reaches a closed port on loopback: tests send nothing anywhere else.
+DATABASE_URL = f"postgresql://api:{PASSWORD}@db.internal.example:1/api?hostaddr=127.0.0.1&sslmode=require"
+API_DIGEST = "us-central1-docker.pkg.dev/e2b-staging/api/api@sha256:" + "ab" * 32
+STAGING = {
+    "gcp:project": "e2b-staging",
+    "gcp:region": "us-central1",
+    "api-migrations:registry": "artifact-registry",
+    "api-migrations:registryReaderServiceAccount": "nomad@e2b-staging.iam.gserviceaccount.com",
+    "api-migrations:apiImage": API_DIGEST,
+    "api-migrations:apiCount": "2",
+    "api-migrations:datacenters": '["us-central1-a"]',
+    "api-migrations:databaseUrl": DATABASE_URL,
+    # The status resource is mocked; reading the database is tested against a real one.
+    "api-migrations:reportMigrations": "false",
+}
+
+
+def staging(overrides: Mapping[str, str | None] | None = None, program: Path = REPO / "__main__.py", **kw: Any) -> Run:
+    """``program`` run as the staging stack with STAGING's config, ``overrides`` on top (None unsets a key)."""
+    config = {k: v for k, v in {**STAGING, **(overrides or {})}.items() if v is not None}
+    return run_program(program, config, **kw)

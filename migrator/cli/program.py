@@ -35,7 +35,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's name and help line, the global options, and the arguments and options
+    of ``command`` alone: a run parses one command, and building all of them cost every start
+    a few milliseconds of argparse."""
     parser = _Parser(prog=PROG, description="Apply goose SQL migrations to PostgreSQL, goose-compatibly.", epilog=HELP)
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
     everywhere = parser.add_argument_group(_GLOBALS)
@@ -43,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         if source.everywhere:
             source.add_to(everywhere, dest, default)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
-    for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, epilog=HELP)
-        flags.add_arguments(command.takes, sub, _GLOBALS)
+    for row in COMMANDS:
+        sub = subparsers.add_parser(row.name, help=row.help, description=row.help, epilog=HELP)
+        if row.name == command:
+            flags.add_arguments(row.takes, sub, _GLOBALS)
     return parser
 
 
@@ -77,7 +81,9 @@ def _command_first(argv: Sequence[str]) -> list[str]:
 
 def parse_arguments(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Command, Arguments]:
     """The command argv names, and what it takes, from argv and then the environment."""
-    ns, unknown = build_parser().parse_known_args(_command_first(argv))
+    ordered = _command_first(argv)
+    named = ordered[0] if ordered and ordered[0] in BY_NAME else None
+    ns, unknown = build_parser(named).parse_known_args(ordered)
     if unknown:
         # argparse blames the top-level parser; the options a command takes are in its own help.
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see `{PROG} {ns.command} --help`)")

@@ -79,6 +79,6 @@ def one_error(result: subprocess.CompletedProcess[str], exit_code: int = 2) -> s
 def help_of(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
     """The help ``argv --help`` prints, its words joined by single spaces."""
     with pytest.raises(SystemExit) as stopped:
-        cli.build_parser().parse_args([*argv, "--help"])
+        cli.parse_arguments([*argv, "--help"], {})
     assert stopped.value.code == 0
     return " ".join(capsys.readouterr().out.split())

@@ -611,7 +611,8 @@ def signatures(value: object) -> Iterator[tuple[str, object]]:
     if isinstance(value, type):
         yield "", value
         for name, member in vars(value).items():
-            if not name.startswith("_"):
+            # Under mutation testing mutmut adds its copies of each method (xǁClassǁname__mutmut_3).
+            if not name.startswith("_") and "__mutmut_" not in name:
                 function = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
                 if inspect.isfunction(function):
                     yield f".{name}()", function

@@ -36,12 +36,6 @@ MANIFEST_ENV = "MIGRATOR_CHECKSUMS"
 SCRATCH_DSN_ENV = "MIGRATOR_SCRATCH_DSN"
 
 
-def read_manifest(environ: Mapping[str, str]) -> str | None:
-    """The checksum manifest ``MIGRATOR_CHECKSUMS`` names; None when unset or unreadable."""
-    location = environ.get(MANIFEST_ENV)
-    return _manifest(location, Where(MANIFEST_ENV, (MANIFEST_ENV,))) if location else None
-
-
 def _manifest(location: str, where: Where) -> str | None:
     try:
         return Path(location).read_text()

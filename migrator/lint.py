@@ -21,6 +21,9 @@ from migrator.parser import ParsedMigration
 from migrator.source import Migration
 
 CONFIG_NAME = ".squawk.toml"
+# squawk lints a whole project in well under a second; one that has not finished in five
+# minutes is stuck, and a stuck lint must not hold a deployment's preview forever.
+SQUAWK_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,17 @@ def _run(binary: str, placed: list[_Placed], config: Path | None, in_transaction
     command.append("--assume-in-transaction" if in_transaction else "--no-assume-in-transaction")
     command += [str(p.path) for p in placed]
     # Run where no stray .squawk.toml can be picked up: only the one passed in counts.
-    result = subprocess.run(
-        command, capture_output=True, text=True, check=False, timeout=300, cwd=placed[0].path.parent
-    )
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=SQUAWK_TIMEOUT_SECONDS,
+            cwd=placed[0].path.parent,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(f"squawk did not finish within {SQUAWK_TIMEOUT_SECONDS:g}s and was stopped") from None
     # squawk prints a JSON list even when it finds nothing: no output is a failure (a config
     # it cannot read exits 1, as findings do, with nothing on stdout).
     try:

@@ -188,6 +188,47 @@ def test_a_squawk_that_cannot_run_is_an_error_not_a_clean_bill(
     assert str(failed.value) == "squawk failed (exit 3): " + "0" * 500, "squawk's message, cut to 500 characters"
 
 
+def test_lint_sees_each_file_as_it_would_run_after_envsub(squawk: None, migrations: MigrationDir) -> None:
+    """squawk lints the statements ENVSUB makes from the run's environment, not the file's text."""
+    migrations.add(
+        "00001_a.sql",
+        "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE a (id bigint);\nALTER TABLE a ADD COLUMN b ${KIND};\n",
+    )
+    required = run_cli("lint", "--all", directory=migrations.path, env={"KIND": "text NOT NULL"})
+    assert (required.returncode, required.stderr) == (4, "migrator: error: lint: 1 finding(s) in 1 of 1 file(s)\n")
+    assert required.stdout.startswith("00001_a.sql: statement 2 (line 4): warning adding-required-field"), required
+    optional = run_cli("lint", "--all", directory=migrations.path, env={"KIND": "text"})
+    assert (optional.returncode, optional.stdout) == (0, "migrator: lint found nothing in 1 file(s)\n")
+
+
+def test_lint_takes_the_refusal_options_the_run_would(squawk: None, dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00002_b.sql", "-- +goose Up\nCREATE TABLE b (id int);\n")
+    assert run_cli("up", dsn=dsn, directory=migrations.path).returncode == 0
+    migrations.add("00001_a.sql", A)
+    refused = run_cli("lint", dsn=dsn, directory=migrations.path)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "migrator: error: 1 pending migration(s) older than the highest applied version 2: 00001_a.sql; apply them"
+        " out of order with --allow-missing\n",
+    )
+    allowed = run_cli("lint", "--allow-missing", dsn=dsn, directory=migrations.path)
+    assert (allowed.returncode, allowed.stdout) == (0, "migrator: lint found nothing in 1 file(s)\n")
+
+
+def test_a_squawk_that_hangs_is_stopped_and_named(
+    migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "squawk"
+    fake.write_text("#!/bin/sh\nexec sleep 20\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    monkeypatch.setattr(lint_module, "SQUAWK_TIMEOUT_SECONDS", 0.5)
+    path = migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
+    with pytest.raises(InputError) as failed:
+        lint_module.lint([(collect(migrations.path)[0], parse_file(path, Direction.UP))], None)
+    assert str(failed.value) == "squawk did not finish within 0.5s and was stopped"
+
+
 def test_lint_names_file_statement_line_and_rule(squawk: None, dsn: str, migrations: MigrationDir) -> None:
     migrations.add("00001_a.sql", A)
     migrations.add(

@@ -7,12 +7,13 @@ import json
 import re
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import conninfo, sql
 
-from migrator import Migrator, TableName
+from migrator import Failure, Interrupted, Migrator, TableName
 from migrator.dsn import connect
 from migrator.errors import MigrationFailed
 from migrator.history import RunRecorder
@@ -314,6 +315,33 @@ def test_a_statement_that_ran_is_said_to_have_run_when_its_progress_cannot_be_re
         " failed: ERROR: permission denied for table _migrations_ledger (SQLSTATE 42501); statement 1 (line 3)"
         " ran and was NOT rolled back; version 1 was not recorded. Repair by hand, then rerun\n",
     )
+
+
+class _InterruptedWhileRecording(psycopg.Connection[tuple[object, ...]]):
+    """A session on which Ctrl-C arrives just as a NO TRANSACTION statement's progress is sent."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        text = query.as_string(self) if isinstance(query, sql.Composable) else str(query)
+        if "SET statements_done" in text:
+            raise KeyboardInterrupt
+        return super().execute(query, params, **kwargs)
+
+
+def test_an_interruption_while_progress_is_recorded_says_the_statement_ran(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    migrations.add(
+        "00001_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE a (id bigint);\nSELECT 1;\n"
+    )
+    with _InterruptedWhileRecording.connect(dsn, autocommit=True) as conn, pytest.raises(Interrupted) as stopped:
+        Migrator(conn, migrations.path, TableName.parse("_migrations")).up(lock_wait=5)
+    assert str(stopped.value) == (
+        "00001_no_tx.sql (up): statement 1 (line 3) ran, but recording that it ran did not: the run was"
+        " interrupted; statement 1 (line 3) ran and was NOT rolled back; version 1 was not recorded. Repair by"
+        " hand, then rerun"
+    )
+    assert stopped.value.failure == Failure("00001_no_tx.sql", "up", 1, 3, "the run was interrupted", False)
+    assert "a" in tables(dsn)
 
 
 @pytest.mark.parametrize("header", ["", "-- +goose NO TRANSACTION\n"])

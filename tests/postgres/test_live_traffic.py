@@ -10,6 +10,7 @@ import time
 import psycopg
 import pytest
 
+from migrator import Failure, MigrationFailed, Migrator, TableName
 from migrator.safety import Safety
 from tests.support import MigrationDir, query, versions, wait_until
 from tests.support.cli_runner import run_cli
@@ -130,6 +131,38 @@ def test_every_invalid_index_a_file_s_builds_would_take_for_built_is_named(dsn: 
         " DROP INDEX CONCURRENTLY public.t_b_key; then run `up` again. Version 1 was not recorded\n",
     )
     assert versions(dsn) == [0]
+    with psycopg.connect(dsn, autocommit=True) as conn, pytest.raises(MigrationFailed) as failed:
+        Migrator(conn, migrations.path, TableName.parse("_migrations")).up(lock_wait=5)
+    assert failed.value.failure == Failure(
+        "00001_unique.sql",
+        "up",
+        None,
+        None,
+        "INVALID index(es) public.t_a_key, public.t_b_key remain from a concurrent build that did not finish:"
+        " DROP INDEX CONCURRENTLY public.t_a_key; DROP INDEX CONCURRENTLY public.t_b_key",
+        False,
+    )
+
+
+def test_a_build_that_fails_after_one_that_finished_names_only_the_invalid_index(
+    dsn: str, migrations: MigrationDir
+) -> None:
+    query(dsn, "CREATE TABLE t (a int, b int); INSERT INTO t VALUES (1, 1), (1, 2)")
+    migrations.add(
+        "00001_two.sql",
+        "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY t_b_key ON t (b);\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a);\n",
+    )
+    failed = run_cli("up", dsn=dsn, directory=migrations.path)
+    assert (failed.returncode, failed.stderr) == (
+        1,
+        "migrator: error: 00001_two.sql (up): statement 2 (line 4) failed in a NO TRANSACTION migration: ERROR:"
+        ' could not create unique index "t_a_key" (SQLSTATE 23505) DETAIL: Key (a)=(1) is duplicated.; statement 1'
+        " (line 3) ran and was NOT rolled back; INVALID index(es) public.t_a_key remain from a concurrent build that"
+        " did not finish: DROP INDEX CONCURRENTLY public.t_a_key; version 1 was not recorded. Repair by hand, then"
+        " rerun\n",
+    )
+    assert query(dsn, INDEX_STATE) == [("t_a_key", False), ("t_b_key", True)]
 
 
 def test_a_reindex_that_did_not_finish_is_found_by_the_copy_it_left(dsn: str, migrations: MigrationDir) -> None:

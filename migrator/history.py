@@ -41,11 +41,21 @@ KEEP_RUNS = 100
 # created gains them, and reading one that has not gained them yet reads the Run's defaults.
 _ADDED_COLUMNS = {"deployment": "text NOT NULL DEFAULT ''", "rollback_id": "text", "backend_pid": "integer"}
 DIGESTS_COLUMN = "schema_digests"
-# The columns the table was first shipped with.
-_FIRST_COLUMNS = (
-    "id", "started_at", "finished_at", "image", "allocation", "command", "outcome", "applied", "failed_file",
-    "failed_statement", "failed_line", "error",
-)  # fmt: skip
+# The columns the table was first shipped with, and their definitions.
+_FIRST_COLUMNS = {
+    "id": "bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY",
+    "started_at": "timestamptz NOT NULL DEFAULT now()",
+    "finished_at": "timestamptz",
+    "image": "text NOT NULL DEFAULT ''",
+    "allocation": "text NOT NULL DEFAULT ''",
+    "command": "text NOT NULL",
+    "outcome": "text NOT NULL DEFAULT 'running'",
+    "applied": "bigint[] NOT NULL DEFAULT '{}'",
+    "failed_file": "text",
+    "failed_statement": "integer",
+    "failed_line": "integer",
+    "error": "text",
+}
 
 
 class Outcome(StrEnum):
@@ -115,27 +125,16 @@ class History:
         columns: runs are then recorded without them."""
         columns = self._columns()
         if not columns:
-            added = {**_ADDED_COLUMNS, DIGESTS_COLUMN: "jsonb"}
+            made = {**_FIRST_COLUMNS, **_ADDED_COLUMNS, DIGESTS_COLUMN: "jsonb"}
             self.conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} ("
-                    " id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,"
-                    " started_at timestamptz NOT NULL DEFAULT now(),"
-                    " finished_at timestamptz,"
-                    " image text NOT NULL DEFAULT '',"
-                    " allocation text NOT NULL DEFAULT '',"
-                    " command text NOT NULL,"
-                    " outcome text NOT NULL DEFAULT 'running',"
-                    " applied bigint[] NOT NULL DEFAULT '{{}}',"
-                    " failed_file text, failed_statement integer, failed_line integer, error text, {})"
-                ).format(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
                     self.table.identifier,
                     sql.SQL(", ").join(
-                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in added.items()
+                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in made.items()
                     ),
                 )
             )
-            return set(_FIRST_COLUMNS) | set(added)
+            return set(made)
         missing = [name for name in _ADDED_COLUMNS if name not in columns]
         if missing:
             try:

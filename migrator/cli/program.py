@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from functools import cache
 from types import FrameType
 from typing import NoReturn
 
@@ -53,16 +54,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _command_first(argv: Sequence[str]) -> list[str]:
-    """Options written before the command (as goose allows) moved after it, where the
-    command's own parser checks that they belong to it."""
-    with_value = {
+@cache
+def _flags_taking_values() -> frozenset[str]:
+    """Every command's options that take a value: read only when an option comes before the
+    command, so that a run written the usual way does not walk every command's options."""
+    return frozenset(
         flag
         for command in COMMANDS
         for _, source, _ in flags.sources(command.takes)
         if source.takes_value
         for flag in source.flags
-    }
+    )
+
+
+def _command_first(argv: Sequence[str]) -> list[str]:
+    """Options written before the command (as goose allows) moved after it, where the
+    command's own parser checks that they belong to it."""
     before: list[str] = []
     index = 0
     while index < len(argv):
@@ -72,7 +79,7 @@ def _command_first(argv: Sequence[str]) -> list[str]:
         if token == "--version":
             break
         before.append(token)
-        if token in with_value and index + 1 < len(argv):
+        if token in _flags_taking_values() and index + 1 < len(argv):
             index += 1
             before.append(argv[index])
         index += 1

@@ -113,6 +113,14 @@ CASES = {
             " would fail: 3 row(s) refer to no row of tags"
         ],
     ),
+    "foreign key over two columns": (
+        "CREATE TABLE pair_keys (a int, b int, PRIMARY KEY (a, b));\n"
+        "ALTER TABLE pairs ADD FOREIGN KEY (a, b) REFERENCES pair_keys (a, b);\n",
+        [
+            f"{F}: statement 2 (line 3): pairs: FOREIGN KEY (a, b) REFERENCES pair_keys (a, b):"
+            " would fail: 2 row(s) refer to no row of pair_keys"
+        ],
+    ),
     "foreign key to a new table they fill": (
         "CREATE TABLE tags (label text PRIMARY KEY);\nINSERT INTO tags VALUES ('x');\n"
         "ALTER TABLE posts ADD FOREIGN KEY (body) REFERENCES tags (label);\n",

@@ -141,6 +141,24 @@ def test_reading_says_why_the_next_up_would_refuse(dsn: str, migrations: Migrati
     assert "00001_m1.sql was edited after it was applied" in refusal
 
 
+def test_reading_plans_envsub_files_with_the_programs_environment(
+    dsn: str, migrations: MigrationDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.add("00001_m1.sql", "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE ${NAME} (id int);\n")
+    monkeypatch.setenv("NAME", "m1")
+    reading = read_database(dsn, collect(migrations.path))
+    assert ([m.version for m in reading.pending], reading.refusal) == ([1], None)
+
+
+def test_reading_plans_only_up_to_the_stack_s_target(dsn: str, migrations: MigrationDir) -> None:
+    migrations.add("00001_m1.sql", THREE["00001_m1.sql"])
+    migrations.add("00002_vacuum.sql", "-- +goose Up\nVACUUM;\n")
+    assert read_database(dsn, collect(migrations.path), migrate_to=1).refusal is None
+    refusal = read_database(dsn, collect(migrations.path)).refusal
+    assert refusal is not None
+    assert refusal.startswith("00002_vacuum.sql:2: VACUUM cannot run inside a transaction block"), refusal
+
+
 def test_the_shipped_migration_is_pending_on_an_empty_database(dsn: str) -> None:
     reading = read_database(dsn, collect(REPO / "migrations"))
     assert reading.error is None

@@ -239,8 +239,13 @@ def test_excluded_schemas_are_not_compared(project: Project, monkeypatch: pytest
     logged = Logged(monkeypatch)
     project.run({"api-migrations:driftExcludeSchemas": '["public"]', "api-migrations:failOnDrift": "true"})
     [line] = rehearsal_lines(logged)
-    assert line.startswith("drift: none (schemas ")
-    assert "public" not in line
+    compared = re.fullmatch(rf"drift: none \(schemas (.+), replayed on {re.escape(where(project))}\)", line)
+    assert compared is not None, line
+    assert "public" not in compared.group(1).split(", ")
+    everything = json.dumps(["public", *compared.group(1).split(", ")])
+    logged = Logged(monkeypatch)
+    project.run({"api-migrations:driftExcludeSchemas": everything})
+    assert rehearsal_lines(logged) == [f"drift: none (schemas none, replayed on {where(project)})"]
 
 
 @pytest.mark.parametrize("value", ['"public"', "[1]", '[""]'])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -167,16 +168,37 @@ def test_preview_reads_in_a_read_only_session_with_a_short_connect_timeout(
     assert READ_TIMEOUT_SECONDS < 10, "shorter than libpq's default the migrator uses"
 
 
-def test_a_role_that_can_read_only_the_goose_table_still_sees_the_rollback(dsn: str, applied: MigrationDir) -> None:
+@pytest.fixture
+def goose_table_reader(dsn: str, applied: MigrationDir) -> Iterator[str]:
+    """A DSN of a role that may read goose's table and nothing else (not the run history)."""
     reader = login_role(dsn, "reader", "reader-pw", "GRANT SELECT ON _migrations TO {}")
-    role = str(conninfo.conninfo_to_dict(reader)["user"])
-    try:
-        with pytest.raises(SchemaTargetError, match=r"rolls back 00003_c\.sql, 00002_b\.sql, which"):
-            check(reader, applied.path.parent, 1)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    yield reader
+    role = sql.Identifier(str(conninfo.conninfo_to_dict(reader)["user"]))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        conn.execute(sql.SQL("DROP ROLE {}").format(role))
+
+
+def test_a_role_that_can_read_only_the_goose_table_still_sees_the_rollback(
+    goose_table_reader: str, applied: MigrationDir
+) -> None:
+    with pytest.raises(SchemaTargetError, match=r"rolls back 00003_c\.sql, 00002_b\.sql, which"):
+        check(goose_table_reader, applied.path.parent, 1)
+
+
+def test_a_role_that_may_not_read_the_run_history_is_told_the_task_decides_whether_a_rollback_runs(
+    goose_table_reader: str, applied: MigrationDir, warned: list[str]
+) -> None:
+    check(goose_table_reader, applied.path.parent, 1, allow_down=True, rollback="rb-1")
+    assert warned[0] == (
+        "rollback rb-1: no privilege to read the run history here: whether it ran before is not known; the"
+        " db-migrator task knows, and runs it only if it did not"
+    )
+    assert [w for w in warned if w.startswith("rollback: ")] == [
+        "rollback: 00003_c.sql statement 1 (line 5): ALTER TABLE a DROP COLUMN note;",
+        "rollback: 00003_c.sql statement 2 (line 6): DROP TABLE c;",
+        "rollback: 00002_b.sql statement 1 (line 4): DROP TABLE b;",
+    ]
 
 
 # -- each check on its own ----------------------------------------------------------

@@ -104,6 +104,11 @@ def test_up_by_one_and_up_to(dsn: str, migrations: MigrationDir) -> None:
     assert "VERSION must be a whole number written in digits 0-9" in bad.stderr
     empty = run_cli("up-to", "", dsn=dsn, directory=migrations.path)
     assert empty.stderr == "migrator: error: up-to: VERSION must be a whole number written in digits 0-9, got ''\n"
+    latest_or_number = run_cli("migrate-to", "lastest", dsn=dsn, directory=migrations.path)
+    assert (latest_or_number.returncode, latest_or_number.stderr) == (
+        2,
+        "migrator: error: migrate-to: VERSION must be a whole number written in digits 0-9, got 'lastest'\n",
+    )
 
 
 def test_down_redo_and_reset_restore_the_schema(dsn: str, migrations: MigrationDir) -> None:

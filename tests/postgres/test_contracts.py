@@ -12,13 +12,14 @@ import collections
 import json
 import subprocess
 import threading
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from psycopg import conninfo
 
-from migrator.events import MigrationFinished, MigrationResult
-from migrator.operator_text import event_line
+from migrator.events import Ahead, MigrationFinished, MigrationResult
+from migrator.operator_text import ahead_text, event_line
 from migrator.parser import Direction
 from migrator.store import Store
 from migrator.table_name import TableName
@@ -45,6 +46,17 @@ from tests.support.migrator_process import run_migrator
 def test_a_file_s_line_gives_its_duration_in_milliseconds_under_a_second(seconds: float, shown: str) -> None:
     finished = MigrationFinished(MigrationResult(1, "00001_a.sql", Direction.UP, seconds, False))
     assert event_line(finished) == f"OK   00001_a.sql ({shown})"
+
+
+@pytest.mark.parametrize(
+    ("completed_at", "when"),
+    [(None, ""), (datetime(2026, 12, 4, 8, 30, 5, tzinfo=UTC), " at 2026-12-04 08:30:05 UTC")],
+)
+def test_a_rollback_already_completed_says_when_if_it_is_known(completed_at: datetime | None, when: str) -> None:
+    assert ahead_text([3, 4], 2, Ahead.ROLLBACK_DONE, "rb-1", completed_at) == (
+        f"rollback rb-1 to version 2 already completed{when}; version(s) 3, 4 were applied since, and a rollback"
+        " runs once: nothing rolled back"
+    )
 
 
 # -- applying ----------------------------------------------------------------------------

@@ -8,12 +8,14 @@ import json
 from datetime import datetime
 
 import psycopg
+import pytest
 
 from migrator import Migrator, TableName
 from migrator.drift import changes_since_last_run
 from migrator.errors import Failure
 from migrator.history import History
 from migrator.rehearsal import check_drift
+from migrator.rehearsal_report import print_drift_check
 from migrator.schema_snapshot import schema_digests
 from tests.support import MigrationDir, login_role, query
 from tests.support.cli_runner import run_cli
@@ -160,7 +162,7 @@ def test_unqualified_names_replay_into_the_schema_the_target_resolves_them_to(
 
 
 def test_a_version_without_a_file_is_named_not_replayed(
-    conn: psycopg.Connection, scratch: str, migrations: MigrationDir
+    conn: psycopg.Connection, scratch: str, migrations: MigrationDir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     applied(conn, migrations)
     conn.execute("INSERT INTO _migrations (version_id, is_applied) VALUES (7, true); CREATE TABLE seventh (id int)")
@@ -176,6 +178,16 @@ def test_a_version_without_a_file_is_named_not_replayed(
         "missing column public.users.mail",
         "unexpected column public.seventh.id",
         "unexpected table public.seventh",
+    ]
+    print_drift_check(found)
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "-- replayed 2 applied migration(s) in goose's order",
+        "-- NOT replayed: version(s) 7 are applied on the target but have no file here",
+        "-- replayed from file(s) edited since the target applied them: 00001_users.sql",
+        "drift: 3 object(s) differ from what the applied migrations build (schemas public):",
+        "    missing column public.users.mail",
+        "    unexpected column public.seventh.id",
+        "    unexpected table public.seventh",
     ]
 
 

@@ -621,7 +621,11 @@ def test_a_failure_on_the_migrations_own_rows_is_told_from_one_on_the_targets(
     Migrator(conn, applied.path, GOOSE_TABLE).up(lock_wait=10)
     if fixed_by_hand:
         conn.execute("UPDATE users SET email = 'fixed@example.org' WHERE email IS NULL")
-    applied.add("00004_email.sql", "-- +goose Up\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\n")
+    # Statement 2's check passes too, but only the failed statement's checks are told.
+    applied.add(
+        "00004_email.sql",
+        "-- +goose Up\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users ADD CHECK (id > 0);\n",
+    )
     found = rehearse(conn, scratch, applied.path, GOOSE_TABLE)
     (file,) = found.files
     assert file.failure is not None

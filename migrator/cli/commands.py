@@ -299,7 +299,8 @@ def drift(args: a.Rehearsing) -> None:
 def applied_file_problems(args: a.Arguments, migrations: list[Migration]) -> list[str]:
     """validate's check against the database: applied files that were edited or removed."""
     with _connect(args) as conn:
-        migrator = Migrator(conn, migrations, args.table, manifest=args.manifest, env=args.environ)
+        # status reads checksums of the files' bytes: ENVSUB's environment is not needed here.
+        migrator = Migrator(conn, migrations, args.table, manifest=args.manifest)
         try:
             refuse_drift(_read_status(migrator))
         except InputError as exc:

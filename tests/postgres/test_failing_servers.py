@@ -327,9 +327,7 @@ class _InterruptedWhileRecording(psycopg.Connection[tuple[object, ...]]):
         return super().execute(query, params, **kwargs)
 
 
-def test_an_interruption_while_progress_is_recorded_says_the_statement_ran(
-    dsn: str, migrations: MigrationDir
-) -> None:
+def test_an_interruption_while_progress_is_recorded_says_the_statement_ran(dsn: str, migrations: MigrationDir) -> None:
     migrations.add(
         "00001_no_tx.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE a (id bigint);\nSELECT 1;\n"
     )

@@ -34,13 +34,18 @@ _LIMIT_FLOOR_SECONDS = 60.0
 # mutmut's verdict "timeout" (mutmut.stats.status_by_exit_code): caught, and told apart from
 # an assertion that failed, so the score shows how many mutants only the limit caught.
 _TIMEOUT_EXIT_STATUS = 36
-# Run as the child instead of ``-m migrator`` while mutmut collects its records.
-_RECORDING_CHILD = (
-    "import atexit, json, os, runpy, sys\n"
+# mutmut's fork server ignores SIGINT and its children inherit that, so Python would install no
+# KeyboardInterrupt handler in a migrator started from it, and a test that interrupts one would
+# wait for ever: under mutmut the child is started as Nomad starts it, with SIGINT's usual action.
+_INTERRUPTIBLE = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+# While mutmut collects its records, the child also writes the functions it reached.
+_RECORDING = (
+    "import atexit, json, os\n"
     "from mutmut.state import state\n"
     "atexit.register(lambda: open(os.environ['" + _HITS_ENV + "'], 'w').write(json.dumps(sorted(state()._stats))))\n"
-    "sys.argv[0] = 'migrator'\n"
-    "runpy.run_module('migrator', run_name='__main__', alter_sys=True)\n"
+)
+_RUN_MIGRATOR = (
+    "import runpy, sys\nsys.argv[0] = 'migrator'\nrunpy.run_module('migrator', run_name='__main__', alter_sys=True)\n"
 )
 
 
@@ -104,7 +109,11 @@ def report_expiry(session: pytest.Session) -> None:
 
 def child_command() -> list[str]:
     """The arguments that replace ``-m migrator`` for a child process."""
-    return ["-c", _RECORDING_CHILD] if collecting() else ["-m", "migrator"]
+    if collecting():
+        return ["-c", _INTERRUPTIBLE + _RECORDING + _RUN_MIGRATOR]
+    if _mutated() is not None:
+        return ["-c", _INTERRUPTIBLE + _RUN_MIGRATOR]
+    return ["-m", "migrator"]
 
 
 def _mutated() -> ModuleType | None:

@@ -170,14 +170,20 @@ def test_a_finding_reads_as_one_line_with_squawks_advice() -> None:
     assert str(advised) == "00002_b.sql: statement 2 (line 6): error rule: Blocks writes. (Use CONCURRENTLY.)"
 
 
+def fake_squawk(folder: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """A squawk that runs ``script`` (sh) instead, where lint looks for squawk."""
+    fake = folder / "squawk"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    return fake
+
+
 def test_a_squawk_that_cannot_run_is_an_error_not_a_clean_bill(
     migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """squawk exits 1 both for findings and for a config it cannot read; only the first prints JSON."""
-    fake = tmp_path / "squawk"
-    fake.write_text("#!/bin/sh\necho 'Configuration error: unknown variant' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    fake = fake_squawk(tmp_path, monkeypatch, "echo 'Configuration error: unknown variant' >&2\nexit 1")
     path = migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
     migration = collect(migrations.path)[0]
     with pytest.raises(InputError, match=r"squawk failed \(exit 1\): Configuration error: unknown variant"):
@@ -218,10 +224,7 @@ def test_lint_takes_the_refusal_options_the_run_would(squawk: None, dsn: str, mi
 def test_a_squawk_that_hangs_is_stopped_and_named(
     migrations: MigrationDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = tmp_path / "squawk"
-    fake.write_text("#!/bin/sh\nexec sleep 20\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(lint_module, "squawk_binary", lambda: str(fake))
+    fake_squawk(tmp_path, monkeypatch, "exec sleep 20")
     monkeypatch.setattr(lint_module, "SQUAWK_TIMEOUT_SECONDS", 0.5)
     path = migrations.add("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id int);\n")
     with pytest.raises(InputError) as failed:
